@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The collector's configuration (YAML), decoded with option tables. */
+#ifndef WP_COLLECTOR_CONF_H
+#define WP_COLLECTOR_CONF_H
+
+#include <stdint.h>
+
+#include "wp/conf.h"
+
+struct wp_rrd_archive;
+
+/*
+ * collector.yaml:
+ *   listen: 127.0.0.1:7443        (port 0 = any free port; see --port-file)
+ *   state_dir: /var/lib/watchpost (journal/, rrd/, watchpost.db, collector.sock)
+ *   log_level: info
+ *   tls:     {ca, cert, key, crl, crl_check_interval: 5s}
+ *   limits:  {max_frame: 4MiB, max_agents: 20000, handshake_timeout: 10s, idle_timeout: 120s}
+ *   journal: {segment_bytes: 64MiB, fsync: true}
+ *   rrd:     {dir (default state_dir/rrd), flush_interval: 60s, max_pending: 300,
+ *             heartbeat_steps: 2, archives: [{cf: AVERAGE, resolution: 1m, span: 25h}, ...]}
+ * Relative paths are relative to the config file's directory.
+ */
+struct coll_conf {
+    char *path;
+    char *listen_host;
+    char *listen_port;
+    char *state_dir;
+    int log_level;
+    struct {
+        char *ca, *cert, *key, *crl;
+        int64_t crl_check_interval_ms;
+    } tls;
+    struct {
+        uint64_t max_frame;
+        int64_t max_agents;
+        int64_t handshake_timeout_ms, idle_timeout_ms;
+    } limits;
+    struct {
+        uint64_t segment_bytes;
+        int fsync;
+    } journal;
+    struct {
+        char *dir;
+        int64_t flush_interval_ms;
+        int64_t max_pending;
+        int64_t heartbeat_steps;
+        struct wp_rrd_archive *archives; /* cf strings owned */
+        size_t narchives;                /* 0 = defaults */
+    } rrd;
+};
+
+int coll_conf_load(const char *path, struct wp_conf_err *err, struct coll_conf **out);
+void coll_conf_free(struct coll_conf *c);
+
+#endif

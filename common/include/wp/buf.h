@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A growable byte buffer with a read offset (consume from the front, append at the back). */
+#ifndef WP_COMMON_BUF_H
+#define WP_COMMON_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wp_buf {
+    uint8_t *data;
+    size_t off; /* first unread byte */
+    size_t len; /* end of valid bytes; unread = len - off */
+    size_t cap;
+};
+
+void wp_buf_init(struct wp_buf *b);
+void wp_buf_cleanup(struct wp_buf *b);
+/* Make room for n more bytes at the back; returns a pointer to that space. */
+uint8_t *wp_buf_reserve(struct wp_buf *b, size_t n);
+void wp_buf_append(struct wp_buf *b, const void *p, size_t n);
+/* Drop n unread bytes from the front. */
+void wp_buf_consume(struct wp_buf *b, size_t n);
+void wp_buf_reset(struct wp_buf *b);
+
+static inline size_t wp_buf_unread(const struct wp_buf *b)
+{
+    return b->len - b->off;
+}
+
+static inline const uint8_t *wp_buf_head(const struct wp_buf *b)
+{
+    return b->data + b->off;
+}
+
+#endif

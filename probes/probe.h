@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The probe interface: every probe kind is a struct of callbacks with an option table. */
+#ifndef WP_PROBES_PROBE_H
+#define WP_PROBES_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "wp/conf.h"
+#include "wp/log.h"
+#include "wp/wire.h"
+
+/*
+ * A series kind: the layout of one series group (one RRD file per instance), static in
+ * the probe. Example: group "cpu", fields {"user", "nice", "system", ...}, gauge.
+ */
+struct wp_series_kind {
+    const char *group;
+    const char *const *fields; /* nfields names, [a-z0-9_], at most 19 chars (RRD DS names) */
+    uint32_t nfields;
+    enum wp_ds_type type;
+};
+
+/*
+ * Where probes put what they sample. The agent's sink maps (kind, instance) to a series
+ * id and appends a row to the current batch; tests use a capturing sink
+ * (tests/harness/capture.h). Rows carry the sink's ts_ms (the aligned sample time).
+ */
+struct wp_sink {
+    int64_t ts_ms;    /* sample time for this round, set by the scheduler */
+    uint32_t step_s;  /* the probe's interval, becomes the RRD step */
+    void (*metric)(struct wp_sink *s, const struct wp_series_kind *kind, const char *inst,
+                   const double *vals);
+    void *ctx;
+};
+
+/* Emit one row: vals has kind->nfields values, NaN for unknown. */
+static inline void wp_sink_metric(struct wp_sink *s, const struct wp_series_kind *kind,
+                                  const char *inst, const double *vals)
+{
+    s->metric(s, kind, inst, vals);
+}
+
+struct wp_probe;
+
+enum { WP_PROBE_BLOCKING = 1 }; /* sample() may block: the agent runs it off the loop */
+
+struct wp_probe_ops {
+    const char *name;          /* config key, e.g. "host" */
+    const char *summary;
+    const struct wp_opt *opts; /* option table (decoded into ctx) ending with WP_OPT_TABLE_END */
+    size_t ctx_size;           /* the registry allocates p->ctx zeroed */
+    unsigned flags;
+    int (*init)(struct wp_probe *p);                        /* check opts, open; <0 fails */
+    int (*sample)(struct wp_probe *p, struct wp_sink *out); /* periodic; or NULL */
+    int (*start)(struct wp_probe *p, uv_loop_t *loop);      /* streaming; or NULL */
+    void (*stop)(struct wp_probe *p);
+    void (*destroy)(struct wp_probe *p); /* must cope with a failed init */
+};
+
+/* A configured probe instance. */
+struct wp_probe {
+    const struct wp_probe_ops *ops;
+    char *instance;       /* config "name", defaults to the kind */
+    int64_t interval_ms;  /* config "interval", default 10 s, at least 1 s */
+    void *ctx;            /* ops->ctx_size bytes, options decoded into it */
+    int64_t next_due_ms;  /* scheduler state */
+};
+
+/* Log with the probe's identity: "LEVEL probe:host:main: ..." */
+void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define WP_PLOG(p, lvl, ...)                                                                       \
+    do {                                                                                           \
+        if ((int)(lvl) <= wp_log_level_cur) {                                                      \
+            wp_probe_log((p), (lvl), __VA_ARGS__);                                                 \
+        }                                                                                          \
+    } while (0)
+
+/* The probe kinds compiled in (probe_list.c, generated from probes/CMakeLists.txt). */
+extern const struct wp_probe_ops *const wp_probe_list[];
+const struct wp_probe_ops *wp_probe_find(const char *name);
+
+/*
+ * Create a probe of kind ops from a config mapping node (keys: kind, name, interval and the
+ * kind's own options). Runs ops->init. Returns 0 or WP_ECONFIG with err filled.
+ */
+int wp_probe_new(const struct wp_probe_ops *ops, struct wp_conf_doc *doc,
+                 struct wp_conf_node *node, struct wp_conf_err *err, struct wp_probe **out);
+void wp_probe_free(struct wp_probe *p);
+
+#endif
