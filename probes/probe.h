@@ -58,6 +58,11 @@ struct wp_probe_ops {
     int (*start)(struct wp_probe *p, uv_loop_t *loop);      /* streaming; or NULL */
     void (*stop)(struct wp_probe *p);
     void (*destroy)(struct wp_probe *p); /* must cope with a failed init */
+    /*
+     * Optional (NULL for most probes): called on the loop thread after the rows sampled
+     * at ts_ms (and every earlier round) are durable in the agent's spool.
+     */
+    void (*committed)(struct wp_probe *p, int64_t ts_ms);
 };
 
 /* A configured probe instance. */

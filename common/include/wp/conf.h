@@ -104,4 +104,15 @@ int wp_parse_bool(const char *s, int *out);
 
 void wp_strlist_free(struct wp_strlist *l);
 
+/* Helpers shared by the daemons' config loaders. */
+/*
+ * Split "host:port" or "[v6addr]:port" (an IPv6 address needs the brackets). The port is a
+ * decimal number in min_port..65535. Returns 0 with *host and *port set to heap copies
+ * (free() them), or WP_ECONFIG.
+ */
+int wp_conf_split_hostport(const char *s, int min_port, char **host, char **port);
+/* Make *path absolute against the directory of the config file conf_path (resolved with
+ * realpath() when it exists); absolute, empty or NULL paths are left alone. */
+void wp_conf_resolve_path(const char *conf_path, char **path);
+
 #endif

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The collector's configuration: option tables for collector.yaml. */
+#include "coll_conf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rrdw.h"
+#include "wp/err.h"
+#include "wp/mem.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:7443"
+#define SPAN_MAX_S     (20LL * 366 * 86400) /* an archive covers at most ~20 years */
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const cf_names[] = {"AVERAGE", "MIN", "MAX", "LAST", NULL};
+
+#define SEC(sec, f) (offsetof(struct coll_conf, sec.f) - offsetof(struct coll_conf, sec))
+
+static const struct wp_opt tls_opts[] = {
+    {.name = "ca",
+     .type = WP_OPT_STR,
+     .help = "CA certificate; agents must present a certificate it signed",
+     .offset = SEC(tls, ca),
+     .required = 1},
+    {.name = "cert",
+     .type = WP_OPT_STR,
+     .help = "the collector's certificate",
+     .offset = SEC(tls, cert),
+     .required = 1},
+    {.name = "key",
+     .type = WP_OPT_STR,
+     .help = "the collector's private key",
+     .offset = SEC(tls, key),
+     .required = 1},
+    {.name = "crl",
+     .type = WP_OPT_STR,
+     .help = "revocation list from `watchpost ca revoke` (optional)",
+     .offset = SEC(tls, crl)},
+    {.name = "crl_check_interval",
+     .type = WP_OPT_DURATION,
+     .def = "5s",
+     .help = "how often the CRL file is checked for changes",
+     .offset = SEC(tls, crl_check_interval_ms),
+     .min = 1000,
+     .max = 86400000},
+    WP_OPT_TABLE_END,
+};
+
+static const struct wp_opt limits_opts[] = {
+    {.name = "max_frame",
+     .type = WP_OPT_SIZE,
+     .def = "4MiB",
+     .help = "largest frame accepted; a larger one closes the connection",
+     .offset = SEC(limits, max_frame),
+     .min = 64 << 10,
+     .max = 64 << 20},
+    {.name = "max_agents",
+     .type = WP_OPT_INT,
+     .def = "20000",
+     .help = "connections accepted at once",
+     .offset = SEC(limits, max_agents),
+     .min = 1,
+     .max = 1000000},
+    {.name = "handshake_timeout",
+     .type = WP_OPT_DURATION,
+     .def = "10s",
+     .help = "TLS handshake plus HELLO",
+     .offset = SEC(limits, handshake_timeout_ms),
+     .min = 100,
+     .max = 600000},
+    {.name = "idle_timeout",
+     .type = WP_OPT_DURATION,
+     .def = "120s",
+     .help = "a connection silent this long is closed",
+     .offset = SEC(limits, idle_timeout_ms),
+     .min = 1000,
+     .max = 86400000},
+    WP_OPT_TABLE_END,
+};
+
+static const struct wp_opt journal_opts[] = {
+    {.name = "segment_bytes",
+     .type = WP_OPT_SIZE,
+     .def = "64MiB",
+     .help = "journal segment size",
+     .offset = SEC(journal, segment_bytes),
+     .min = 64 << 10,
+     .max = 4LL << 30},
+    {.name = "fsync",
+     .type = WP_OPT_BOOL,
+     .def = "true",
+     .help = "fsync before acknowledging (off loses acked data on a crash)",
+     .offset = SEC(journal, fsync)},
+    WP_OPT_TABLE_END,
+};
+
+static int decode_archives(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                           struct wp_conf_err *err);
+static void free_archives(void *field);
+
+static const struct wp_opt rrd_opts[] = {
+    {.name = "dir",
+     .type = WP_OPT_STR,
+     .help = "RRD files (default: <state_dir>/rrd)",
+     .offset = SEC(rrd, dir)},
+    {.name = "flush_interval",
+     .type = WP_OPT_DURATION,
+     .def = "60s",
+     .help = "each file is written at most this often",
+     .offset = SEC(rrd, flush_interval_ms),
+     .min = 1000,
+     .max = 3600000},
+    {.name = "max_pending",
+     .type = WP_OPT_INT,
+     .def = "300",
+     .help = "rows queued for one file before it is written early",
+     .offset = SEC(rrd, max_pending),
+     .min = 1,
+     .max = 100000},
+    {.name = "heartbeat_steps",
+     .type = WP_OPT_INT,
+     .def = "2",
+     .help = "a data source without an update for this many steps becomes unknown",
+     .offset = SEC(rrd, heartbeat_steps),
+     .min = 1,
+     .max = 10},
+    {.name = "archives",
+     .type = WP_OPT_CUSTOM,
+     .help = "round-robin archives of new files: [{cf, resolution, span}]",
+     .offset = SEC(rrd, archives),
+     .custom = decode_archives,
+     .custom_free = free_archives},
+    WP_OPT_TABLE_END,
+};
+
+static const struct wp_opt top_opts[] = {
+    {.name = "listen",
+     .type = WP_OPT_STR,
+     .def = DEFAULT_LISTEN,
+     .help = "address for agents, host:port (port 0 = any free port)",
+     .offset = offsetof(struct coll_conf, listen_host)}, /* split in finish() */
+    {.name = "state_dir",
+     .type = WP_OPT_STR,
+     .def = "/var/lib/watchpost",
+     .help = "journal, RRD files, database and control socket",
+     .offset = offsetof(struct coll_conf, state_dir)},
+    {.name = "log_level",
+     .type = WP_OPT_ENUM,
+     .def = "info",
+     .help = "error, warn, info or debug",
+     .offset = offsetof(struct coll_conf, log_level),
+     .enum_names = log_levels},
+    {.name = "tls",
+     .type = WP_OPT_SECTION,
+     .help = "certificates (from `watchpost ca`)",
+     .offset = offsetof(struct coll_conf, tls),
+     .sub = tls_opts},
+    {.name = "limits",
+     .type = WP_OPT_SECTION,
+     .help = "protection against misbehaving agents",
+     .offset = offsetof(struct coll_conf, limits),
+     .sub = limits_opts},
+    {.name = "journal",
+     .type = WP_OPT_SECTION,
+     .help = "append-only journal (batches are acked once in it)",
+     .offset = offsetof(struct coll_conf, journal),
+     .sub = journal_opts},
+    {.name = "rrd",
+     .type = WP_OPT_SECTION,
+     .help = "RRD write-behind",
+     .offset = offsetof(struct coll_conf, rrd),
+     .sub = rrd_opts},
+    WP_OPT_TABLE_END,
+};
+
+/* One archive in its mapping form. */
+struct archive_item {
+    int cf;
+    int64_t resolution_ms;
+    int64_t span_ms;
+};
+
+static const struct wp_opt archive_opts[] = {
+    {.name = "cf",
+     .type = WP_OPT_ENUM,
+     .help = "consolidation function",
+     .offset = offsetof(struct archive_item, cf),
+     .required = 1,
+     .enum_names = cf_names},
+    {.name = "resolution",
+     .type = WP_OPT_DURATION,
+     .def = "0",
+     .help = "time per row (0 = the series step)",
+     .offset = offsetof(struct archive_item, resolution_ms)},
+    {.name = "span",
+     .type = WP_OPT_DURATION,
+     .help = "how far back the archive reaches",
+     .offset = offsetof(struct archive_item, span_ms),
+     .required = 1},
+    WP_OPT_TABLE_END,
+};
+
+/* field is &rrd.archives; narchives sits at a fixed distance inside the same struct. */
+static size_t *narchives_of(void *field)
+{
+    const size_t delta =
+        offsetof(struct coll_conf, rrd.narchives) - offsetof(struct coll_conf, rrd.archives);
+    return (size_t *)(void *)((char *)field + delta);
+}
+
+static int decode_archives(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                           struct wp_conf_err *err)
+{
+    struct wp_rrd_archive **arch = field;
+    size_t *narch = narchives_of(field);
+    size_t n = wp_conf_seq_len(doc, node);
+    char path[48];
+
+    if (!wp_conf_is_seq(node)) {
+        return wp_conf_errorf(doc, node, err,
+                              "rrd.archives: expected a list like [{cf: AVERAGE, span: 25h}]");
+    }
+    *arch = wp_xcalloc(n, sizeof(**arch));
+    for (size_t i = 0; i < n; i++) {
+        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
+        struct archive_item a = {0, 0, 0};
+        int rc = 0;
+
+        snprintf(path, sizeof(path), "rrd.archives[%zu]", i);
+        rc = wp_opts_apply(doc, it, archive_opts, &a, path, err);
+        if (rc < 0) {
+            return rc; /* archive_opts hold no heap fields */
+        }
+        if (a.resolution_ms % 1000 != 0) {
+            return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "resolution"), err,
+                                  "%s.resolution: must be whole seconds", path);
+        }
+        if (a.span_ms <= 0 || a.span_ms % 1000 != 0 || a.span_ms / 1000 > SPAN_MAX_S) {
+            return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "span"), err,
+                                  "%s.span: must be whole seconds, more than 0 and at most 20 "
+                                  "years",
+                                  path);
+        }
+        if (a.resolution_ms > a.span_ms) {
+            return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "resolution"), err,
+                                  "%s.resolution: must not be longer than span", path);
+        }
+        (*arch)[i].cf = wp_xstrdup(cf_names[a.cf]);
+        (*arch)[i].resolution_s = (uint32_t)(a.resolution_ms / 1000);
+        (*arch)[i].span_s = (uint32_t)(a.span_ms / 1000);
+        *narch = i + 1;
+    }
+    return 0;
+}
+
+static void free_archives(void *field)
+{
+    struct wp_rrd_archive **arch = field;
+    size_t *narch = narchives_of(field);
+
+    for (size_t i = 0; *arch != NULL && i < *narch; i++) {
+        /* cf is const for rrdw's readers, but the conf owns the copy */
+        free((char *)(uintptr_t)(*arch)[i].cf);
+    }
+    free(*arch);
+    *arch = NULL;
+    *narch = 0;
+}
+
+static int finish(struct coll_conf *c, struct wp_conf_doc *doc, struct wp_conf_err *err)
+{
+    struct wp_conf_node *root = wp_conf_root(doc);
+    char *listen = c->listen_host; /* the table stored the whole "host:port" text here */
+
+    c->listen_host = NULL;
+    if (wp_conf_split_hostport(listen, 0, &c->listen_host, &c->listen_port) < 0) {
+        int rc = wp_conf_errorf(doc, wp_conf_map_get(doc, root, "listen"), err,
+                                "listen: expected \"host:port\" (IPv6 as \"[::1]:7443\", port 0 "
+                                "= any free port), got \"%s\"",
+                                listen);
+        free(listen);
+        return rc;
+    }
+    free(listen);
+    wp_conf_resolve_path(c->path, &c->state_dir);
+    wp_conf_resolve_path(c->path, &c->tls.ca);
+    wp_conf_resolve_path(c->path, &c->tls.cert);
+    wp_conf_resolve_path(c->path, &c->tls.key);
+    wp_conf_resolve_path(c->path, &c->tls.crl);
+    wp_conf_resolve_path(c->path, &c->rrd.dir);
+    if (c->rrd.dir == NULL) {
+        c->rrd.dir = wp_xasprintf("%s/rrd", c->state_dir);
+    }
+    return 0;
+}
+
+int coll_conf_load(const char *path, struct wp_conf_err *err, struct coll_conf **out)
+{
+    int rc = 0;
+    struct wp_conf_doc *doc = NULL;
+    struct coll_conf *c = NULL;
+
+    *out = NULL;
+    rc = wp_conf_load(path, err, &doc);
+    if (rc < 0) {
+        goto out;
+    }
+    c = wp_xcalloc(1, sizeof(*c));
+    c->path = wp_xstrdup(path);
+    rc = wp_opts_apply(doc, wp_conf_root(doc), top_opts, c, "", err);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = finish(c, doc, err);
+    if (rc < 0) {
+        goto out;
+    }
+    *out = c;
+    c = NULL;
+out:
+    coll_conf_free(c);
+    wp_conf_free(doc);
+    return rc;
+}
+
+void coll_conf_free(struct coll_conf *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    wp_opts_free(top_opts, c);
+    free(c->listen_port);
+    free(c->path);
+    free(c);
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The probe registry: create probe instances from config nodes, free them, log for them. */
+#include "probe.h"
+
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wp/err.h"
+#include "wp/mem.h"
+
+#define PROBE_INSTANCE_MAX 64
+
+/* The keys every probe has; decoded into the head of a scratch buffer. */
+struct probe_common {
+    char *kind;
+    char *name;
+    int64_t interval_ms;
+};
+
+static const struct wp_opt common_opts[] = {
+    {.name = "kind",
+     .type = WP_OPT_STR,
+     .help = "the probe kind",
+     .offset = offsetof(struct probe_common, kind)},
+    {.name = "name",
+     .type = WP_OPT_STR,
+     .help = "instance name, unique per kind (default: the kind)",
+     .offset = offsetof(struct probe_common, name)},
+    {.name = "interval",
+     .type = WP_OPT_DURATION,
+     .def = "10s",
+     .help = "how often to sample",
+     .offset = offsetof(struct probe_common, interval_ms),
+     .min = 1000,
+     .max = 3600000},
+    WP_OPT_TABLE_END,
+};
+
+/* The kind's context follows the common head, aligned for any field type. */
+static size_t ctx_offset(void)
+{
+    size_t a = alignof(max_align_t);
+    return (sizeof(struct probe_common) + a - 1) / a * a;
+}
+
+/* common_opts followed by the kind's options, shifted past the head. Free with free(). */
+static struct wp_opt *combined_opts(const struct wp_probe_ops *ops)
+{
+    size_t nc = sizeof(common_opts) / sizeof(common_opts[0]) - 1;
+    size_t nk = 0;
+    struct wp_opt *all = NULL;
+
+    while (ops->opts != NULL && ops->opts[nk].type != WP_OPT_END) {
+        nk++;
+    }
+    all = wp_xcalloc(nc + nk + 1, sizeof(*all));
+    memcpy(all, common_opts, nc * sizeof(*all));
+    for (size_t i = 0; i < nk; i++) {
+        all[nc + i] = ops->opts[i];
+        all[nc + i].offset += ctx_offset();
+    }
+    return all; /* the calloc'd last entry is the WP_OPT_END terminator */
+}
+
+/* "probes[2]" when node is an item of a top-level sequence, else the kind. */
+static void probe_label(struct wp_conf_doc *doc, struct wp_conf_node *node,
+                        const struct wp_probe_ops *ops, char *buf, size_t len)
+{
+    struct wp_conf_node *root = wp_conf_root(doc);
+    static const char *const keys[] = {"probes"};
+
+    if (node == NULL) {
+        snprintf(buf, len, "default probe");
+        return;
+    }
+    snprintf(buf, len, "%s", ops->name);
+    if (root == NULL) {
+        return;
+    }
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        struct wp_conf_node *seq = wp_conf_map_get(doc, root, keys[k]);
+        size_t n = wp_conf_seq_len(doc, seq);
+        for (size_t i = 0; i < n; i++) {
+            if (wp_conf_seq_at(doc, seq, i) == node) {
+                snprintf(buf, len, "%s[%zu]", keys[k], i);
+                return;
+            }
+        }
+    }
+}
+
+static int valid_instance(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > PROBE_INSTANCE_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int wp_probe_new(const struct wp_probe_ops *ops, struct wp_conf_doc *doc, struct wp_conf_node *node,
+                 struct wp_conf_err *err, struct wp_probe **out)
+{
+    int rc = 0;
+    struct wp_opt *opts = combined_opts(ops);
+    size_t off = ctx_offset();
+    size_t ctx_size = ops->ctx_size != 0 ? ops->ctx_size : 1;
+    char *scratch = wp_xcalloc(1, off + ctx_size);
+    struct probe_common *com = (struct probe_common *)(void *)scratch;
+    struct wp_probe *p = NULL;
+    char label[64];
+
+    *out = NULL;
+    probe_label(doc, node, ops, label, sizeof(label));
+    rc = wp_opts_apply(doc, node, opts, scratch, label, err);
+    if (rc < 0) {
+        goto out;
+    }
+    if (com->kind != NULL && strcmp(com->kind, ops->name) != 0) {
+        rc = wp_conf_errorf(doc, wp_conf_map_get(doc, node, "kind"), err,
+                            "%s.kind: expected \"%s\", got \"%s\"", label, ops->name, com->kind);
+        goto out;
+    }
+    if (com->name != NULL && !valid_instance(com->name)) {
+        rc =
+            wp_conf_errorf(doc, wp_conf_map_get(doc, node, "name"), err,
+                           "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', got \"%s\"",
+                           label, PROBE_INSTANCE_MAX, com->name);
+        goto out;
+    }
+
+    p = wp_xcalloc(1, sizeof(*p));
+    p->ops = ops;
+    p->instance = com->name != NULL ? com->name : wp_xstrdup(ops->name);
+    com->name = NULL;
+    p->interval_ms = com->interval_ms;
+    /* the decoded kind options move, pointers and all, into their own allocation */
+    p->ctx = wp_xcalloc(1, ctx_size);
+    memcpy(p->ctx, scratch + off, ctx_size);
+    memset(scratch + off, 0, ctx_size);
+
+    rc = ops->init != NULL ? ops->init(p) : 0;
+    if (rc < 0) {
+        char who[160];
+        if (strcmp(p->instance, ops->name) == 0) {
+            snprintf(who, sizeof(who), "%s (%s)", label, ops->name);
+        } else {
+            snprintf(who, sizeof(who), "%s (%s:%s)", label, ops->name, p->instance);
+        }
+        rc = wp_conf_errorf(doc, node, err, "%s: init failed: %s (the log has the details)", who,
+                            wp_strerror(rc));
+        wp_probe_free(p); /* destroy() copes with a failed init */
+        p = NULL;
+        goto out;
+    }
+    *out = p;
+out:
+    wp_opts_free(opts, scratch);
+    free(scratch);
+    free(opts);
+    return rc;
+}
+
+void wp_probe_free(struct wp_probe *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (p->ops->destroy != NULL) {
+        p->ops->destroy(p);
+    }
+    wp_opts_free(p->ops->opts, p->ctx);
+    free(p->ctx);
+    free(p->instance);
+    free(p);
+}
+
+void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    wp_log(lvl, "probe", "%s:%s: %s", p->ops->name, p->instance, msg);
+}
