@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The fleet's certificate authority (mbedTLS only): create a CA, issue and revoke certs, CRL. */
+#ifndef WP_COMMON_PKI_H
+#define WP_COMMON_PKI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A CA directory holds:
+ *   ca.key   EC P-256 private key (0600)
+ *   ca.crt   self-signed CA certificate (CA:true, keyCertSign|cRLSign, subject key id)
+ *   index    one line per issued certificate (see pki.c), rewritten atomically
+ *   crl.pem  the CRL, rewritten atomically (tmp + fsync + rename) by every init, issue,
+ *            revoke and wp_pki_gen_crl(), so a reader never sees a partial file
+ *   .lock    flock()ed while a command runs, so two `watchpost ca` calls don't race
+ *
+ * Issued keys are EC P-256 (0600), certificates have a random positive 16-byte serial,
+ * CN=name, basicConstraints CA:false, keyUsage digitalSignature and extendedKeyUsage
+ * serverAuth (WP_PKI_SERVER, which also gets subjectAltName DNS:name) or clientAuth
+ * (WP_PKI_CLIENT). Validity starts WP_PKI_SKEW_S before now to tolerate clock skew, and
+ * the CRL's thisUpdate and revocation dates are back-dated by the same amount.
+ *
+ * Names (agent ids, host names) are 1..64 chars of [A-Za-z0-9._-] starting with a letter or
+ * digit, so they are safe as file names and DNS names. Time comes from wp_clock_now_ms().
+ *
+ * Every function returns 0 or a negative code and, on failure, writes a one-line message
+ * into err (size errlen, may be NULL/0): -EEXIST (CA or name exists), WP_ENOTFOUND (no CA,
+ * unknown name), WP_ECONFIG (bad name, CN or days), WP_ECORRUPT (unreadable index or CA
+ * files), WP_ETLS (mbedTLS failure), or -errno. They are blocking (file I/O, fsync): run them
+ * from the CLI or off the event loop.
+ */
+
+#define WP_PKI_NAME_MAX   64
+#define WP_PKI_SKEW_S     3600
+#define WP_PKI_CA_DAYS    3650 /* default CA lifetime */
+#define WP_PKI_CERT_DAYS  825  /* default lifetime of issued certificates */
+#define WP_PKI_CRL_DAYS   30   /* nextUpdate = thisUpdate + this */
+#define WP_PKI_SERIAL_LEN 16
+#define WP_PKI_MAX_DAYS   36500
+
+enum wp_pki_kind {
+    WP_PKI_CLIENT = 0, /* agent: extendedKeyUsage clientAuth */
+    WP_PKI_SERVER = 1, /* collector: serverAuth + subjectAltName DNS:name */
+};
+
+enum wp_pki_status {
+    WP_PKI_VALID = 0,
+    WP_PKI_REVOKED = 1,
+};
+
+/* One index entry, as passed to a wp_pki_list() callback. */
+struct wp_pki_entry {
+    char name[WP_PKI_NAME_MAX + 1];
+    enum wp_pki_kind kind;
+    char serial_hex[2 * WP_PKI_SERIAL_LEN + 1]; /* lowercase, big-endian */
+    int64_t not_after;                          /* unix seconds */
+    enum wp_pki_status status;
+    int64_t revoked_at; /* unix seconds; 0 unless revoked */
+};
+
+/* Returns 1 if name is a valid certificate name (see above), else 0. */
+int wp_pki_name_ok(const char *name);
+
+/*
+ * Create a CA in dir (created with its parents, mode 0700, if missing): key, self-signed
+ * certificate with CN=cn valid for days, an empty index and an empty CRL. Refuses with -EEXIST if
+ * dir/ca.key or dir/ca.crt exists already.
+ */
+int wp_pki_ca_init(const char *dir, const char *cn, int days, char *err, size_t errlen);
+
+/*
+ * Issue outdir/<name>.key (0600) and outdir/<name>.crt signed by the CA in dir, record it in
+ * the index and rewrite the CRL. Fails with -EEXIST if a valid (not revoked) certificate
+ * with that name is in the index or either output file exists; a revoked name may be
+ * issued again once its old files are gone. outdir NULL means dir; it is created (0700) if
+ * missing.
+ */
+int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int days,
+                 const char *outdir, char *err, size_t errlen);
+
+/*
+ * Revoke the valid certificate called name: mark it in the index and rewrite dir/crl.pem.
+ * WP_ENOTFOUND if there is no valid certificate with that name.
+ */
+int wp_pki_revoke(const char *dir, const char *name, char *err, size_t errlen);
+
+/* Rewrite dir/crl.pem from the index with nextUpdate now + days (e.g. from cron). */
+int wp_pki_gen_crl(const char *dir, int days, char *err, size_t errlen);
+
+/*
+ * Call fn for every index entry in issue order; a non-zero return from fn stops the walk
+ * and is returned. The entry is only valid during the call.
+ */
+typedef int (*wp_pki_list_fn)(const struct wp_pki_entry *e, void *arg);
+int wp_pki_list(const char *dir, wp_pki_list_fn fn, void *arg, char *err, size_t errlen);
+
+#endif
