@@ -23,7 +23,7 @@ uint8_t *wp_buf_reserve(struct wp_buf *b, size_t n)
     if (b->off > 0 && b->off == b->len) {
         b->off = b->len = 0;
     }
-    if (b->cap - b->len >= n) {
+    if (b->data != NULL && b->cap - b->len >= n) {
         return b->data + b->len;
     }
     /* compact first when at least half the buffer is consumed */

@@ -315,7 +315,7 @@ static int decode_hello(struct wp_msg *m, const msgpack_object_map *map)
     return 0;
 }
 
-int wp_msg_decode(struct wp_msg *m, const uint8_t *body, size_t len)
+static int msg_decode(struct wp_msg *m, const uint8_t *body, size_t len)
 {
     size_t used = 0;
     size_t off = 0;
@@ -378,6 +378,20 @@ int wp_msg_decode(struct wp_msg *m, const uint8_t *body, size_t len)
     default:
         return WP_EKIND;
     }
+}
+
+int wp_msg_decode(struct wp_msg *m, const uint8_t *body, size_t len)
+{
+    int rc = msg_decode(m, body, len);
+
+    if (rc < 0) {
+        /* Leave nothing that wp_batch_rec() or wp_defs_get() could take for a message:
+         * the type may already be set, with the union half-filled or pointing into the
+         * zone of an earlier message that the decode has freed. */
+        m->type = 0;
+        memset(&m->u, 0, sizeof(m->u));
+    }
+    return rc;
 }
 
 static int is_number(const msgpack_object *o)
@@ -742,7 +756,10 @@ void wp_batch_enc_finish(const struct wp_batch_enc *e, struct wp_buf *out)
     msgpack_pack_int64(&pk, e->ts_ms);
     pk_str(&pk, "recs");
     msgpack_pack_array(&pk, e->nrecs);
-    wp_buf_append(out, wp_buf_head(&e->recs), wp_buf_unread(&e->recs));
+    if (e->nrecs > 0) {
+        /* an encoder without records may never have allocated: no NULL + 0 */
+        wp_buf_append(out, wp_buf_head(&e->recs), wp_buf_unread(&e->recs));
+    }
 }
 
 int wp_str_eq(struct wp_str s, const char *c)

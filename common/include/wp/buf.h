@@ -29,7 +29,8 @@ static inline size_t wp_buf_unread(const struct wp_buf *b)
 
 static inline const uint8_t *wp_buf_head(const struct wp_buf *b)
 {
-    return b->data + b->off;
+    static const uint8_t empty[1];
+    return b->data != NULL ? b->data + b->off : empty; /* NULL + 0 is undefined in C */
 }
 
 #endif
