@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The agent process: one struct agent owns the loop's parts and is passed explicitly. */
+#ifndef WP_AGENT_AGENT_H
+#define WP_AGENT_AGENT_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+struct agent_conf;
+struct agent_sched;
+struct agent_sender;
+struct agent_sink;
+struct wp_spool;
+struct wp_tls_ctx;
+
+/*
+ * Everything lives on one loop thread. main.c fills the pointers in this order: conf,
+ * spool, sink, tls, then the scheduler and the sender (which read the others); on
+ * shutdown the scheduler and sender stop first, the loop drains, then the rest is freed.
+ */
+struct agent {
+    uv_loop_t *loop;
+    struct agent_conf *conf;
+    struct wp_spool *spool;
+    struct agent_sink *sink;
+    struct wp_tls_ctx *tls;
+    struct agent_sched *sched;
+    struct agent_sender *sender;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    int stopping;
+};
+
+#endif
