@@ -26,7 +26,11 @@
  */
 struct wp_journal;
 
-/* Called on the loop thread once the record is durable (status 0) or failed (<0). */
+/* Called on the loop thread once the record is durable (status 0) or failed (<0).
+ * A status < 0 other than WP_ECLOSED is a notice (segment 0): the write failed and the
+ * journal keeps retrying the record, so a final callback with 0 follows once it is durable.
+ * WP_ECLOSED is final: the journal was closed while writes still failed. arg must stay
+ * valid until the final callback; callbacks still due run inside wp_journal_close(). */
 typedef void (*wp_journal_cb)(void *arg, int status, uint64_t segment);
 
 struct wp_journal_opts {
@@ -38,6 +42,8 @@ struct wp_journal_opts {
 int wp_journal_open(uv_loop_t *loop, const struct wp_journal_opts *opts, struct wp_journal **out);
 /* Stop the writer thread after draining the queue, close the async handle (loop thread). */
 void wp_journal_close(struct wp_journal *j);
+/* Change the back-pressure limit on queued bytes (default 64 MiB). Loop thread. */
+void wp_journal_set_max_queue(struct wp_journal *j, uint64_t bytes);
 
 /*
  * Queue one record; copies agent and payload. cb runs later on the loop thread.

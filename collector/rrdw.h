@@ -71,6 +71,7 @@ struct wp_rrdw_stats {
     uint64_t rows_added, rows_written, rows_skipped, values_written;
     uint64_t update_calls, errors;
     uint64_t pending_rows;
+    uint64_t rows_dropped; /* given up after repeated failed updates (or at close) */
 };
 void wp_rrdw_stats(const struct wp_rrdw *w, struct wp_rrdw_stats *out);
 

@@ -143,10 +143,15 @@ static void describe(const yaml_node_t *n, char *buf, size_t len)
 
 static void path_join(char *out, size_t len, const char *path, const char *name)
 {
+    int n = 0;
+
     if (path == NULL || path[0] == '\0') {
-        snprintf(out, len, "%s", name);
+        n = snprintf(out, len, "%s", name);
     } else {
-        snprintf(out, len, "%s.%s", path, name);
+        n = snprintf(out, len, "%s.%s", path, name);
+    }
+    if (n < 0 || (size_t)n >= len) {
+        out[len - 1] = '\0'; /* a cut path still names the place well enough */
     }
 }
 

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Subcommands of the `watchpost` CLI; each takes argv starting at its own name. */
+#ifndef WP_CLI_CLI_H
+#define WP_CLI_CLI_H
+
+/* watchpost ca init|issue|revoke|list (ca.c) */
+int cli_ca(int argc, char **argv);
+/* watchpost check-config FILE [--agent|--collector] (check.c) */
+int cli_check_config(int argc, char **argv);
+/* watchpost query --host H --metric M [--since 1h] (query.c) */
+int cli_query(int argc, char **argv);
+/* watchpost status (status.c) */
+int cli_status(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* watchpost: the command-line tool (certificates, config checks, queries, status). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"ca", cli_ca, "ca init|issue NAME|revoke NAME|list   certificate authority for the fleet"},
+    {"check-config", cli_check_config, "check-config FILE                  validate a config file"},
+    {"query", cli_query, "query --host H --metric M [--since 1h]  print stored values"},
+    {"status", cli_status, "status [--state-dir DIR]           the running collector's counters"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: watchpost COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %s\n", commands[i].help);
+    }
+    fprintf(f, "  version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("watchpost %s\n", WP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "watchpost: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

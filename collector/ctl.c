@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Control socket (unix, mode 0600) for the CLI: "stats" and "flush" requests as frames. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "coll.h"
+#include "journal.h"
+#include "rrdw.h"
+#include "wp/buf.h"
+#include "wp/err.h"
+#include "wp/log.h"
+#include "wp/mem.h"
+#include "wp/wire.h"
+
+#define CTL_MAX_FRAME (64 * 1024)
+
+struct coll_ctl {
+    uv_pipe_t pipe;
+    struct coll_server *srv;
+    char *path;
+};
+
+struct ctl_client {
+    uv_pipe_t pipe;
+    struct coll_ctl *ctl;
+    struct wp_buf in;
+    int closing;
+    int closed; /* the close callback ran */
+    int flushes; /* flush requests still running: free only when 0 */
+};
+
+struct ctl_write {
+    uv_write_t req;
+    struct wp_buf buf;
+};
+
+static void client_close_cb(uv_handle_t *h)
+{
+    struct ctl_client *cl = h->data;
+    cl->closed = 1;
+    if (cl->flushes == 0) {
+        wp_buf_cleanup(&cl->in);
+        free(cl);
+    }
+}
+
+static void client_close(struct ctl_client *cl)
+{
+    if (!cl->closing) {
+        cl->closing = 1;
+        uv_close((uv_handle_t *)&cl->pipe, client_close_cb);
+    }
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct ctl_write *w = (struct ctl_write *)req;
+    (void)status;
+    wp_buf_cleanup(&w->buf);
+    free(w);
+}
+
+static int buf_write(void *data, const char *p, size_t n)
+{
+    wp_buf_append(data, p, n);
+    return 0;
+}
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pk_kv(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    pk_str(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+/* Send one reply frame built by fill(). */
+static void reply(struct ctl_client *cl, void (*fill)(msgpack_packer *pk, struct coll_server *s))
+{
+    struct ctl_write *w = NULL;
+    msgpack_packer pk;
+
+    if (cl->closing) {
+        return;
+    }
+    w = wp_xcalloc(1, sizeof(*w));
+    wp_buf_init(&w->buf);
+    wp_buf_reserve(&w->buf, 4);
+    w->buf.len = 4;
+    msgpack_packer_init(&pk, &w->buf, buf_write);
+    fill(&pk, cl->ctl->srv);
+    size_t body = w->buf.len - 4;
+    w->buf.data[0] = (uint8_t)(body >> 24);
+    w->buf.data[1] = (uint8_t)(body >> 16);
+    w->buf.data[2] = (uint8_t)(body >> 8);
+    w->buf.data[3] = (uint8_t)body;
+    uv_buf_t b = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
+    if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &b, 1, write_cb) < 0) {
+        wp_buf_cleanup(&w->buf);
+        free(w);
+        client_close(cl);
+    }
+}
+
+static void fill_ok(msgpack_packer *pk, struct coll_server *s)
+{
+    (void)s;
+    msgpack_pack_map(pk, 1);
+    pk_str(pk, "t");
+    pk_str(pk, "ok");
+}
+
+static void fill_error(msgpack_packer *pk, struct coll_server *s)
+{
+    (void)s;
+    msgpack_pack_map(pk, 2);
+    pk_str(pk, "t");
+    pk_str(pk, "error");
+    pk_str(pk, "msg");
+    pk_str(pk, "unknown request (expected stats or flush)");
+}
+
+static void fill_stats(msgpack_packer *pk, struct coll_server *s)
+{
+    struct wp_journal_stats js;
+    struct wp_rrdw_stats rs;
+    size_t connected = 0;
+
+    memset(&js, 0, sizeof(js));
+    memset(&rs, 0, sizeof(rs));
+    if (s->journal != NULL) {
+        wp_journal_stats(s->journal, &js);
+    }
+    if (s->rrdw != NULL) {
+        wp_rrdw_stats(s->rrdw, &rs);
+    }
+    for (size_t i = 0; i < s->agents_cap; i++) {
+        for (struct coll_agent *a = s->agents[i]; a != NULL; a = a->hnext) {
+            connected += a->connected ? 1 : 0;
+        }
+    }
+    msgpack_pack_map(pk, 30);
+    pk_str(pk, "t");
+    pk_str(pk, "stats");
+    pk_kv(pk, "agents", s->nagents);
+    pk_kv(pk, "agents_connected", connected);
+    pk_kv(pk, "connections", s->nconns);
+    pk_kv(pk, "accepted", s->st.accepted);
+    pk_kv(pk, "handshakes", s->st.handshakes);
+    pk_kv(pk, "resumed", s->st.resumed);
+    pk_kv(pk, "refused_tls", s->st.refused_tls);
+    pk_kv(pk, "refused_auth", s->st.refused_auth);
+    pk_kv(pk, "closed_proto", s->st.closed_proto);
+    pk_kv(pk, "batches", s->st.batches);
+    pk_kv(pk, "values_received", s->st.values_received);
+    pk_kv(pk, "values_acked", s->st.values_acked);
+    pk_kv(pk, "acks_sent", s->st.acks_sent);
+    pk_kv(pk, "dup_batches", s->st.dup_batches);
+    pk_kv(pk, "missing_batches", s->st.missing_batches);
+    pk_kv(pk, "journal_errors", s->st.journal_errors);
+    pk_kv(pk, "replayed_batches", s->st.replayed_batches);
+    pk_kv(pk, "replayed_values", s->st.replayed_values);
+    pk_kv(pk, "journal_records", js.records);
+    pk_kv(pk, "journal_bytes", js.bytes);
+    pk_kv(pk, "journal_syncs", js.syncs);
+    pk_kv(pk, "journal_failed", (uint64_t)js.failed);
+    pk_kv(pk, "rrd_files", rs.files);
+    pk_kv(pk, "rrd_files_created", rs.files_created);
+    pk_kv(pk, "rrd_rows_written", rs.rows_written);
+    pk_kv(pk, "rrd_rows_skipped", rs.rows_skipped);
+    pk_kv(pk, "rrd_values_written", rs.values_written);
+    pk_kv(pk, "rrd_update_calls", rs.update_calls);
+    pk_kv(pk, "rrd_errors", rs.errors);
+    pk_kv(pk, "rrd_pending_rows", rs.pending_rows);
+}
+
+static void flush_done(void *arg)
+{
+    struct ctl_client *cl = arg;
+
+    cl->flushes--;
+    if (cl->closing) {
+        if (cl->flushes == 0 && cl->closed) {
+            /* the close callback already ran while we were pending: free now */
+            wp_buf_cleanup(&cl->in);
+            free(cl);
+        }
+        return;
+    }
+    reply(cl, fill_ok);
+}
+
+static void handle(struct ctl_client *cl, const uint8_t *body, size_t len)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+    const char *t = NULL;
+    size_t tl = 0;
+
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, (const char *)body, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &up.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key;
+            const msgpack_object *v = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 1 && k->via.str.ptr[0] == 't' &&
+                v->type == MSGPACK_OBJECT_STR) {
+                t = v->via.str.ptr;
+                tl = v->via.str.size;
+            }
+        }
+    }
+    struct coll_server *s = cl->ctl->srv;
+    if (t != NULL && tl == 5 && memcmp(t, "stats", 5) == 0) {
+        reply(cl, fill_stats);
+    } else if (t != NULL && tl == 5 && memcmp(t, "flush", 5) == 0 && s->rrdw != NULL) {
+        cl->flushes++;
+        wp_rrdw_flush_all(s->rrdw, flush_done, cl);
+    } else {
+        reply(cl, fill_error);
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct ctl_client *cl = h->data;
+    (void)hint;
+    uint8_t *p = wp_buf_reserve(&cl->in, 4096);
+    *buf = uv_buf_init((char *)p, 4096);
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ctl_client *cl = st->data;
+
+    (void)buf;
+    if (nread < 0) {
+        client_close(cl);
+        return;
+    }
+    cl->in.len += (size_t)nread;
+    for (int guard = 0; guard < 64; guard++) {
+        uint32_t len = 0;
+        int rc = wp_frame_peek(wp_buf_head(&cl->in), wp_buf_unread(&cl->in), CTL_MAX_FRAME, &len);
+        if (rc == WP_EAGAIN) {
+            break;
+        }
+        if (rc < 0) {
+            client_close(cl);
+            return;
+        }
+        if (wp_buf_unread(&cl->in) < 4 + (size_t)len) {
+            break;
+        }
+        handle(cl, wp_buf_head(&cl->in) + 4, len);
+        wp_buf_consume(&cl->in, 4 + (size_t)len);
+    }
+}
+
+static void conn_cb(uv_stream_t *server, int status)
+{
+    struct coll_ctl *ctl = server->data;
+
+    if (status < 0) {
+        return;
+    }
+    struct ctl_client *cl = wp_xcalloc(1, sizeof(*cl));
+    cl->ctl = ctl;
+    wp_buf_init(&cl->in);
+    uv_pipe_init(ctl->srv->loop, &cl->pipe, 0);
+    cl->pipe.data = cl;
+    if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0) {
+        client_close(cl);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&cl->pipe, alloc_cb, read_cb);
+}
+
+static void ctl_close_cb(uv_handle_t *h)
+{
+    struct coll_ctl *ctl = h->data;
+    free(ctl->path);
+    free(ctl);
+}
+
+int coll_ctl_start(struct coll_server *s, const char *path, struct coll_ctl **out)
+{
+    struct coll_ctl *ctl = wp_xcalloc(1, sizeof(*ctl));
+    int rc = 0;
+
+    *out = NULL;
+    ctl->srv = s;
+    ctl->path = wp_xstrdup(path);
+    uv_pipe_init(s->loop, &ctl->pipe, 0);
+    ctl->pipe.data = ctl;
+    unlink(path); /* a stale socket from a crashed run */
+    mode_t old = umask(0177);
+    rc = uv_pipe_bind(&ctl->pipe, path);
+    umask(old);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&ctl->pipe, 16, conn_cb);
+    }
+    if (rc < 0) {
+        WP_ERROR("collector", "control socket %s: %s", path, uv_strerror(rc));
+        uv_close((uv_handle_t *)&ctl->pipe, ctl_close_cb);
+        return rc;
+    }
+    *out = ctl;
+    return 0;
+}
+
+void coll_ctl_stop(struct coll_ctl *c)
+{
+    unlink(c->path);
+    uv_close((uv_handle_t *)&c->pipe, ctl_close_cb);
+}

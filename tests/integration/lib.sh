@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: Apache-2.0
+# Shared helpers for integration tests: a temp dir, a CA, real daemons on 127.0.0.1 with
+# ports read back from --port-file, and a trap that kills and waits for every daemon.
+# Source it: . "$(dirname "$0")/lib.sh"
+set -euo pipefail
+
+WP_SRC=${WP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+WP_BIN=${WP_BIN:-$WP_SRC/build}
+BIN_COLL=$WP_BIN/collector/watchpost-collector
+BIN_AGENT=$WP_BIN/agent/watchpost-agent
+BIN_CLI=$WP_BIN/collector/watchpost
+for b in "$BIN_COLL" "$BIN_AGENT" "$BIN_CLI"; do
+    [ -x "$b" ] || { echo "missing $b (build first)"; exit 1; }
+done
+
+T=$(mktemp -d /tmp/wp-it.XXXXXX)
+export WATCHPOST_CA_DIR=$T/ca
+declare -A PIDS=()
+# LeakSanitizer is on in Debug builds; daemons must exit 0 on SIGTERM.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+
+dump_logs() {
+    for f in "$T"/*.log; do
+        [ -f "$f" ] || continue
+        echo "---- $(basename "$f") (last 40 lines)"
+        tail -n 40 "$f"
+    done
+}
+
+fail() {
+    echo "FAIL: $*"
+    dump_logs
+    exit 1
+}
+
+cleanup() {
+    local rc=$?
+    for name in "${!PIDS[@]}"; do
+        kill -KILL "${PIDS[$name]}" 2>/dev/null || true
+        wait "${PIDS[$name]}" 2>/dev/null || true
+    done
+    if [ "$rc" -ne 0 ] || [ -n "${WP_KEEP:-}" ]; then
+        echo "test files kept in $T"
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll every 0.2 s, bounded.
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local n=$((secs * 5))
+    for _ in $(seq 1 "$n"); do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    fail "timed out after ${secs}s waiting for: $what"
+}
+
+ca_init() {
+    "$BIN_CLI" ca init --cn "test CA" >/dev/null
+    "$BIN_CLI" ca issue watchpost-collector --server --out "$T/certs" >/dev/null
+}
+
+issue() { # issue NAME
+    "$BIN_CLI" ca issue "$1" --out "$T/certs" >/dev/null
+}
+
+# collector_config [EXTRA YAML LINES...]: writes $T/collector.yaml for a test collector
+# (flushes RRD every 2 s, checks the CRL every second, heartbeat of one step).
+collector_config() {
+    cat > "$T/collector.yaml" <<YAML
+listen: 127.0.0.1:0
+state_dir: $T/state
+log_level: ${WP_LOG_LEVEL:-info}
+tls:
+  ca: $T/ca/ca.crt
+  cert: $T/certs/watchpost-collector.crt
+  key: $T/certs/watchpost-collector.key
+  crl: $T/ca/crl.pem
+  crl_check_interval: 1s
+rrd:
+  flush_interval: 2s
+  heartbeat_steps: 1
+YAML
+    for line in "$@"; do
+        printf '%s\n' "$line" >> "$T/collector.yaml"
+    done
+}
+
+start_collector() {
+    rm -f "$T/collector.port"
+    "$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" >> "$T/collector.log" 2>&1 &
+    PIDS[collector]=$!
+    wait_for 30 "collector port file" test -s "$T/collector.port"
+    COLL_PORT=$(cat "$T/collector.port")
+}
+
+# agent_config NAME [ID] [PORT]: $T/NAME.yaml; probes from $AGENT_PROBES (YAML list items).
+agent_config() {
+    local name=$1 id=${2:-$1} port=${3:-$COLL_PORT}
+    cat > "$T/$name.yaml" <<YAML
+agent:
+  id: $id
+  state_dir: $T/$name
+  log_level: ${WP_LOG_LEVEL:-info}
+collectors:
+  - 127.0.0.1:$port
+tls:
+  ca: ${AGENT_CA:-$T/ca/ca.crt}
+  cert: ${AGENT_CERT:-$T/certs/$name.crt}
+  key: ${AGENT_KEY:-$T/certs/$name.key}
+sender:
+  backoff_min: 200ms
+  backoff_max: 1s
+probes:
+${AGENT_PROBES:-  - {kind: host, interval: 1s\}}
+YAML
+}
+
+start_agent() { # start_agent NAME
+    "$BIN_AGENT" -c "$T/$1.yaml" >> "$T/$1.log" 2>&1 &
+    PIDS[$1]=$!
+}
+
+# stop NAME: SIGTERM, wait, and require exit status 0 (a leak or crash fails the test).
+stop() {
+    local name=$1 pid=${PIDS[$1]}
+    kill -TERM "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    unset "PIDS[$name]"
+    [ "$rc" -eq 0 ] || fail "$name exited with status $rc after SIGTERM"
+}
+
+# crash NAME: SIGKILL, no cleanup at all.
+crash() {
+    local name=$1 pid=${PIDS[$1]}
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    unset "PIDS[$name]"
+}
+
+# cstat NAME: one counter from the running collector.
+cstat() {
+    "$BIN_CLI" status --state-dir "$T/state" | awk -v k="$1" '$1 == k {print $2}'
+}
