@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Install the Debian 12 packages Watchpost needs to build and test, if any are missing.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config git
+      libuv1-dev libmbedtls-dev libmsgpack-dev librrd-dev libsqlite3-dev libyaml-dev
+      libpcre2-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
+      rrdtool sqlite3 python3 clang libclang-rt-14-dev)
+if [ "${1:-}" = "--bench" ]; then
+    PKGS+=(collectd-core)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
