@@ -55,7 +55,7 @@ static void print_row(struct query *q, const char *inst, time_t t, double v)
     case FMT_CSV:
         gmtime_r(&t, &tm);
         strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("%s,%s,%s,%.6g\n", ts, q->host, inst, v);
+        printf("%s,%s,%s,%.15g\n", ts, q->host, inst, v);
         break;
     default:
         localtime_r(&t, &tm);
@@ -63,7 +63,7 @@ static void print_row(struct query *q, const char *inst, time_t t, double v)
         if (isnan(v)) {
             printf("%s  %-12s  -\n", ts, inst[0] ? inst : "-");
         } else {
-            printf("%s  %-12s  %.6g\n", ts, inst[0] ? inst : "-", v);
+            printf("%s  %-12s  %.10g\n", ts, inst[0] ? inst : "-", v);
         }
         break;
     }

@@ -42,6 +42,9 @@ cleanup() {
         kill -KILL "${PIDS[$name]}" 2>/dev/null || true
         wait "${PIDS[$name]}" 2>/dev/null || true
     done
+    # tests that mounted something under $T (a tmpfs in a private namespace)
+    awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null || true; done
     if [ "$rc" -ne 0 ] || [ -n "${WP_KEEP:-}" ]; then
         echo "test files kept in $T"
     else
@@ -74,7 +77,8 @@ issue() { # issue NAME
 }
 
 # collector_config [EXTRA YAML LINES...]: writes $T/collector.yaml for a test collector
-# (flushes RRD every 2 s, checks the CRL every second, heartbeat of one step).
+# (flushes RRD every 2 s, checks the CRL every second, heartbeat of one step; RRD files in
+# $RRD_DIR and archives $RRD_ARCHIVES when set). Extra lines go after the rrd section (new top-level sections).
 collector_config() {
     cat > "$T/collector.yaml" <<YAML
 listen: 127.0.0.1:0
@@ -89,6 +93,8 @@ tls:
 rrd:
   flush_interval: 2s
   heartbeat_steps: 1
+${RRD_DIR:+  dir: $RRD_DIR}
+${RRD_ARCHIVES:+  archives: $RRD_ARCHIVES}
 YAML
     for line in "$@"; do
         printf '%s\n' "$line" >> "$T/collector.yaml"
