@@ -81,6 +81,22 @@ done
 
 log "collector: dup_batches=$(cstat dup_batches) missing_batches=$(cstat missing_batches)"
 [ "$(cstat missing_batches)" = 0 ] || fail "the collector saw missing batches"
+# the agents registry: id, host, version, certificate fingerprint, first and last seen
+reg() { sqlite3 "$T/state/watchpost.db" "SELECT id, host, version, length(fingerprint),
+    first_seen > 0 AND last_seen >= first_seen, connected FROM agents ORDER BY id"; }
+h=$(hostname)
+want="agent1|$h|0.1.0|64|1|1
+agent2|$h|0.1.0|64|1|1
+agent3|$h|0.1.0|64|1|1"
+registered() { [ "$(reg)" = "$want" ]; }
+wait_for 10 "agents registry rows" registered
+fp=$(sqlite3 "$T/state/watchpost.db" "SELECT fingerprint FROM agents WHERE id='agent1'")
+want_fp=$(python3 -c 'import base64, hashlib, sys
+pem = open(sys.argv[1]).read().split("-----")[2]
+print(hashlib.sha256(base64.b64decode(pem)).hexdigest())' "$T/certs/agent1.crt")
+[ "$fp" = "$want_fp" ] || fail "agent1 fingerprint $fp, certificate is $want_fp"
 for a in agent1 agent2 agent3; do stop "$a"; done
+disconnected() { [ "$(sqlite3 "$T/state/watchpost.db" "SELECT sum(connected) FROM agents")" = 0 ]; }
+wait_for 10 "agents marked disconnected" disconnected
 stop collector
 log "PASS"
