@@ -495,7 +495,9 @@ static int on_batch(struct coll_server *s, struct coll_conn *c, struct coll_agen
         coll_conn_close(c, WP_LOG_ERROR, why);
         return rc;
     }
-    if (seq > a->appended + 1 && a->appended > 0) {
+    if (seq > a->appended + 1) {
+        /* also for an agent's first batch: seq starts at 1, so anything before it was
+         * dropped by the agent's spool (or went to another collector after a failover) */
         uint64_t gap = seq - a->appended - 1;
         s->st.missing_batches += gap;
         a->missing_batches += gap;
