@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <uv.h>
 
@@ -12,6 +13,23 @@
 #include "coll_conf.h"
 #include "wp/err.h"
 #include "wp/log.h"
+
+/* One descriptor per agent: raise the soft limit towards max_agents (up to the hard limit). */
+static void raise_nofile(int64_t max_agents)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_agents + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want) {
+        return;
+    }
+    rlim_t got = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    rl.rlim_cur = got;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && got < want) {
+        WP_WARN("collector", "open files limited to %llu (hard limit): fewer than limits.max_agents "
+                "= %lld agents can connect", (unsigned long long)got, (long long)max_agents);
+    }
+}
 
 static void usage(FILE *f)
 {
@@ -86,6 +104,7 @@ int main(int argc, char **argv)
         wp_log_set_level(l);
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile(conf->limits.max_agents);
 
     uv_loop_t loop;
     struct coll_server srv;
