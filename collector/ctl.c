@@ -149,39 +149,48 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
             connected += a->connected ? 1 : 0;
         }
     }
-    msgpack_pack_map(pk, 30);
+    const struct {
+        const char *name;
+        uint64_t value;
+    } kv[] = {
+        {"agents", s->nagents},
+        {"agents_connected", connected},
+        {"connections", s->nconns},
+        {"accepted", s->st.accepted},
+        {"handshakes", s->st.handshakes},
+        {"resumed", s->st.resumed},
+        {"refused_tls", s->st.refused_tls},
+        {"refused_auth", s->st.refused_auth},
+        {"closed_proto", s->st.closed_proto},
+        {"batches", s->st.batches},
+        {"values_received", s->st.values_received},
+        {"values_acked", s->st.values_acked},
+        {"acks_sent", s->st.acks_sent},
+        {"dup_batches", s->st.dup_batches},
+        {"missing_batches", s->st.missing_batches},
+        {"journal_errors", s->st.journal_errors},
+        {"replayed_batches", s->st.replayed_batches},
+        {"replayed_values", s->st.replayed_values},
+        {"journal_records", js.records},
+        {"journal_bytes", js.bytes},
+        {"journal_syncs", js.syncs},
+        {"journal_failed", (uint64_t)js.failed},
+        {"rrd_files", rs.files},
+        {"rrd_files_created", rs.files_created},
+        {"rrd_rows_written", rs.rows_written},
+        {"rrd_rows_skipped", rs.rows_skipped},
+        {"rrd_values_written", rs.values_written},
+        {"rrd_update_calls", rs.update_calls},
+        {"rrd_errors", rs.errors},
+        {"rrd_pending_rows", rs.pending_rows},
+    };
+    /* the map header is counted from the table so it can never drift */
+    msgpack_pack_map(pk, 1 + sizeof(kv) / sizeof(kv[0]));
     pk_str(pk, "t");
     pk_str(pk, "stats");
-    pk_kv(pk, "agents", s->nagents);
-    pk_kv(pk, "agents_connected", connected);
-    pk_kv(pk, "connections", s->nconns);
-    pk_kv(pk, "accepted", s->st.accepted);
-    pk_kv(pk, "handshakes", s->st.handshakes);
-    pk_kv(pk, "resumed", s->st.resumed);
-    pk_kv(pk, "refused_tls", s->st.refused_tls);
-    pk_kv(pk, "refused_auth", s->st.refused_auth);
-    pk_kv(pk, "closed_proto", s->st.closed_proto);
-    pk_kv(pk, "batches", s->st.batches);
-    pk_kv(pk, "values_received", s->st.values_received);
-    pk_kv(pk, "values_acked", s->st.values_acked);
-    pk_kv(pk, "acks_sent", s->st.acks_sent);
-    pk_kv(pk, "dup_batches", s->st.dup_batches);
-    pk_kv(pk, "missing_batches", s->st.missing_batches);
-    pk_kv(pk, "journal_errors", s->st.journal_errors);
-    pk_kv(pk, "replayed_batches", s->st.replayed_batches);
-    pk_kv(pk, "replayed_values", s->st.replayed_values);
-    pk_kv(pk, "journal_records", js.records);
-    pk_kv(pk, "journal_bytes", js.bytes);
-    pk_kv(pk, "journal_syncs", js.syncs);
-    pk_kv(pk, "journal_failed", (uint64_t)js.failed);
-    pk_kv(pk, "rrd_files", rs.files);
-    pk_kv(pk, "rrd_files_created", rs.files_created);
-    pk_kv(pk, "rrd_rows_written", rs.rows_written);
-    pk_kv(pk, "rrd_rows_skipped", rs.rows_skipped);
-    pk_kv(pk, "rrd_values_written", rs.values_written);
-    pk_kv(pk, "rrd_update_calls", rs.update_calls);
-    pk_kv(pk, "rrd_errors", rs.errors);
-    pk_kv(pk, "rrd_pending_rows", rs.pending_rows);
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+        pk_kv(pk, kv[i].name, kv[i].value);
+    }
 }
 
 static void flush_done(void *arg)

@@ -245,7 +245,9 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         uv_timer_start(&c->timer, timeout_cb, (uint64_t)s->conf->limits.idle_timeout_ms, 0);
     } else {
-        uv_timer_again(&c->timer);
+        /* restart the idle clock: uv_timer_again() would do nothing here,
+         * the timer was started with repeat 0 */
+        uv_timer_start(&c->timer, timeout_cb, (uint64_t)s->conf->limits.idle_timeout_ms, 0);
     }
     /* drain every complete record into the plaintext buffer */
     for (int guard = 0; guard < 4096; guard++) {
