@@ -158,3 +158,23 @@ crash() {
 cstat() {
     "$BIN_CLI" status --state-dir "$T/state" | awk -v k="$1" '$1 == k {print $2}'
 }
+
+# check_recorded AGENT START END NFIELDS: wait until AGENT's selftest data up to END is in the
+# RRD files, then require every value its record file ($T/AGENT.rec) holds between START and
+# END to be stored exactly once (fields 0..NFIELDS-1, every series).
+check_recorded() {
+    local a=$1 start=$2 end=$3 nf=$4 rc=0
+    reached() {
+        "$BIN_CLI" query --state-dir "$T/state" --host "$a" --metric selftest.v0 --instance s0 \
+            --since 10m --format raw > "$T/$a.q0" 2>/dev/null || return 1
+        awk -v e="$end" '$1 >= e {found=1} END {exit !found}' "$T/$a.q0"
+    }
+    wait_for 40 "$a data up to $end in RRD" reached
+    for f in $(seq 0 $((nf - 1))); do
+        "$BIN_CLI" query --state-dir "$T/state" --host "$a" --metric "selftest.v$f" \
+            --since 10m --format raw > "$T/$a.q$f"
+        python3 "$WP_SRC/tests/integration/compare.py" "$T/$a.rec" "$T/$a.q$f" "$f" \
+            "$start" "$end" 0 "$a v$f" || rc=1
+    done
+    [ "$rc" -eq 0 ] || fail "stored values differ from what $a produced"
+}
