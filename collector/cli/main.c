@@ -14,6 +14,7 @@ static const struct {
     {"check-config", cli_check_config, "check-config FILE                  validate a config file"},
     {"query", cli_query, "query --host H --metric M [--since 1h]  print stored values"},
     {"status", cli_status, "status [--state-dir DIR]           the running collector's counters"},
+    {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
 };
 
 static void usage(FILE *f)
