@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* watchpost check-config: load an agent or collector config and report the first error. */
+/* watchpost check-config: load an agent or collector config or a rules file and report the
+ * first error. */
 #include <stdio.h>
 #include <string.h>
 
 #include "agent_conf.h"
 #include "cli.h"
 #include "coll_conf.h"
+#include "rules.h"
 #include "wp/conf.h"
 
-enum conf_kind { KIND_GUESS, KIND_AGENT, KIND_COLLECTOR };
+enum conf_kind { KIND_GUESS, KIND_AGENT, KIND_COLLECTOR, KIND_RULES };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: watchpost check-config FILE [--agent|--collector]\n"
-               "  without a flag the kind is guessed from the top-level keys\n");
+    fprintf(f, "usage: watchpost check-config FILE [--agent|--collector|--rules]\n"
+               "  without a flag the kind is guessed from the top-level keys\n"
+               "  (a file with a top-level rules: key is a rules file)\n");
 }
 
 /* Guess from the top-level keys; KIND_GUESS when nothing tells (or the YAML is broken). */
@@ -29,6 +32,10 @@ static enum conf_kind guess_kind(const char *path)
         return KIND_GUESS; /* either loader reports the syntax error */
     }
     struct wp_conf_node *root = wp_conf_root(doc);
+    if (wp_conf_map_get(doc, root, "rules") != NULL) {
+        wp_conf_free(doc);
+        return KIND_RULES;
+    }
     for (size_t i = 0; i < sizeof(agent_keys) / sizeof(agent_keys[0]); i++) {
         if (wp_conf_map_get(doc, root, agent_keys[i]) != NULL) {
             kind = KIND_AGENT;
@@ -74,6 +81,28 @@ static int check_collector(const char *path, struct wp_conf_err *err)
     return 0;
 }
 
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+static int check_rules(const char *path, struct wp_conf_err *err)
+{
+    struct rule_set *rs = NULL;
+    const char *paths[] = {path};
+    int rc = rules_load(paths, 1, err, &rs);
+
+    if (rc < 0) {
+        return rc;
+    }
+    printf("%s: ok (%zu %s, %zu %s, %zu maintenance %s, %zu %s)\n", path, rs->nrules,
+           plural(rs->nrules, "rule", "rules"), rs->ngroups, plural(rs->ngroups, "group", "groups"),
+           rs->nmaint, plural(rs->nmaint, "window", "windows"), rs->ndeps,
+           plural(rs->ndeps, "dependency", "dependencies"));
+    rules_free(rs);
+    return 0;
+}
+
 int cli_check_config(int argc, char **argv)
 {
     enum conf_kind kind = KIND_GUESS;
@@ -88,6 +117,8 @@ int cli_check_config(int argc, char **argv)
             kind = KIND_AGENT;
         } else if (strcmp(argv[i], "--collector") == 0) {
             kind = KIND_COLLECTOR;
+        } else if (strcmp(argv[i], "--rules") == 0) {
+            kind = KIND_RULES;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -111,6 +142,9 @@ int cli_check_config(int argc, char **argv)
         break;
     case KIND_COLLECTOR:
         rc = check_collector(path, &err);
+        break;
+    case KIND_RULES:
+        rc = check_rules(path, &err);
         break;
     case KIND_GUESS:
         /* nothing tells: whichever loads wins; otherwise the collector's complaint */
