@@ -1,0 +1,565 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Rules engine tests with injected time: for / recover_for edges, hysteresis, window
+ * functions, no data, logs, lines, checks, forecast, suppression, restart and reload. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* cmocka needs these first, in this order */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "rules.h"
+#include "rules_eval.h"
+#include "wp/err.h"
+
+#define MIN_MS  60000LL
+#define HOUR_MS (60 * MIN_MS)
+#define DAY_MS  (24 * HOUR_MS)
+#define T0      1767225600000LL /* 2026-01-01T00:00:00Z */
+
+/* A sink that records what the engine said. */
+struct rec {
+    int fires, clears, supp_on, supp_off;
+    int opens, firing; /* fires that began a problem (single-problem tests) */
+    char last_fp[512];
+    char last_summary[512];
+    char last_values[1024];
+    char last_reason[256];
+    int64_t last_fire_at, last_clear_at;
+    /* persisted states */
+    char state_fp[16][256];
+    int state[16];
+    int64_t state_since[16];
+    int nstates;
+};
+
+static int r_fire(void *arg, const struct inc_signal *sig, int64_t now)
+{
+    struct rec *r = arg;
+    r->fires++;
+    r->opens += r->firing ? 0 : 1;
+    r->firing = 1;
+    snprintf(r->last_fp, sizeof(r->last_fp), "%s", sig->fingerprint);
+    snprintf(r->last_summary, sizeof(r->last_summary), "%s", sig->summary);
+    snprintf(r->last_values, sizeof(r->last_values), "%s", sig->values_json);
+    r->last_fire_at = now;
+    return 0;
+}
+
+static int r_clear(void *arg, const char *fp, int64_t now)
+{
+    struct rec *r = arg;
+    r->clears++;
+    r->firing = 0;
+    snprintf(r->last_fp, sizeof(r->last_fp), "%s", fp);
+    r->last_clear_at = now;
+    return 0;
+}
+
+static int r_suppress(void *arg, const char *fp, int on, const char *reason, int64_t now)
+{
+    struct rec *r = arg;
+    (void)now;
+    if (on) {
+        r->supp_on++;
+    } else {
+        r->supp_off++;
+    }
+    snprintf(r->last_fp, sizeof(r->last_fp), "%s", fp);
+    snprintf(r->last_reason, sizeof(r->last_reason), "%s", reason);
+    return 0;
+}
+
+static int find_state(struct rec *r, const char *fp)
+{
+    for (int i = 0; i < r->nstates; i++) {
+        if (strcmp(r->state_fp[i], fp) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int r_state_put(void *arg, const char *fp, int state, int64_t since)
+{
+    struct rec *r = arg;
+    int i = find_state(r, fp);
+    if (i < 0) {
+        assert_true(r->nstates < 16);
+        i = r->nstates++;
+        snprintf(r->state_fp[i], sizeof(r->state_fp[i]), "%s", fp);
+    }
+    r->state[i] = state;
+    r->state_since[i] = since;
+    return 0;
+}
+
+static int r_state_del(void *arg, const char *fp)
+{
+    struct rec *r = arg;
+    int i = find_state(r, fp);
+    if (i >= 0) {
+        r->nstates--;
+        memmove(&r->state_fp[i], &r->state_fp[i + 1], (size_t)(r->nstates - i) * 256);
+        memmove(&r->state[i], &r->state[i + 1], (size_t)(r->nstates - i) * sizeof(int));
+        memmove(&r->state_since[i], &r->state_since[i + 1],
+                (size_t)(r->nstates - i) * sizeof(int64_t));
+    }
+    return 0;
+}
+
+struct fix {
+    struct rec rec;
+    struct rule_set *rs;
+    struct rules_eng *e;
+    struct rules_host *h;
+};
+
+static void setup_rules(struct fix *f, const char *yaml)
+{
+    struct wp_conf_err err;
+    memset(&err, 0, sizeof(err));
+    int rc = rules_parse("test.yaml", yaml, strlen(yaml), &err, &f->rs);
+    if (rc < 0) {
+        fail_msg("rules did not parse: %s", err.msg);
+    }
+    struct rules_sink sink = {
+        .arg = &f->rec,
+        .fire = r_fire,
+        .clear = r_clear,
+        .suppress = r_suppress,
+        .state_put = r_state_put,
+        .state_del = r_state_del,
+    };
+    f->e = rules_eng_new(f->rs, &sink);
+    f->h = rules_eng_host(f->e, "db-1", "db-1", NULL, T0);
+}
+
+static void teardown_rules(struct fix *f)
+{
+    rules_eng_free(f->e);
+    rules_free(f->rs);
+}
+
+/* ---- threshold ----------------------------------------------------------------------- */
+
+static const char *const DISK_RULES = "rules:\n"
+                                      "  - name: disk_full\n"
+                                      "    metric: df.used_pct\n"
+                                      "    when: \"last > 90\"\n"
+                                      "    for: 5m\n"
+                                      "    recover: \"last < 85\"\n"
+                                      "    recover_for: 2m\n"
+                                      "    impact: high\n"
+                                      "    summary: \"Disk {instance} on {host} is {value}% full\"\n";
+
+static void test_for_and_recover_for_edges(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, DISK_RULES);
+    struct rules_series *se = rules_eng_series(f.e, f.h, "df.used_pct", "/u01");
+    assert_non_null(se);
+    assert_null(rules_eng_series(f.e, f.h, "df.inodes_pct", "/u01"));
+
+    rules_sample(f.e, se, T0, 50);
+    rules_sample(f.e, se, T0 + 10000, 95); /* pending from here */
+    assert_int_equal(f.rec.nstates, 1);
+    assert_int_equal(f.rec.state[0], RS_PENDING);
+    assert_int_equal(f.rec.state_since[0], T0 + 10000);
+    rules_sample(f.e, se, T0 + 10000 + 5 * MIN_MS - 1, 96); /* 1 ms short of `for` */
+    assert_int_equal(f.rec.fires, 0);
+    rules_sample(f.e, se, T0 + 10000 + 5 * MIN_MS, 97); /* exactly `for` */
+    assert_int_equal(f.rec.fires, 1);
+    assert_string_equal(f.rec.last_fp, "disk_full|db-1|instance=/u01");
+    assert_string_equal(f.rec.last_summary, "Disk /u01 on db-1 is 97% full");
+    assert_non_null(strstr(f.rec.last_values, "\"value\": 97"));
+
+    /* recovery needs < 85 held for 2 min */
+    int64_t t = T0 + 10 * MIN_MS;
+    rules_sample(f.e, se, t, 80);
+    rules_sample(f.e, se, t + 2 * MIN_MS - 1, 80);
+    assert_int_equal(f.rec.clears, 0);
+    rules_sample(f.e, se, t + 2 * MIN_MS, 80);
+    assert_int_equal(f.rec.clears, 1);
+    assert_int_equal(f.rec.nstates, 0);
+
+    /* a dip below `for` never fires */
+    t += 10 * MIN_MS;
+    rules_sample(f.e, se, t, 95);
+    rules_sample(f.e, se, t + MIN_MS, 50);
+    rules_sample(f.e, se, t + 6 * MIN_MS, 95);
+    assert_int_equal(f.rec.fires, 1);
+    teardown_rules(&f);
+}
+
+static void test_hysteresis_one_incident(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "rules:\n"
+                    "  - name: cpu_hot\n"
+                    "    metric: cpu.busy\n"
+                    "    when: \"last > 90\"\n"
+                    "    recover: \"last < 85\"\n");
+    struct rules_series *se = rules_eng_series(f.e, f.h, "cpu.busy", "total");
+    assert_non_null(se);
+    for (int i = 0; i < 100; i++) {
+        /* oscillates between the two thresholds after the first breach */
+        rules_sample(f.e, se, T0 + i * 1000LL, i % 2 == 0 ? 94 : 86);
+    }
+    assert_int_equal(f.rec.opens, 1);
+    assert_int_equal(f.rec.fires, 2); /* opened, and one value update after a minute */
+    assert_int_equal(f.rec.clears, 0);
+    rules_sample(f.e, se, T0 + 200000, 84);
+    assert_int_equal(f.rec.clears, 1);
+    teardown_rules(&f);
+}
+
+static void test_window_functions(void **state)
+{
+    int64_t t[] = {1000, 2000, 3000, 4000, 5000};
+    double v[] = {10, 20, 30, 40, 100};
+    double out = 0;
+    (void)state;
+
+    assert_int_equal(rules_window_fn(RULE_FN_LAST, t, v, 5, 0, 5000, &out), 0);
+    assert_true(out == 100);
+    assert_int_equal(rules_window_fn(RULE_FN_AVG, t, v, 5, 3000, 5000, &out), 0);
+    assert_true(fabs(out - (30 + 40 + 100) / 3.0) < 1e-9); /* 2000 is outside (2000, 5000] */
+    assert_int_equal(rules_window_fn(RULE_FN_MIN, t, v, 5, 10000, 5000, &out), 0);
+    assert_true(out == 10);
+    assert_int_equal(rules_window_fn(RULE_FN_MAX, t, v, 5, 10000, 4000, &out), 0);
+    assert_true(out == 40); /* samples after end are not seen */
+    assert_int_equal(rules_window_fn(RULE_FN_P95, t, v, 5, 10000, 5000, &out), 0);
+    assert_true(out == 100);
+    assert_int_equal(rules_window_fn(RULE_FN_DELTA, t, v, 5, 10000, 5000, &out), 0);
+    assert_true(out == 90);
+    assert_int_equal(rules_window_fn(RULE_FN_RATE, t, v, 5, 10000, 5000, &out), 0);
+    assert_true(fabs(out - 22.5) < 1e-9); /* 90 over 4 s */
+    assert_int_equal(rules_window_fn(RULE_FN_COUNT, t, v, 5, 2500, 5000, &out), 0);
+    assert_true(out == 3);
+    /* an empty window gives no verdict */
+    assert_int_equal(rules_window_fn(RULE_FN_AVG, t, v, 5, 500, 9000, &out), WP_ENOTFOUND);
+    assert_int_equal(rules_window_fn(RULE_FN_RATE, t, v, 1, 10000, 5000, &out), WP_ENOTFOUND);
+}
+
+static void test_empty_window_resolves_nothing(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "rules:\n"
+                    "  - name: load_high\n"
+                    "    metric: load.load1\n"
+                    "    when: \"avg(1m) > 10\"\n");
+    struct rules_series *se = rules_eng_series(f.e, f.h, "load.load1", "");
+    rules_sample(f.e, se, T0, 20);
+    assert_int_equal(f.rec.fires, 1);
+    /* silence, then one low sample an hour later: the window holds only that sample */
+    rules_eng_tick(f.e, T0 + HOUR_MS);
+    assert_int_equal(f.rec.clears, 0);
+    rules_sample(f.e, se, T0 + HOUR_MS, 1);
+    assert_int_equal(f.rec.clears, 1);
+    teardown_rules(&f);
+}
+
+/* ---- no data ------------------------------------------------------------------------- */
+
+static const char *const SILENT_RULES = "rules:\n"
+                                        "  - name: host_silent\n"
+                                        "    nodata: 2m\n"
+                                        "    impact: high\n"
+                                        "  - name: disk_full\n"
+                                        "    metric: df.used_pct\n"
+                                        "    when: \"last > 90\"\n";
+
+static void test_host_nodata(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, SILENT_RULES);
+    rules_eng_tick(f.e, T0 + 2 * MIN_MS - 1);
+    assert_int_equal(f.rec.fires, 0);
+    rules_eng_tick(f.e, T0 + 2 * MIN_MS);
+    assert_int_equal(f.rec.fires, 1);
+    assert_string_equal(f.rec.last_fp, "host_silent|db-1");
+    rules_eng_tick(f.e, T0 + 2 * MIN_MS + 30000);
+    assert_int_equal(f.rec.fires, 1); /* updated at most once a minute */
+    rules_eng_tick(f.e, T0 + 3 * MIN_MS);
+    assert_int_equal(f.rec.fires, 2); /* the same problem again: the store updates it */
+    assert_string_equal(f.rec.last_fp, "host_silent|db-1");
+    rules_host_seen(f.e, f.h, T0 + 4 * MIN_MS);
+    assert_int_equal(f.rec.clears, 1);
+    teardown_rules(&f);
+}
+
+static void test_silent_host_suppresses_in_any_order(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, SILENT_RULES);
+    struct rules_series *se = rules_eng_series(f.e, f.h, "df.used_pct", "/");
+
+    /* child first, then the host goes silent */
+    rules_sample(f.e, se, T0 + 1000, 99);
+    assert_int_equal(f.rec.fires, 1);
+    assert_int_equal(f.rec.supp_on, 0);
+    rules_eng_tick(f.e, T0 + 1000 + 2 * MIN_MS);
+    assert_int_equal(f.rec.fires, 2);
+    assert_int_equal(f.rec.supp_on, 1);
+    assert_string_equal(f.rec.last_fp, "disk_full|db-1|instance=/");
+    assert_non_null(strstr(f.rec.last_reason, "silent"));
+    /* silence never resolves the child */
+    rules_eng_tick(f.e, T0 + HOUR_MS);
+    assert_int_equal(f.rec.clears, 0);
+    /* the host is back: the silence clears, the child is no longer suppressed */
+    rules_host_seen(f.e, f.h, T0 + HOUR_MS + 1000);
+    assert_int_equal(f.rec.clears, 1);
+    assert_int_equal(f.rec.supp_off, 1);
+    teardown_rules(&f);
+
+    /* host silent first, then a child fires (late data): born suppressed */
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, SILENT_RULES);
+    se = rules_eng_series(f.e, f.h, "df.used_pct", "/");
+    rules_eng_tick(f.e, T0 + 3 * MIN_MS);
+    assert_int_equal(f.rec.fires, 1);
+    rules_sample(f.e, se, T0 + 1000, 99);
+    assert_int_equal(f.rec.fires, 2);
+    assert_int_equal(f.rec.supp_on, 1);
+    assert_string_equal(f.rec.last_fp, "disk_full|db-1|instance=/");
+    teardown_rules(&f);
+}
+
+static void test_dependency_and_maintenance(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "maintenance:\n"
+                    "  - name: SAN move\n"
+                    "    hosts: [\"db-*\"]\n"
+                    "    from: 2026-01-01T01:00:00Z\n"
+                    "    to: 2026-01-01T02:00:00Z\n"
+                    "dependencies:\n"
+                    "  - parent: pbx_link_down\n"
+                    "    suppress: [line_blocked]\n"
+                    "rules:\n"
+                    "  - name: pbx_link_down\n"
+                    "    metric: pbx.link_up\n"
+                    "    when: \"last < 1\"\n"
+                    "  - name: line_blocked\n"
+                    "    line_state: {state: blocked, for: 10m}\n");
+    struct rules_series *link = rules_eng_series(f.e, f.h, "pbx.link_up", "trunk1");
+    rules_line(f.e, f.h, "8001", "hotline", "blocked", T0);
+    rules_eng_tick(f.e, T0 + 10 * MIN_MS - 1);
+    assert_int_equal(f.rec.fires, 0);
+    rules_eng_tick(f.e, T0 + 10 * MIN_MS);
+    assert_int_equal(f.rec.fires, 1);
+    assert_string_equal(f.rec.last_fp, "line_blocked|db-1|line=8001");
+    rules_sample(f.e, link, T0 + 11 * MIN_MS, 0);
+    assert_int_equal(f.rec.fires, 2);
+    assert_int_equal(f.rec.supp_on, 1);
+    assert_string_equal(f.rec.last_fp, "line_blocked|db-1|line=8001");
+    rules_sample(f.e, link, T0 + 12 * MIN_MS, 1);
+    assert_int_equal(f.rec.clears, 1);
+    assert_int_equal(f.rec.supp_off, 1);
+
+    /* the maintenance window suppresses both while it lasts */
+    rules_sample(f.e, link, T0 + 65 * MIN_MS, 0);
+    rules_eng_tick(f.e, T0 + 65 * MIN_MS);
+    assert_non_null(strstr(f.rec.last_reason, "maintenance SAN move"));
+    int on = f.rec.supp_on;
+    assert_true(on >= 3);
+    rules_eng_tick(f.e, T0 + 2 * HOUR_MS + 1000);
+    assert_true(f.rec.supp_off >= 2);
+    teardown_rules(&f);
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static void test_log_pattern_count(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "rules:\n"
+                    "  - name: ora_errors\n"
+                    "    log: {pattern: \"ORA-(00600|07445)\", count: 3, window: 10m}\n"
+                    "    match: {source: {glob: \"*alert_*.log\"}}\n"
+                    "    key: [source]\n");
+    const char *src = "/u01/app/oracle/diag/rdbms/orcl/trace/alert_orcl.log";
+    rules_log(f.e, f.h, src, "ORA-00600: internal error code", T0);
+    rules_log(f.e, f.h, src, "ORA-01555: snapshot too old", T0 + 1000); /* no match */
+    rules_log(f.e, f.h, "/var/log/other.log", "ORA-00600: elsewhere", T0 + 2000);
+    rules_log(f.e, f.h, src, "ORA-07445: exception encountered", T0 + MIN_MS);
+    assert_int_equal(f.rec.fires, 0);
+    rules_log(f.e, f.h, src, "ORA-00600: again", T0 + 9 * MIN_MS);
+    assert_int_equal(f.rec.fires, 1);
+    assert_non_null(strstr(f.rec.last_fp, "source=" "/u01/app"));
+    /* the first match leaves the window at T0 + 10 min */
+    rules_eng_tick(f.e, T0 + 10 * MIN_MS);
+    assert_int_equal(f.rec.clears, 1);
+    teardown_rules(&f);
+}
+
+static void test_line_share_and_check(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "rules:\n"
+                    "  - name: lines_down\n"
+                    "    line_share: {states: [blocked, unavailable], above: 20}\n"
+                    "    key: [group]\n"
+                    "  - name: hotline_call\n"
+                    "    check: {status: critical, consecutive: 2}\n"
+                    "    key: [check]\n");
+    char name[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "80%02d", i);
+        rules_line(f.e, f.h, name, "ivr", "idle", T0);
+    }
+    rules_line(f.e, f.h, "8000", "ivr", "blocked", T0 + 1000);
+    rules_line(f.e, f.h, "8001", "ivr", "unavailable", T0 + 2000);
+    assert_int_equal(f.rec.fires, 0); /* 20 % is not above 20 % */
+    rules_line(f.e, f.h, "8002", "ivr", "blocked", T0 + 3000);
+    assert_int_equal(f.rec.fires, 1);
+    assert_string_equal(f.rec.last_fp, "lines_down|db-1|group=ivr");
+    rules_line(f.e, f.h, "8002", "ivr", "idle", T0 + 4000);
+    assert_int_equal(f.rec.clears, 1);
+
+    rules_check(f.e, f.h, "sip_hotline", CHECK_CRITICAL, "no answer", T0);
+    rules_check(f.e, f.h, "sip_hotline", CHECK_OK, "ok", T0 + 60000);
+    rules_check(f.e, f.h, "sip_hotline", CHECK_CRITICAL, "no answer", T0 + 120000);
+    assert_int_equal(f.rec.fires, 1);
+    rules_check(f.e, f.h, "sip_hotline", CHECK_CRITICAL, "no answer", T0 + 180000);
+    assert_int_equal(f.rec.fires, 2);
+    assert_string_equal(f.rec.last_fp, "hotline_call|db-1|check=sip_hotline");
+    assert_non_null(strstr(f.rec.last_values, "no answer"));
+    rules_check(f.e, f.h, "sip_hotline", CHECK_OK, "ok", T0 + 240000);
+    assert_int_equal(f.rec.clears, 2);
+    teardown_rules(&f);
+}
+
+/* ---- forecast ---------------------------------------------------------------------------- */
+
+static void test_forecast_linear_fill(void **state)
+{
+    int64_t t[100];
+    double v[100];
+    int64_t eta = 0;
+    (void)state;
+
+    for (int i = 0; i < 100; i++) {
+        t[i] = T0 + i * HOUR_MS / 4;
+        v[i] = 50 + 0.25 * i; /* 1 % per hour */
+    }
+    assert_int_equal(rules_forecast(t, v, 100, 100, &eta), 0);
+    /* last value 74.75: 25.25 % left at 1 %/h */
+    assert_true(llabs(eta - (int64_t)(25.25 * HOUR_MS)) < 1000);
+    for (int i = 0; i < 100; i++) {
+        v[i] = 80 - 0.01 * i;
+    }
+    assert_int_equal(rules_forecast(t, v, 100, 100, &eta), WP_ENOTFOUND);
+
+    struct fix f;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "rules:\n"
+                    "  - name: disk_fill\n"
+                    "    metric: df.used_pct\n"
+                    "    forecast: {limit: 100, within: 6d, window: 1d}\n"
+                    "    summary: \"{instance} full in {value} days\"\n");
+    struct rules_series *se = rules_eng_series(f.e, f.h, "df.used_pct", "/u01");
+    /* 5 % a day from 40 %: full in 12 days at first, then within 6 days */
+    for (int i = 0; i <= 10 * 24; i++) {
+        rules_sample(f.e, se, T0 + i * HOUR_MS, 40 + 5.0 * i / 24);
+        if (f.rec.fires > 0) {
+            break;
+        }
+    }
+    assert_int_equal(f.rec.fires, 1);
+    /* fired once the trend said 6 days: at 70 %, i.e. after 6 days */
+    assert_true(f.rec.last_fire_at >= T0 + 6 * DAY_MS - HOUR_MS);
+    assert_true(f.rec.last_fire_at <= T0 + 6 * DAY_MS + HOUR_MS);
+    assert_non_null(strstr(f.rec.last_summary, "/u01 full in"));
+    teardown_rules(&f);
+}
+
+/* ---- restart and reload ------------------------------------------------------------------ */
+
+static void test_restart_mid_for(void **state)
+{
+    struct fix f;
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, DISK_RULES);
+    struct rules_series *se = rules_eng_series(f.e, f.h, "df.used_pct", "/u01");
+    rules_sample(f.e, se, T0, 95);
+    rules_sample(f.e, se, T0 + 3 * MIN_MS, 95);
+    assert_int_equal(f.rec.nstates, 1);
+    struct rec saved = f.rec;
+    rules_eng_free(f.e);
+
+    /* a new engine resumes from the persisted state: `for` keeps counting from T0 */
+    struct rules_sink sink = {
+        .arg = &f.rec,
+        .fire = r_fire,
+        .clear = r_clear,
+        .suppress = r_suppress,
+        .state_put = r_state_put,
+        .state_del = r_state_del,
+    };
+    f.e = rules_eng_new(f.rs, &sink);
+    rules_eng_restore(f.e, saved.state_fp[0], saved.state[0], saved.state_since[0]);
+    f.h = rules_eng_host(f.e, "db-1", "db-1", NULL, T0 + 4 * MIN_MS);
+    se = rules_eng_series(f.e, f.h, "df.used_pct", "/u01");
+    rules_sample(f.e, se, T0 + 5 * MIN_MS, 95);
+    assert_int_equal(f.rec.fires, 1);
+
+    /* reload with the same rule: firing state kept, no second incident */
+    struct rule_set *rs2 = NULL;
+    struct wp_conf_err err;
+    assert_int_equal(rules_parse("test2.yaml", DISK_RULES, strlen(DISK_RULES), &err, &rs2), 0);
+    rules_eng_set(f.e, rs2);
+    rules_free(f.rs);
+    f.rs = rs2;
+    se = rules_eng_series(f.e, f.h, "df.used_pct", "/u01");
+    rules_sample(f.e, se, T0 + 5 * MIN_MS + 30000, 96);
+    assert_int_equal(f.rec.fires, 1);
+    rules_sample(f.e, se, T0 + 7 * MIN_MS, 50);
+    rules_sample(f.e, se, T0 + 10 * MIN_MS, 50);
+    assert_int_equal(f.rec.clears, 1);
+    teardown_rules(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_for_and_recover_for_edges),
+        cmocka_unit_test(test_hysteresis_one_incident),
+        cmocka_unit_test(test_window_functions),
+        cmocka_unit_test(test_empty_window_resolves_nothing),
+        cmocka_unit_test(test_host_nodata),
+        cmocka_unit_test(test_silent_host_suppresses_in_any_order),
+        cmocka_unit_test(test_dependency_and_maintenance),
+        cmocka_unit_test(test_log_pattern_count),
+        cmocka_unit_test(test_line_share_and_check),
+        cmocka_unit_test(test_forecast_linear_fill),
+        cmocka_unit_test(test_restart_mid_for),
+    };
+    setenv("TZ", "UTC", 1);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
