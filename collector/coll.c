@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "coll_conf.h"
+#include "coll_rules.h"
 #include "db.h"
 #include "ingest.h"
 #include "journal.h"
@@ -115,6 +116,7 @@ static void tick_cb(uv_timer_t *t)
     struct coll_server *s = t->data;
 
     coll_ingest_save_registry(s, 0);
+    coll_rules_tick(s);
     if (wp_clock_mono_ms() - s->last_release_ms >= RELEASE_EVERY_MS) {
         maybe_release(s);
     }
@@ -143,10 +145,12 @@ static void signal_cb(uv_signal_t *h, int signum)
     struct coll_server *s = h->data;
 
     if (signum == SIGHUP) {
-        WP_INFO("collector", "SIGHUP: checking the CRL");
+        char err[1024];
+        WP_INFO("collector", "SIGHUP: checking the CRL, reloading the rules");
         if (s->conf->tls.crl != NULL) {
             crl_check(s);
         }
+        coll_rules_reload(s, err, sizeof(err));
         return;
     }
     WP_INFO("collector", "signal %d: shutting down", signum);
@@ -212,6 +216,9 @@ int coll_server_start(struct coll_server *s, uv_loop_t *loop, struct coll_conf *
         return rc;
     }
     s->rrd_dirfd = open(conf->rrd.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if ((rc = coll_rules_start(s)) < 0) {
+        return rc;
+    }
     if ((rc = coll_ingest_load(s)) < 0) {
         WP_ERROR("collector", "loading the registry: %s", coll_db_errmsg(s->db));
         return rc;
@@ -318,6 +325,7 @@ void coll_server_stop(struct coll_server *s)
 
 void coll_server_cleanup(struct coll_server *s)
 {
+    coll_rules_stop(s);
     coll_agents_free(s);
     coll_db_close(s->db);
     s->db = NULL;

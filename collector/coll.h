@@ -19,11 +19,15 @@ struct wp_tls_ctx;
 struct wp_tls_conn;
 struct coll_conn;
 struct coll_ctl;
+struct coll_rules;
+struct rules_host;
+struct rules_series;
 
 /* One series of an agent: its RRD file and field count (indexed by the agent's series id). */
 struct coll_series {
     struct wp_rrdw_file *file;
     uint32_t nfields;
+    struct rules_series **rs; /* per field, NULL when no rule selects any field */
 };
 
 #define COLL_MAX_SERIES_ID 1000000u /* ids at or above are refused (bounds the table) */
@@ -39,6 +43,7 @@ struct coll_agent {
     struct coll_series *series;
     uint32_t series_cap;
     struct coll_conn *conn; /* the live connection, if any */
+    struct rules_host *rh;  /* the rules engine's view of its host */
     int64_t first_seen, last_seen; /* unix s */
     int connected;
     int dirty;          /* registry row changed: write it at the next flush */
@@ -61,6 +66,7 @@ struct coll_server {
     struct wp_journal *journal;
     struct wp_rrdw *rrdw;
     struct coll_ctl *ctl;
+    struct coll_rules *rules;
 
     uv_tcp_t listener;
     int listening;

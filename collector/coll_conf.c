@@ -137,6 +137,102 @@ static const struct wp_opt rrd_opts[] = {
     WP_OPT_TABLE_END,
 };
 
+#define INC(f) (offsetof(struct coll_conf, incidents.f) - offsetof(struct coll_conf, incidents))
+#define SLA(f)  offsetof(struct sla_item, f)
+
+struct sla_item {
+    int64_t response_ms, resolve_ms;
+};
+
+#define SLA_OPTS(tbl, resp, res)                                                            \
+    static const struct wp_opt tbl[] = {                                                     \
+        {.name = "response",                                                                 \
+         .type = WP_OPT_DURATION,                                                            \
+         .def = resp,                                                                        \
+         .help = "acknowledge within this, or the incident escalates",                       \
+         .offset = SLA(response_ms),                                                         \
+         .min = 1000},                                                                       \
+        {.name = "resolve",                                                                  \
+         .type = WP_OPT_DURATION,                                                            \
+         .def = res,                                                                         \
+         .help = "resolve within this (escalation at 50, 80 and 100 %)",                     \
+         .offset = SLA(resolve_ms),                                                          \
+         .min = 1000},                                                                       \
+        WP_OPT_TABLE_END,                                                                    \
+    }
+SLA_OPTS(sla_p1, "15m", "4h");
+SLA_OPTS(sla_p2, "30m", "8h");
+SLA_OPTS(sla_p3, "4h", "3d");
+SLA_OPTS(sla_p4, "1d", "5d");
+
+#define SLA_AT(i) ((size_t)(i) * sizeof(struct sla_item)) /* within incidents.sla */
+
+static const struct wp_opt sla_opts[] = {
+    {.name = "p1", .type = WP_OPT_SECTION, .help = "P1 deadlines", .offset = SLA_AT(0),
+     .sub = sla_p1},
+    {.name = "p2", .type = WP_OPT_SECTION, .help = "P2 deadlines", .offset = SLA_AT(1),
+     .sub = sla_p2},
+    {.name = "p3", .type = WP_OPT_SECTION, .help = "P3 deadlines", .offset = SLA_AT(2),
+     .sub = sla_p3},
+    {.name = "p4", .type = WP_OPT_SECTION, .help = "P4 deadlines", .offset = SLA_AT(3),
+     .sub = sla_p4},
+    WP_OPT_TABLE_END,
+};
+
+#define MATRIX_AT(i) ((size_t)(i) * sizeof(struct wp_strlist)) /* within incidents.matrix */
+
+static const struct wp_opt matrix_opts[] = {
+    {.name = "high", .type = WP_OPT_STRLIST,
+     .help = "priority of a high-impact incident for urgency high, medium, low",
+     .offset = MATRIX_AT(0)},
+    {.name = "medium", .type = WP_OPT_STRLIST,
+     .help = "priority of a medium-impact incident for urgency high, medium, low",
+     .offset = MATRIX_AT(1)},
+    {.name = "low", .type = WP_OPT_STRLIST,
+     .help = "priority of a low-impact incident for urgency high, medium, low",
+     .offset = MATRIX_AT(2)},
+    WP_OPT_TABLE_END,
+};
+
+static const struct wp_opt incidents_opts[] = {
+    {.name = "rules",
+     .type = WP_OPT_STRLIST,
+     .help = "rules files (reloaded on SIGHUP and `watchpost reload`)",
+     .offset = INC(rules)},
+    {.name = "reopen_window",
+     .type = WP_OPT_DURATION,
+     .def = "30m",
+     .help = "a problem back within this after its resolution reopens its incident",
+     .offset = INC(reopen_window_ms),
+     .min = 0,
+     .max = 30LL * 86400000},
+    {.name = "flap_changes",
+     .type = WP_OPT_INT,
+     .def = "5",
+     .help = "this many state changes within flap_window mark an incident flapping",
+     .offset = INC(flap_changes),
+     .min = 2,
+     .max = 1000},
+    {.name = "flap_window",
+     .type = WP_OPT_DURATION,
+     .def = "1h",
+     .help = "window of the flapping detection",
+     .offset = INC(flap_window_ms),
+     .min = 1000,
+     .max = 7LL * 86400000},
+    {.name = "matrix",
+     .type = WP_OPT_SECTION,
+     .help = "priority from impact x urgency",
+     .offset = INC(matrix),
+     .sub = matrix_opts},
+    {.name = "sla",
+     .type = WP_OPT_SECTION,
+     .help = "response and resolve deadlines per priority",
+     .offset = INC(sla),
+     .sub = sla_opts},
+    WP_OPT_TABLE_END,
+};
+
 static const struct wp_opt top_opts[] = {
     {.name = "listen",
      .type = WP_OPT_STR,
@@ -174,6 +270,11 @@ static const struct wp_opt top_opts[] = {
      .help = "RRD write-behind",
      .offset = offsetof(struct coll_conf, rrd),
      .sub = rrd_opts},
+    {.name = "incidents",
+     .type = WP_OPT_SECTION,
+     .help = "rules files and the incident policy",
+     .offset = offsetof(struct coll_conf, incidents),
+     .sub = incidents_opts},
     WP_OPT_TABLE_END,
 };
 
@@ -294,6 +395,36 @@ static int finish(struct coll_conf *c, struct wp_conf_doc *doc, struct wp_conf_e
     wp_conf_resolve_path(c->path, &c->rrd.dir);
     if (c->rrd.dir == NULL) {
         c->rrd.dir = wp_xasprintf("%s/rrd", c->state_dir);
+    }
+    for (size_t i = 0; i < c->incidents.rules.n; i++) {
+        wp_conf_resolve_path(c->path, &c->incidents.rules.v[i]);
+    }
+    static const char *const lv[] = {"high", "medium", "low"};
+    static const int defaults[3][3] = {{1, 2, 3}, {2, 3, 4}, {3, 4, 4}};
+    for (int i = 0; i < 3; i++) {
+        const struct wp_strlist *l = &c->incidents.matrix[i];
+        if (l->n == 0) {
+            memcpy(c->incidents.matrix_prio[i], defaults[i], sizeof(defaults[i]));
+            continue;
+        }
+        struct wp_conf_node *mx = wp_conf_map_get(doc, root, "incidents");
+        mx = mx != NULL ? wp_conf_map_get(doc, mx, "matrix") : NULL;
+        struct wp_conf_node *at = mx != NULL ? wp_conf_map_get(doc, mx, lv[i]) : NULL;
+        if (l->n != 3) {
+            return wp_conf_errorf(doc, at != NULL ? at : root, err,
+                                  "incidents.matrix.%s: expected three priorities (for urgency "
+                                  "high, medium, low), like [P1, P2, P3]",
+                                  lv[i]);
+        }
+        for (int k = 0; k < 3; k++) {
+            const char *v = l->v[k];
+            if ((v[0] != 'P' && v[0] != 'p') || v[1] < '1' || v[1] > '4' || v[2] != '\0') {
+                return wp_conf_errorf(doc, at != NULL ? at : root, err,
+                                      "incidents.matrix.%s: expected P1, P2, P3 or P4, got \"%s\"",
+                                      lv[i], v);
+            }
+            c->incidents.matrix_prio[i][k] = v[1] - '0';
+        }
     }
     return 0;
 }

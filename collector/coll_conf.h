@@ -19,6 +19,11 @@ struct wp_rrd_archive;
  *   journal: {segment_bytes: 64MiB, fsync: true}
  *   rrd:     {dir (default state_dir/rrd), flush_interval: 60s, max_pending: 300,
  *             heartbeat_steps: 2, archives: [{cf: AVERAGE, resolution: 1m, span: 25h}, ...]}
+ *   incidents: {rules: [rules.d/default.yaml], reopen_window: 30m, flap_changes: 5,
+ *               flap_window: 1h,
+ *               matrix: {high: [P1, P2, P3], medium: [P2, P3, P4], low: [P3, P4, P4]},
+ *                        (impact: priorities for urgency high, medium, low)
+ *               sla: {p1: {response: 15m, resolve: 4h}, p2: ..., p3: ..., p4: ...}}
  * Relative paths are relative to the config file's directory.
  */
 struct coll_conf {
@@ -48,6 +53,17 @@ struct coll_conf {
         struct wp_rrd_archive *archives; /* cf strings owned */
         size_t narchives;                /* 0 = defaults */
     } rrd;
+    struct {
+        struct wp_strlist rules; /* rules files, paths resolved against the config file */
+        int64_t reopen_window_ms;
+        int64_t flap_changes;
+        int64_t flap_window_ms;
+        struct wp_strlist matrix[3]; /* high, medium, low impact: "P1".."P4" per urgency */
+        struct {
+            int64_t response_ms, resolve_ms;
+        } sla[4];
+        int matrix_prio[3][3]; /* decoded from matrix (finish) */
+    } incidents;
 };
 
 int coll_conf_load(const char *path, struct wp_conf_err *err, struct coll_conf **out);

@@ -9,6 +9,7 @@
 #include <msgpack.h>
 
 #include "coll.h"
+#include "coll_rules.h"
 #include "journal.h"
 #include "rrdw.h"
 #include "wp/buf.h"
@@ -23,6 +24,8 @@ struct coll_ctl {
     uv_pipe_t pipe;
     struct coll_server *srv;
     char *path;
+    int reload_rc;      /* the last reload's outcome, for fill_reload */
+    char reload_msg[1024];
 };
 
 struct ctl_client {
@@ -127,11 +130,22 @@ static void fill_error(msgpack_packer *pk, struct coll_server *s)
     pk_str(pk, "t");
     pk_str(pk, "error");
     pk_str(pk, "msg");
-    pk_str(pk, "unknown request (expected stats or flush)");
+    pk_str(pk, "unknown request (expected stats, flush or reload)");
+}
+
+static void fill_reload(msgpack_packer *pk, struct coll_server *s)
+{
+    const struct coll_ctl *c = s->ctl;
+    msgpack_pack_map(pk, 2);
+    pk_str(pk, "t");
+    pk_str(pk, c->reload_rc < 0 ? "error" : "ok");
+    pk_str(pk, "msg");
+    pk_str(pk, c->reload_msg);
 }
 
 static void fill_stats(msgpack_packer *pk, struct coll_server *s)
 {
+    struct coll_rules_stats rst;
     struct wp_journal_stats js;
     struct wp_rrdw_stats rs;
     size_t connected = 0;
@@ -149,6 +163,7 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
             connected += a->connected ? 1 : 0;
         }
     }
+    coll_rules_stats(s, &rst);
     const struct {
         const char *name;
         uint64_t value;
@@ -183,6 +198,14 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
         {"rrd_update_calls", rs.update_calls},
         {"rrd_errors", rs.errors},
         {"rrd_pending_rows", rs.pending_rows},
+        {"rules_samples", rst.samples},
+        {"rules_problems", rst.problems},
+        {"rules_errors", rst.errors},
+        {"rules_fires", rst.fires},
+        {"rules_fire_delay_p50_us", rst.delay_p50_us},
+        {"rules_fire_delay_p99_us", rst.delay_p99_us},
+        {"rules_fire_delay_max_us", rst.delay_max_us},
+        {"incidents_opened", rst.opened},
     };
     /* the map header is counted from the table so it can never drift */
     msgpack_pack_map(pk, 1 + sizeof(kv) / sizeof(kv[0]));
@@ -233,6 +256,10 @@ static void handle(struct ctl_client *cl, const uint8_t *body, size_t len)
     struct coll_server *s = cl->ctl->srv;
     if (t != NULL && tl == 5 && memcmp(t, "stats", 5) == 0) {
         reply(cl, fill_stats);
+    } else if (t != NULL && tl == 6 && memcmp(t, "reload", 6) == 0) {
+        cl->ctl->reload_rc = coll_rules_reload(s, cl->ctl->reload_msg,
+                                               sizeof(cl->ctl->reload_msg));
+        reply(cl, fill_reload);
     } else if (t != NULL && tl == 5 && memcmp(t, "flush", 5) == 0 && s->rrdw != NULL) {
         cl->flushes++;
         wp_rrdw_flush_all(s->rrdw, flush_done, cl);

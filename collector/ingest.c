@@ -10,6 +10,7 @@
 
 #include "coll.h"
 #include "coll_conf.h"
+#include "coll_rules.h"
 #include "db.h"
 #include "journal.h"
 #include "rrdw.h"
@@ -87,6 +88,9 @@ void coll_agents_free(struct coll_server *s)
             free(a->id);
             free(a->host);
             free(a->version);
+            for (uint32_t k = 0; k < a->series_cap; k++) {
+                free(a->series[k].rs);
+            }
             free(a->series);
             free(a);
             a = next;
@@ -188,6 +192,7 @@ static int load_agent_cb(void *arg, const struct coll_db_agent *r)
     a->first_seen = r->first_seen;
     a->last_seen = r->last_seen;
     a->committed = a->appended = r->committed_seq;
+    coll_rules_host(s, a);
     return 0;
 }
 
@@ -206,6 +211,7 @@ static int load_series_cb(void *arg, const char *agent, const struct wp_series_d
         return 0;
     }
     put_series(a, d->id, f, d->nfields);
+    coll_rules_bind(s, a, d);
     return 0;
 }
 
@@ -399,6 +405,7 @@ static int on_hello(struct coll_server *s, struct coll_conn *c, const struct wp_
     a->last_seen = now;
     a->connected = 1;
     a->dirty = 1;
+    coll_rules_host(s, a);
 
     struct wp_buf b;
     wp_buf_init(&b);
@@ -447,6 +454,7 @@ static int on_defs(struct coll_server *s, struct coll_conn *c, struct coll_agent
         }
         coll_db_series_put(s->db, a->id, &d, wp_rrdw_file_path(f));
         put_series(a, d.id, f, d.nfields);
+        coll_rules_bind(s, a, &d);
     }
     if (began) {
         coll_db_commit(s->db);
@@ -511,6 +519,7 @@ static int on_batch(struct coll_server *s, struct coll_conn *c, struct coll_agen
     s->st.batches++;
     s->st.values_received += nvals;
     batch_apply(s, a, m, segment);
+    coll_rules_batch(s, a, m);
     return 0;
 }
 

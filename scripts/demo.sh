@@ -55,6 +55,8 @@ tls:
   cert: $DEMO/certs/watchpost-collector.crt
   key: $DEMO/certs/watchpost-collector.key
   crl: $DEMO/ca/crl.pem
+incidents:
+  rules: [$TOP/packaging/etc/rules.d/default.yaml]
 YAML
 rm -f "$DEMO/collector.port"
 "$BUILD/collector/watchpost-collector" -c "$DEMO/collector.yaml" \
@@ -92,5 +94,6 @@ Watchpost demo running: collector on 127.0.0.1:$PORT, agent "$HOST" (host probe 
   logs:       $DEMO/collector.log  $DEMO/agent.log
   look:       $BIN_C/watchpost query --state-dir $DEMO/state --host $HOST --metric cpu.user --since 10m
               $BIN_C/watchpost status --state-dir $DEMO/state
+              $BIN_C/watchpost incidents list --state-dir $DEMO/state
   stop:       scripts/demo.sh stop
 MSG

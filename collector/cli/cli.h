@@ -11,6 +11,10 @@ int cli_check_config(int argc, char **argv);
 int cli_query(int argc, char **argv);
 /* watchpost status (status.c) */
 int cli_status(int argc, char **argv);
+/* watchpost reload: rules files (status.c) */
+int cli_reload(int argc, char **argv);
+/* watchpost rules test FILE... --at TIME (rules.c) */
+int cli_rules(int argc, char **argv);
 /* watchpost incidents list|show|ack|resolve|close (incidents.c) */
 int cli_incidents(int argc, char **argv);
 

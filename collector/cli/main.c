@@ -14,6 +14,8 @@ static const struct {
     {"check-config", cli_check_config, "check-config FILE                  validate a config file"},
     {"query", cli_query, "query --host H --metric M [--since 1h]  print stored values"},
     {"status", cli_status, "status [--state-dir DIR]           the running collector's counters"},
+    {"rules", cli_rules, "rules test FILE... [--at TIME]     what the rules would fire on stored data"},
+    {"reload", cli_reload, "reload [--state-dir DIR]           reload the running collector's rules"},
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
 };
 

@@ -21,6 +21,8 @@
 #   WP_BENCH_WARMUP=S    streaming time before the window opens (default 10)
 #   WP_BENCH_FLUSH=D     rrd.flush_interval (default 60s, the production default)
 #   WP_BENCH_RATE=R      batches per second per agent (default 1)
+#   WP_BENCH_RULES=FILE  load this rules file into the collector (incidents.rules) and print
+#                        the rules engine's figures (tests/bench/rules.sh makes one)
 #   WP_BENCH_IDLE_TIMEOUT=D  limits.idle_timeout (default 120s, the production default; the
 #                        2026-11-23 figures were taken with 24h, see docs/PERFORMANCE.md)
 set -euo pipefail
@@ -122,6 +124,15 @@ print(f"wpload failures              connect {W.get('fail_connect', 0):.0f}, tls
       f"{W.get('fail_tls', 0):.0f}, closed {W.get('fail_closed', 0):.0f}, timeout "
       f"{W.get('fail_timeout', 0):.0f}, skipped ticks {W.get('skipped_ticks', 0):.0f}, "
       f"lagged slots {W.get('lag_slots', 0):.0f}")
+if "rules_samples" in sd and P.get("rules", "-") != "-":
+    print(f"---- rules ({P['rules']})")
+    print(f"rule samples evaluated       {d(s0, s1, 'rules_samples') / win if win > 0 else 0:12,.0f} /s; "
+          f"problems tracked {sd.get('rules_problems', 0):,.0f}")
+    print(f"fires (open/update/reopen)   {d(s0, s1, 'rules_fires'):12,.0f} in the window; incidents "
+          f"opened {sd.get('incidents_opened', 0):,.0f} in all; errors {sd.get('rules_errors', 0):.0f}")
+    print(f"data arrived -> incident row p50 {sd.get('rules_fire_delay_p50_us', 0) / 1000:.2f} ms, "
+          f"p99 {sd.get('rules_fire_delay_p99_us', 0) / 1000:.2f} ms, "
+          f"max {sd.get('rules_fire_delay_max_us', 0) / 1000:.2f} ms (last 8,192 fires)")
 print(f"disk: RRD files              {rrd_bytes / 2**20:12,.0f} MiB in "
       f"{sd.get('rrd_files', 0):.0f} files; journal {journal_bytes / 2**20:.0f} MiB")
 if restart:
@@ -219,6 +230,10 @@ cleanup() {
 trap cleanup EXIT
 
 write_config() { # write_config LISTEN
+    RULES_YAML=
+    if [ -n "${WP_BENCH_RULES:-}" ]; then
+        RULES_YAML="incidents: {rules: [$WP_BENCH_RULES]}"
+    fi
     cat > "$RUN/collector.yaml" <<YAML
 listen: $1
 state_dir: $STATE
@@ -232,6 +247,7 @@ limits:
   max_agents: 20000
   handshake_timeout: 30s
   idle_timeout: ${WP_BENCH_IDLE_TIMEOUT:-120s}
+$RULES_YAML
 rrd:
   flush_interval: $FLUSH
   archives: [{cf: AVERAGE, span: 10m}]
@@ -383,6 +399,7 @@ SAMP_PID=
 
 # ---- figures ----------------------------------------------------------------------------------------
 printf '%s\n' "agents $AGENTS" "series $SERIES" "fields $FIELDS" "rate $RATE" \
-    "rrd_bytes $RRD_BYTES" "journal_bytes $JOURNAL_BYTES" "restart $RESTART" > "$RUN/params"
+    "rrd_bytes $RRD_BYTES" "journal_bytes $JOURNAL_BYTES" "restart $RESTART" \
+    "rules ${WP_BENCH_RULES:--}" > "$RUN/params"
 summarize "$RUN" | tee "$RUN/summary.txt"
 [ "$rc" -eq 0 ] || exit 1

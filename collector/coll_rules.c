@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The collector's rules and incidents: loads rules files, feeds the engine from ingest,
+ * records incidents in STATE_DIR/incidents.db, reloads on SIGHUP and `watchpost reload`. */
+#include "coll_rules.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coll.h"
+#include "coll_conf.h"
+#include "db.h"
+#include "incident.h"
+#include "ingest.h"
+#include "rules.h"
+#include "rules_eval.h"
+#include "wp/clock.h"
+#include "wp/err.h"
+#include "wp/log.h"
+#include "wp/mem.h"
+#include "wp/wire.h"
+
+#define DELAY_SAMPLES 8192
+
+struct coll_rules {
+    struct coll_server *s;
+    struct inc_store *inc;
+    struct rule_set *rs;
+    struct rules_eng *eng;
+    uint64_t opened, errors;
+    /* delay from the arrival of the breaching data (or the tick) to the committed
+     * incident row, microseconds: the last DELAY_SAMPLES fires */
+    int64_t arrived_us;
+    uint32_t delay_us[DELAY_SAMPLES];
+    uint64_t ndelays;
+};
+
+static int64_t mono_us(void)
+{
+    return (int64_t)(uv_hrtime() / 1000);
+}
+
+/* ---- the sink: engine -> incident store ------------------------------------------------ */
+
+static int sink_fire(void *arg, const struct inc_signal *sig, int64_t now)
+{
+    struct coll_rules *r = arg;
+    int64_t id = 0;
+    int rc = inc_fire(r->inc, sig, now, &id);
+
+    if (rc < 0) {
+        r->errors++;
+        WP_ERROR("rules", "incident for %s not recorded: %s", sig->fingerprint,
+                 inc_errmsg(r->inc));
+        return rc;
+    }
+    int64_t d = mono_us() - r->arrived_us;
+    r->delay_us[r->ndelays++ % DELAY_SAMPLES] = (uint32_t)(d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : d);
+    if (rc == 1) {
+        r->opened++;
+        WP_WARN("rules", "incident %lld opened: %s [%s] (%s)", (long long)id, sig->summary,
+                sig->rule, sig->fingerprint);
+    }
+    return 0;
+}
+
+static int sink_clear(void *arg, const char *fp, int64_t now)
+{
+    struct coll_rules *r = arg;
+    int rc = inc_clear(r->inc, fp, now);
+
+    if (rc < 0) {
+        r->errors++;
+        WP_ERROR("rules", "resolution of %s not recorded: %s", fp, inc_errmsg(r->inc));
+    } else {
+        WP_INFO("rules", "condition cleared: %s", fp);
+    }
+    return rc;
+}
+
+static int sink_suppress(void *arg, const char *fp, int on, const char *reason, int64_t now)
+{
+    struct coll_rules *r = arg;
+    int rc = inc_suppress(r->inc, fp, on, reason, now);
+
+    if (rc < 0) {
+        r->errors++;
+        WP_ERROR("rules", "suppression of %s not recorded: %s", fp, inc_errmsg(r->inc));
+    }
+    return rc;
+}
+
+static int sink_state_put(void *arg, const char *fp, int state, int64_t since)
+{
+    struct coll_rules *r = arg;
+    return inc_state_put(r->inc, fp, state, since);
+}
+
+static int sink_state_del(void *arg, const char *fp)
+{
+    struct coll_rules *r = arg;
+    return inc_state_del(r->inc, fp);
+}
+
+static int restore_cb(void *arg, const char *key, int state, int64_t since)
+{
+    struct coll_rules *r = arg;
+    rules_eng_restore(r->eng, key, state, since);
+    return 0;
+}
+
+/* ---- binding --------------------------------------------------------------------------- */
+
+void coll_rules_host(struct coll_server *s, struct coll_agent *a)
+{
+    if (s->rules == NULL) {
+        return;
+    }
+    a->rh = rules_eng_host(s->rules->eng, a->host != NULL ? a->host : a->id, a->id, NULL,
+                           wp_clock_now_ms());
+}
+
+void coll_rules_bind(struct coll_server *s, struct coll_agent *a, const struct wp_series_def *d)
+{
+    char metric[2 * WP_NAME_MAX + 2];
+    char inst[WP_INST_MAX + 1];
+    struct coll_series *cs;
+
+    if (s->rules == NULL || d->id >= a->series_cap) {
+        return;
+    }
+    if (a->rh == NULL) {
+        coll_rules_host(s, a);
+    }
+    cs = &a->series[d->id];
+    free(cs->rs);
+    cs->rs = NULL;
+    snprintf(inst, sizeof(inst), "%.*s", (int)d->inst.len, d->inst.p);
+    for (uint32_t i = 0; i < d->nfields && i < cs->nfields; i++) {
+        snprintf(metric, sizeof(metric), "%.*s.%.*s", (int)d->group.len, d->group.p,
+                 (int)d->fields[i].len, d->fields[i].p);
+        struct rules_series *se = rules_eng_series(s->rules->eng, a->rh, metric, inst);
+        if (se != NULL) {
+            if (cs->rs == NULL) {
+                cs->rs = wp_xcalloc(cs->nfields, sizeof(*cs->rs));
+            }
+            cs->rs[i] = se;
+        }
+    }
+}
+
+void coll_rules_batch(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m)
+{
+    struct wp_rec r;
+
+    if (s->rules == NULL || a->rh == NULL) {
+        return;
+    }
+    s->rules->arrived_us = mono_us();
+    rules_host_seen(s->rules->eng, a->rh, wp_clock_now_ms());
+    for (uint32_t i = 0; i < m->u.batch.recs->size; i++) {
+        if (wp_batch_rec(m, i, &r) < 0 || r.kind != WP_REC_METRIC || r.id >= a->series_cap) {
+            continue;
+        }
+        struct coll_series *cs = &a->series[r.id];
+        if (cs->rs == NULL || r.nvals != cs->nfields) {
+            continue;
+        }
+        for (uint32_t k = 0; k < r.nvals; k++) {
+            if (cs->rs[k] != NULL) {
+                rules_sample(s->rules->eng, cs->rs[k], r.ts_ms, wp_val(&r.vals[k]));
+            }
+        }
+    }
+}
+
+static int rebind_cb(void *arg, const char *agent, const struct wp_series_def *d,
+                     const char *file)
+{
+    struct coll_server *s = arg;
+    struct coll_agent *a = coll_agent_find(s, agent);
+
+    (void)file;
+    if (a != NULL) {
+        coll_rules_bind(s, a, d);
+    }
+    return 0;
+}
+
+/* Every series handle died with the old rule set: clear them, then bind again. */
+static void rebind_all(struct coll_server *s)
+{
+    for (size_t i = 0; i < s->agents_cap; i++) {
+        for (struct coll_agent *a = s->agents[i]; a != NULL; a = a->hnext) {
+            for (uint32_t k = 0; k < a->series_cap; k++) {
+                free(a->series[k].rs);
+                a->series[k].rs = NULL;
+            }
+        }
+    }
+    coll_db_series_each(s->db, rebind_cb, s);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static int load_rules(const struct coll_conf *c, struct rule_set **out, char *err, size_t len)
+{
+    struct wp_conf_err e;
+
+    memset(&e, 0, sizeof(e));
+    int rc = rules_load((const char *const *)c->incidents.rules.v, c->incidents.rules.n, &e, out);
+    if (rc < 0) {
+        snprintf(err, len, "%s", e.msg);
+    }
+    return rc;
+}
+
+int coll_rules_start(struct coll_server *s)
+{
+    struct inc_policy p;
+    char path[4096];
+    char err[1024] = "";
+    int rc = 0;
+    struct coll_rules *r = wp_xcalloc(1, sizeof(*r));
+    const struct coll_conf *c = s->conf;
+
+    r->s = s;
+    inc_policy_default(&p);
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 3; k++) {
+            p.matrix[i][k] = c->incidents.matrix_prio[i][k];
+        }
+    }
+    for (int i = 0; i < INC_NPRIO; i++) {
+        p.response_ms[i] = c->incidents.sla[i].response_ms;
+        p.resolve_ms[i] = c->incidents.sla[i].resolve_ms;
+    }
+    p.reopen_window_ms = c->incidents.reopen_window_ms;
+    p.flap_changes = (int)c->incidents.flap_changes;
+    p.flap_window_ms = c->incidents.flap_window_ms;
+    if ((rc = load_rules(c, &r->rs, err, sizeof(err))) < 0) {
+        WP_ERROR("collector", "rules: %s", err);
+        free(r);
+        return rc;
+    }
+    snprintf(path, sizeof(path), "%s/incidents.db", c->state_dir);
+    if ((rc = inc_open(path, &p, &r->inc)) < 0) {
+        WP_ERROR("collector", "incidents store %s: %s", path,
+                 r->inc != NULL ? inc_errmsg(r->inc) : wp_strerror(rc));
+        inc_close(r->inc);
+        rules_free(r->rs);
+        free(r);
+        return rc;
+    }
+    struct rules_sink sink = {
+        .arg = r,
+        .fire = sink_fire,
+        .clear = sink_clear,
+        .suppress = sink_suppress,
+        .state_put = sink_state_put,
+        .state_del = sink_state_del,
+    };
+    r->eng = rules_eng_new(r->rs, &sink);
+    inc_state_each(r->inc, restore_cb, r);
+    s->rules = r;
+    WP_INFO("collector", "rules: %zu rules from %zu files; incidents in %s", r->rs->nrules,
+            c->incidents.rules.n, path);
+    return 0;
+}
+
+int coll_rules_reload(struct coll_server *s, char *err, size_t len)
+{
+    struct rule_set *rs = NULL;
+    struct coll_rules *r = s->rules;
+
+    if (r == NULL) {
+        snprintf(err, len, "rules are not running");
+        return -EINVAL;
+    }
+    int rc = load_rules(s->conf, &rs, err, len);
+    if (rc < 0) {
+        WP_ERROR("collector", "rules not reloaded, the loaded ones stay in force: %s", err);
+        return rc;
+    }
+    rules_eng_set(r->eng, rs);
+    rules_free(r->rs);
+    r->rs = rs;
+    rebind_all(s);
+    WP_INFO("collector", "rules reloaded: %zu rules", rs->nrules);
+    snprintf(err, len, "%zu rules loaded", rs->nrules);
+    return 0;
+}
+
+void coll_rules_tick(struct coll_server *s)
+{
+    if (s->rules == NULL) {
+        return;
+    }
+    int64_t now = wp_clock_now_ms();
+    s->rules->arrived_us = mono_us();
+    rules_eng_tick(s->rules->eng, now);
+    if (inc_tick(s->rules->inc, now) < 0) {
+        WP_ERROR("rules", "escalation tick: %s", inc_errmsg(s->rules->inc));
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out)
+{
+    struct rules_eng_stats st;
+    struct coll_rules *r = s->rules;
+
+    memset(out, 0, sizeof(*out));
+    if (r == NULL) {
+        return;
+    }
+    rules_eng_stats(r->eng, &st);
+    out->opened = r->opened;
+    out->errors = r->errors;
+    out->problems = st.problems;
+    out->samples = st.samples;
+    out->fires = r->ndelays;
+    size_t n = r->ndelays < DELAY_SAMPLES ? (size_t)r->ndelays : DELAY_SAMPLES;
+    if (n > 0) {
+        uint32_t *c = wp_xmalloc(n * sizeof(*c));
+        memcpy(c, r->delay_us, n * sizeof(*c));
+        qsort(c, n, sizeof(*c), cmp_u32);
+        out->delay_p50_us = c[(n - 1) / 2];
+        out->delay_p99_us = c[(n * 99 + 99) / 100 - 1];
+        out->delay_max_us = c[n - 1];
+        free(c);
+    }
+}
+
+void coll_rules_stop(struct coll_server *s)
+{
+    struct coll_rules *r = s->rules;
+
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < s->agents_cap; i++) {
+        for (struct coll_agent *a = s->agents[i]; a != NULL; a = a->hnext) {
+            for (uint32_t k = 0; k < a->series_cap; k++) {
+                free(a->series[k].rs);
+                a->series[k].rs = NULL;
+            }
+            a->rh = NULL;
+        }
+    }
+    rules_eng_free(r->eng);
+    rules_free(r->rs);
+    inc_close(r->inc);
+    free(r);
+    s->rules = NULL;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Rules and incidents inside the collector (coll_rules.c): loop thread only. */
+#ifndef WP_COLLECTOR_COLL_RULES_H
+#define WP_COLLECTOR_COLL_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct coll_server;
+struct coll_agent;
+struct wp_series_def;
+struct wp_msg;
+
+/* Load the rules files of the config (a bad file refuses the start with file:line:column),
+ * open STATE_DIR/incidents.db and resume the engine's saved states. Before the registry
+ * is loaded, so known agents are watched for silence from the start. */
+int coll_rules_start(struct coll_server *s);
+void coll_rules_stop(struct coll_server *s);
+/* Reload the rules files: all or nothing; on error the loaded rules stay and err says why
+ * (file:line:column). On success err holds a one-line summary. */
+int coll_rules_reload(struct coll_server *s, char *err, size_t len);
+
+/* Agent a is known (registry load or HELLO): watch its host. */
+void coll_rules_host(struct coll_server *s, struct coll_agent *a);
+/* Series d of agent a is defined (a->series[d->id] is set): bind its fields to rules. */
+void coll_rules_bind(struct coll_server *s, struct coll_agent *a, const struct wp_series_def *d);
+/* A checked batch of a live agent arrived. */
+void coll_rules_batch(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m);
+/* Every second: no-data, maintenance, escalations. */
+void coll_rules_tick(struct coll_server *s);
+struct coll_rules_stats {
+    uint64_t opened, errors, problems, samples, fires;
+    /* breaching data arrived -> incident row committed, over the last 8192 fires */
+    uint64_t delay_p50_us, delay_p99_us, delay_max_us;
+};
+void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out);
+
+#endif

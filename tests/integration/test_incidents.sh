@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Rules and incidents with the real daemons: a threshold rule opens one incident from a
+# streaming agent; killing the agent (SIGKILL) opens "host silent" within the no-data time
+# plus 2 s and suppresses the host's other incident; the agent's return resolves the
+# silence. A broken rules file is refused by `watchpost reload` (the loaded rules stay) and
+# by a starting collector, both with file:line:column. A collector restart keeps the open
+# incident (no duplicate). Operators ack and resolve from the CLI.
+. "$(dirname "$0")/lib.sh"
+
+ca_init
+issue agent1
+mkdir -p "$T/rules"
+cat > "$T/rules/site.yaml" <<'YAML'
+rules:
+  - name: host_silent
+    nodata: 4s
+    impact: high
+    urgency: high
+    category: availability
+    summary: "{host} sends nothing"
+    runbook: "Check the agent service and the network path to the collector."
+  - name: selftest_high
+    metric: selftest.v0
+    when: "last > 1000"
+    for: 2s
+    impact: medium
+    urgency: low
+    summary: "v0 of {instance} on {host} is {value}"
+YAML
+collector_config "incidents:" "  rules: [$T/rules/site.yaml]" "  flap_changes: 50"
+start_collector
+AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
+agent_config agent1
+start_agent agent1
+
+inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
+# field RULE COLUMN [STATUS]: a column of the newest incident of RULE (any status by default)
+field() {
+    inc list --status "${3:-all}" --format csv | python3 -c '
+import csv, sys
+rows = [r for r in csv.DictReader(sys.stdin.read().lstrip("\ufeff").splitlines())
+        if r["rule"] == sys.argv[1]]
+rows.sort(key=lambda r: int(r["id"]))
+print(rows[-1][sys.argv[2]] if rows else "")' "$1" "$2"
+}
+count() { inc list --status all --format csv | grep -c ",\"$1\"," || true; }
+has() { [ "$(field "$1" "$2")" = "$3" ]; }
+
+wait_for 30 "selftest_high incident opened" has selftest_high status open
+ID=$(field selftest_high id)
+[ "$(field selftest_high priority)" = P4 ] || fail "medium impact x low urgency must be P4"
+log "incident $ID opened for selftest_high"
+
+# `watchpost rules test` sees the same from the stored data, and nothing for a high threshold
+"$BIN_CLI" rules test "$T/rules/site.yaml" --state-dir "$T/state" > "$T/rtest" ||
+    fail "rules test failed"
+grep -q "^FIRING .*selftest_high|.*|instance=s0" "$T/rtest" || { cat "$T/rtest"; fail "rules test missed selftest_high"; }
+sed 's/last > 1000/last > 1e15/' "$T/rules/site.yaml" > "$T/rules/high.yaml"
+"$BIN_CLI" rules test "$T/rules/high.yaml" --state-dir "$T/state" --at -1s > "$T/rtest2"
+grep -q "^0 firing, 0 pending" "$T/rtest2" || { cat "$T/rtest2"; fail "rules test fired on a high threshold"; }
+
+# ---- the agent dies: host silent within 4 s + 2 s ------------------------------------------
+crash agent1
+KILLED=$(date +%s.%N)
+wait_for 15 "host_silent incident" has host_silent status open
+ELAPSED=$(python3 -c "import time; print(round(time.time() - $KILLED, 2))")
+python3 -c "import sys; sys.exit(0 if $ELAPSED <= 6.0 else 1)" ||
+    fail "host_silent opened ${ELAPSED}s after the kill (expected at most 4 s + 2 s)"
+log "host_silent opened ${ELAPSED}s after SIGKILL"
+[ "$(field host_silent priority)" = P1 ] || fail "high x high must be P1"
+wait_for 5 "selftest_high suppressed by the silent host" has selftest_high suppressed 1
+[ "$(field selftest_high status)" = open ] || fail "silence must not resolve selftest_high"
+inc show "$ID" > "$T/show1"
+grep -q "suppressed" "$T/show1" || fail "no suppression on the timeline of $ID"
+
+# ---- a broken rules file: reload refused, the loaded rules stay -----------------------------
+cp "$T/rules/site.yaml" "$T/rules/good.yaml"
+printf '  - name: broken\n    metric: cpu.user\n    when: "avgg(5m) > 3"\n' >> "$T/rules/site.yaml"
+rc=0
+"$BIN_CLI" reload --state-dir "$T/state" 2> "$T/reload.err" || rc=$?
+[ "$rc" = 1 ] || fail "reload of a broken file exited $rc, expected 1"
+grep -Eq "site.yaml:[0-9]+:[0-9]+: .*avgg" "$T/reload.err" ||
+    { cat "$T/reload.err"; fail "reload error lacks file:line:column"; }
+kill -0 "${PIDS[collector]}" || fail "the collector died on a bad reload"
+log "bad reload refused: $(head -n 1 "$T/reload.err")"
+
+# ---- the agent returns: the silence resolves, the child is no longer suppressed -------------
+start_agent agent1
+wait_for 20 "host_silent resolved" has host_silent status resolved
+wait_for 10 "selftest_high unsuppressed" has selftest_high suppressed 0
+[ "$(field selftest_high id)" = "$ID" ] || fail "a second selftest_high incident was opened"
+
+# ---- restart the collector with the broken file: refused with a position -------------------
+stop collector
+rc=0
+"$BIN_COLL" -c "$T/collector.yaml" > "$T/badstart.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "the collector started with a broken rules file"
+grep -Eq "site.yaml:[0-9]+:[0-9]+: " "$T/badstart.log" ||
+    { cat "$T/badstart.log"; fail "start error lacks file:line:column"; }
+cp "$T/rules/good.yaml" "$T/rules/site.yaml"
+start_collector
+sleep 4
+[ "$(count selftest_high)" = 1 ] || fail "the restart duplicated the selftest_high incident"
+[ "$(field selftest_high status)" = open ] || fail "the open incident did not survive the restart"
+
+# ---- operators -------------------------------------------------------------------------------
+inc ack "$ID" --by "Li Wei" --note "looking" || fail "ack failed"
+[ "$(field selftest_high acked_by)" = "Li Wei" ] || fail "ack not recorded"
+rc=0
+inc resolve "$ID" --by "Li Wei" 2> "$T/resolve.err" || rc=$?
+[ "$rc" = 1 ] || fail "resolve without a note exited $rc, expected 1"
+inc resolve "$ID" --by "Li Wei" --note "threshold raised" || fail "resolve failed"
+[ "$(field selftest_high status)" = resolved ] || fail "resolve not recorded"
+inc show "$ID" > "$T/show2"
+grep -q "Li Wei" "$T/show2" || fail "the timeline lacks the operator"
+
+"$BIN_CLI" status --state-dir "$T/state" > "$T/status"
+grep -q '^incidents_opened ' "$T/status" || fail "status lacks incidents_opened"
+stop agent1
+stop collector
+log "PASS"
