@@ -62,6 +62,7 @@ struct sched_probe {
     uv_work_t work;
     struct wp_sink cap_sink;
     struct wp_buf cap; /* rows: [kind ptr][u16 inst len][inst][double x nfields] */
+    struct wp_batch_enc cap_enc; /* events, checks, states of the running sample */
 };
 
 struct agent_sched {
@@ -239,6 +240,27 @@ static void cap_metric(struct wp_sink *ws, const struct wp_series_kind *kind, co
     wp_buf_append(&sp->cap, vals, kind->nfields * sizeof(double));
 }
 
+/* Events, checks and states of a blocking probe: encoded right away (they need no series
+ * dictionary) into the probe's own encoder, merged into the batch on the loop. */
+static void cap_event(struct wp_sink *ws, const char *src, const char *rule, unsigned sev,
+                      const char *text, const char *const *fields)
+{
+    struct sched_probe *sp = ws->ctx;
+    wp_batch_enc_event(&sp->cap_enc, ws->ts_ms, src, rule, sev, text, fields);
+}
+
+static void cap_check(struct wp_sink *ws, const char *check, unsigned status, const char *output)
+{
+    struct sched_probe *sp = ws->ctx;
+    wp_batch_enc_check(&sp->cap_enc, ws->ts_ms, check, status, output);
+}
+
+static void cap_state(struct wp_sink *ws, const char *object, const char *group, const char *state)
+{
+    struct sched_probe *sp = ws->ctx;
+    wp_batch_enc_state(&sp->cap_enc, ws->ts_ms, object, group, state);
+}
+
 static void work_sample(uv_work_t *w)
 {
     struct sched_probe *sp = w->data;
@@ -263,6 +285,7 @@ static void work_done(uv_work_t *w, int status)
     }
     if (status < 0) { /* cancelled at shutdown before it ran */
         wp_buf_reset(&sp->cap);
+        wp_batch_enc_reset(&sp->cap_enc, 0);
         return;
     }
     note_result(sp, sp->work_rc);
@@ -284,6 +307,7 @@ static void work_done(uv_work_t *w, int status)
         wp_sink_metric(ws, kind, inst, vals);
     }
     wp_buf_reset(&sp->cap);
+    agent_sink_merge(s->a->sink, &sp->cap_enc); /* same base: work_ts */
     commit(s, sp->work_ts, one, 1);
 }
 
@@ -298,6 +322,7 @@ static void start_blocking(struct agent_sched *s, struct sched_probe *sp, int64_
     }
     sp->work_ts = ts;
     sp->cap_sink.ts_ms = ts;
+    wp_batch_enc_reset(&sp->cap_enc, ts);
     sp->cap_sink.step_s = sp->every_s;
     sp->work.data = sp;
     rc = uv_queue_work(s->a->loop, &sp->work, work_sample, work_done);
@@ -400,7 +425,11 @@ int agent_sched_start(struct agent *a, struct agent_sched **out)
         }
         wp_buf_init(&sp->cap);
         sp->cap_sink.metric = cap_metric;
+        sp->cap_sink.event = cap_event;
+        sp->cap_sink.check = cap_check;
+        sp->cap_sink.state = cap_state;
         sp->cap_sink.ctx = sp;
+        wp_batch_enc_init(&sp->cap_enc, 0);
         if (sp->p->ops->start != NULL) {
             int rc = sp->p->ops->start(sp->p, a->loop);
             if (rc < 0) {
@@ -450,6 +479,7 @@ void agent_sched_free(struct agent_sched *s)
     }
     for (size_t i = 0; i < s->nprobes; i++) {
         wp_buf_cleanup(&s->probes[i].cap);
+        wp_batch_enc_cleanup(&s->probes[i].cap_enc);
     }
     wp_buf_cleanup(&s->tail);
     free(s->probes);

@@ -333,6 +333,26 @@ static void sink_metric(struct wp_sink *ws, const struct wp_series_kind *kind, c
     wp_batch_enc_metric(&s->enc, id, ws->ts_ms, vals, kind->nfields);
 }
 
+static void sink_event(struct wp_sink *ws, const char *src, const char *rule, unsigned sev,
+                       const char *text, const char *const *fields)
+{
+    struct agent_sink *s = ws->ctx;
+    wp_batch_enc_event(&s->enc, ws->ts_ms, src, rule, sev, text, fields);
+}
+
+static void sink_check(struct wp_sink *ws, const char *check, unsigned status, const char *output)
+{
+    struct agent_sink *s = ws->ctx;
+    wp_batch_enc_check(&s->enc, ws->ts_ms, check, status, output);
+}
+
+static void sink_state(struct wp_sink *ws, const char *object, const char *group,
+                       const char *state)
+{
+    struct agent_sink *s = ws->ctx;
+    wp_batch_enc_state(&s->enc, ws->ts_ms, object, group, state);
+}
+
 /* ---- loading -------------------------------------------------------------------------------- */
 
 /* Parse one record body; adds the series. Returns 0 or WP_ECORRUPT. */
@@ -499,6 +519,9 @@ int agent_sink_open(const char *path, int fsync, struct agent_sink **out)
     wp_buf_init(&s->pending);
     wp_batch_enc_init(&s->enc, 0);
     s->wp.metric = sink_metric;
+    s->wp.event = sink_event;
+    s->wp.check = sink_check;
+    s->wp.state = sink_state;
     s->wp.ctx = s;
     s->wp.step_s = 1;
 
@@ -570,6 +593,11 @@ uint32_t agent_sink_batch_rows(const struct agent_sink *s)
 uint32_t agent_sink_batch_values(const struct agent_sink *s)
 {
     return s->enc.nvals > UINT32_MAX ? UINT32_MAX : (uint32_t)s->enc.nvals;
+}
+
+int agent_sink_merge(struct agent_sink *s, const struct wp_batch_enc *recs)
+{
+    return wp_batch_enc_merge(&s->enc, recs);
 }
 
 void agent_sink_batch_finish(const struct agent_sink *s, struct wp_buf *out)

@@ -52,6 +52,9 @@ void agent_sink_batch_begin(struct agent_sink *s, int64_t ts_ms);
 /* Rows and values in the current batch. */
 uint32_t agent_sink_batch_rows(const struct agent_sink *s);
 uint32_t agent_sink_batch_values(const struct agent_sink *s);
+/* Append records encoded elsewhere with the same base time (events, checks and states a
+ * blocking probe emitted off the loop). Returns 0 or -EINVAL (other base time). */
+int agent_sink_merge(struct agent_sink *s, const struct wp_batch_enc *recs);
 /* Append the current batch's tail (wp_batch_enc_finish) to out. */
 void agent_sink_batch_finish(const struct agent_sink *s, struct wp_buf *out);
 

@@ -150,6 +150,31 @@ void coll_rules_bind(struct coll_server *s, struct coll_agent *a, const struct w
     }
 }
 
+/* An event, check result or state: copied out of the frame (the engine wants C strings). */
+static void feed_record(struct rules_eng *e, struct rules_host *h, const struct wp_rec *r)
+{
+    char *name = wp_xstrndup(r->name.p, r->name.len);
+    char *group = wp_xstrndup(r->group.p, r->group.len);
+    char *text = wp_xstrndup(r->text.p, r->text.len);
+
+    switch (r->kind) {
+    case WP_REC_EVENT:
+        rules_log(e, h, name, text, r->ts_ms);
+        break;
+    case WP_REC_CHECK:
+        rules_check(e, h, name, (enum check_status)r->level, text, r->ts_ms);
+        break;
+    case WP_REC_STATE:
+        rules_line(e, h, name, group, text, r->ts_ms);
+        break;
+    default:
+        break;
+    }
+    free(name);
+    free(group);
+    free(text);
+}
+
 void coll_rules_batch(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m)
 {
     struct wp_rec r;
@@ -160,7 +185,14 @@ void coll_rules_batch(struct coll_server *s, struct coll_agent *a, const struct 
     s->rules->arrived_us = mono_us();
     rules_host_seen(s->rules->eng, a->rh, wp_clock_now_ms());
     for (uint32_t i = 0; i < m->u.batch.recs->size; i++) {
-        if (wp_batch_rec(m, i, &r) < 0 || r.kind != WP_REC_METRIC || r.id >= a->series_cap) {
+        if (wp_batch_rec(m, i, &r) < 0) {
+            continue;
+        }
+        if (r.kind != WP_REC_METRIC) {
+            feed_record(s->rules->eng, a->rh, &r);
+            continue;
+        }
+        if (r.id >= a->series_cap) {
             continue;
         }
         struct coll_series *cs = &a->series[r.id];

@@ -245,6 +245,7 @@ static int batch_check(const struct coll_agent *a, const struct wp_msg *m, uint3
             return rc;
         }
         if (r.kind != WP_REC_METRIC) {
+            n += r.kind == WP_REC_HEARTBEAT ? 0 : 1; /* an event, check or state: one value */
             continue;
         }
         if (r.id >= a->series_cap || a->series[r.id].file == NULL) {

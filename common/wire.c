@@ -2,6 +2,7 @@
 /* Wire protocol v1 codec: frame headers, message decode with validation, encoders. */
 #include "wp/wire.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -394,6 +395,17 @@ int wp_msg_decode(struct wp_msg *m, const uint8_t *body, size_t len)
     return rc;
 }
 
+/* A non-empty-or-empty string of at most max bytes into out; 0 when not. */
+static int rec_str(const msgpack_object *o, uint32_t max, struct wp_str *out)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max) {
+        return 0;
+    }
+    out->p = o->via.str.ptr;
+    out->len = o->via.str.size;
+    return 1;
+}
+
 static int is_number(const msgpack_object *o)
 {
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
@@ -421,10 +433,13 @@ int wp_batch_rec(const struct wp_msg *m, uint32_t i, struct wp_rec *out)
     if (obj_i64(&a->ptr[0], &kind) < 0) {
         return WP_ETYPE;
     }
-    if (kind != WP_REC_METRIC && kind != WP_REC_HEARTBEAT) {
+    if (kind < WP_REC_METRIC || kind > WP_REC_STATE) {
         return WP_EKIND;
     }
-    if (kind == WP_REC_METRIC && a->size < 4) {
+    static const uint32_t min_size[] = {
+        [WP_REC_METRIC] = 4, [WP_REC_HEARTBEAT] = 2, [WP_REC_EVENT] = 7, [WP_REC_CHECK] = 5,
+        [WP_REC_STATE] = 5};
+    if (a->size < min_size[kind]) {
         return WP_EPROTO;
     }
     if (obj_i64(&a->ptr[kind == WP_REC_METRIC ? 2 : 1], &dts) < 0) {
@@ -456,6 +471,62 @@ int wp_batch_rec(const struct wp_msg *m, uint32_t i, struct wp_rec *out)
     }
     case WP_REC_HEARTBEAT:
         out->kind = WP_REC_HEARTBEAT;
+        break;
+    case WP_REC_EVENT: {
+        /* [2, dts, src, rule, sev, text, {k: v}] */
+        int64_t sev = 0;
+        if (!rec_str(&a->ptr[2], WP_SOURCE_MAX, &out->name) ||
+            !rec_str(&a->ptr[3], WP_NAME_MAX, &out->group) ||
+            !rec_str(&a->ptr[5], WP_TEXT_MAX, &out->text)) {
+            return a->ptr[2].type != MSGPACK_OBJECT_STR || a->ptr[3].type != MSGPACK_OBJECT_STR ||
+                           a->ptr[5].type != MSGPACK_OBJECT_STR
+                       ? WP_ETYPE
+                       : WP_ETOOBIG;
+        }
+        if (obj_i64(&a->ptr[4], &sev) < 0 || sev < 0 || sev > 3) {
+            return WP_ETYPE;
+        }
+        if (a->ptr[6].type != MSGPACK_OBJECT_MAP) {
+            return WP_ETYPE;
+        }
+        const msgpack_object_map *fm = &a->ptr[6].via.map;
+        if (fm->size > WP_EVENT_MAX_FIELDS) {
+            return WP_ETOOBIG;
+        }
+        for (uint32_t k = 0; k < fm->size; k++) {
+            struct wp_str ks, vs;
+            if (!rec_str(&fm->ptr[k].key, WP_NAME_MAX, &ks) ||
+                !rec_str(&fm->ptr[k].val, WP_TEXT_MAX, &vs)) {
+                return WP_ETYPE;
+            }
+        }
+        out->kind = WP_REC_EVENT;
+        out->level = (uint32_t)sev;
+        out->fields = fm;
+        break;
+    }
+    case WP_REC_CHECK: {
+        /* [3, dts, check, status, output] */
+        int64_t st = 0;
+        if (!rec_str(&a->ptr[2], WP_SOURCE_MAX, &out->name) ||
+            !rec_str(&a->ptr[4], WP_TEXT_MAX, &out->text)) {
+            return WP_ETYPE;
+        }
+        if (obj_i64(&a->ptr[3], &st) < 0 || st < 0 || st > 3) {
+            return WP_ETYPE;
+        }
+        out->kind = WP_REC_CHECK;
+        out->level = (uint32_t)st;
+        break;
+    }
+    case WP_REC_STATE:
+        /* [4, dts, object, group, state] */
+        if (!rec_str(&a->ptr[2], WP_SOURCE_MAX, &out->name) ||
+            !rec_str(&a->ptr[3], WP_INST_MAX, &out->group) ||
+            !rec_str(&a->ptr[4], WP_NAME_MAX, &out->text)) {
+            return WP_ETYPE;
+        }
+        out->kind = WP_REC_STATE;
         break;
     default:
         return WP_EKIND;
@@ -745,6 +816,92 @@ void wp_batch_enc_heartbeat(struct wp_batch_enc *e, int64_t ts_ms)
     msgpack_pack_uint8(&pk, WP_REC_HEARTBEAT);
     msgpack_pack_int64(&pk, ts_ms - e->ts_ms);
     e->nrecs++;
+}
+
+/* Pack s cut to at most max bytes, never inside a UTF-8 sequence. */
+static void pk_str_max(msgpack_packer *pk, const char *s, size_t max)
+{
+    size_t n = s != NULL ? strnlen(s, max + 1) : 0;
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) {
+            n--; /* s[n] continues a sequence: cut before its lead byte */
+        }
+    }
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s != NULL ? s : "", n);
+}
+
+void wp_batch_enc_event(struct wp_batch_enc *e, int64_t ts_ms, const char *src, const char *rule,
+                        unsigned sev, const char *text, const char *const *fields)
+{
+    msgpack_packer pk;
+    uint32_t nf = 0;
+
+    while (fields != NULL && fields[2 * nf] != NULL && fields[2 * nf + 1] != NULL &&
+           nf < WP_EVENT_MAX_FIELDS) {
+        nf++;
+    }
+    msgpack_packer_init(&pk, &e->recs, buf_write);
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_uint8(&pk, WP_REC_EVENT);
+    msgpack_pack_int64(&pk, ts_ms - e->ts_ms);
+    pk_str_max(&pk, src, WP_SOURCE_MAX);
+    pk_str_max(&pk, rule, WP_NAME_MAX);
+    msgpack_pack_uint8(&pk, (uint8_t)(sev > 3 ? 3 : sev));
+    pk_str_max(&pk, text, WP_TEXT_MAX);
+    msgpack_pack_map(&pk, nf);
+    for (uint32_t i = 0; i < nf; i++) {
+        pk_str_max(&pk, fields[2 * i], WP_NAME_MAX);
+        pk_str_max(&pk, fields[2 * i + 1], WP_TEXT_MAX);
+    }
+    e->nrecs++;
+    e->nvals++;
+}
+
+void wp_batch_enc_check(struct wp_batch_enc *e, int64_t ts_ms, const char *check, unsigned status,
+                        const char *output)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, &e->recs, buf_write);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_uint8(&pk, WP_REC_CHECK);
+    msgpack_pack_int64(&pk, ts_ms - e->ts_ms);
+    pk_str_max(&pk, check, WP_SOURCE_MAX);
+    msgpack_pack_uint8(&pk, (uint8_t)(status > 3 ? 3 : status));
+    pk_str_max(&pk, output, WP_TEXT_MAX);
+    e->nrecs++;
+    e->nvals++;
+}
+
+void wp_batch_enc_state(struct wp_batch_enc *e, int64_t ts_ms, const char *object,
+                        const char *group, const char *state)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, &e->recs, buf_write);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_uint8(&pk, WP_REC_STATE);
+    msgpack_pack_int64(&pk, ts_ms - e->ts_ms);
+    pk_str_max(&pk, object, WP_SOURCE_MAX);
+    pk_str_max(&pk, group, WP_INST_MAX);
+    pk_str_max(&pk, state, WP_NAME_MAX);
+    e->nrecs++;
+    e->nvals++;
+}
+
+int wp_batch_enc_merge(struct wp_batch_enc *dst, const struct wp_batch_enc *src)
+{
+    if (dst->ts_ms != src->ts_ms) {
+        return -EINVAL; /* record offsets are relative to the base time */
+    }
+    if (src->nrecs > 0) {
+        wp_buf_append(&dst->recs, wp_buf_head(&src->recs), wp_buf_unread(&src->recs));
+    }
+    dst->nrecs += src->nrecs;
+    dst->nvals += src->nvals;
+    return 0;
 }
 
 void wp_batch_enc_finish(const struct wp_batch_enc *e, struct wp_buf *out)

@@ -34,13 +34,51 @@ struct wp_sink {
     void (*metric)(struct wp_sink *s, const struct wp_series_kind *kind, const char *inst,
                    const double *vals);
     void *ctx;
+    /* Events, check results and states (wire records 2, 3, 4; see wp/wire.h). A sink may
+     * leave them NULL: the helpers below then drop the record. */
+    void (*event)(struct wp_sink *s, const char *src, const char *rule, unsigned sev,
+                  const char *text, const char *const *fields);
+    void (*check)(struct wp_sink *s, const char *check, unsigned status, const char *output);
+    void (*state)(struct wp_sink *s, const char *object, const char *group, const char *state);
 };
+
+enum wp_severity { WP_SEV_INFO = 0, WP_SEV_WARNING = 1, WP_SEV_ERROR = 2, WP_SEV_CRITICAL = 3 };
+enum wp_check_status { WP_CHECK_OK = 0, WP_CHECK_WARNING = 1, WP_CHECK_CRITICAL = 2,
+                       WP_CHECK_UNKNOWN = 3 };
 
 /* Emit one row: vals has kind->nfields values, NaN for unknown. */
 static inline void wp_sink_metric(struct wp_sink *s, const struct wp_series_kind *kind,
                                   const char *inst, const double *vals)
 {
     s->metric(s, kind, inst, vals);
+}
+
+/* One event (a log record): src is the file or source, rule the rule that matched, sev a
+ * wp_severity, text UTF-8 (cut at WP_TEXT_MAX), fields k, v, ..., NULL (or NULL). */
+static inline void wp_sink_event(struct wp_sink *s, const char *src, const char *rule,
+                                 unsigned sev, const char *text, const char *const *fields)
+{
+    if (s->event != NULL) {
+        s->event(s, src, rule, sev, text, fields);
+    }
+}
+
+/* One check result: status is a wp_check_status, output the first line(s) of output. */
+static inline void wp_sink_check(struct wp_sink *s, const char *check, unsigned status,
+                                 const char *output)
+{
+    if (s->check != NULL) {
+        s->check(s, check, status, output);
+    }
+}
+
+/* The state of an object (a phone line, an IVR port) in a group. */
+static inline void wp_sink_state(struct wp_sink *s, const char *object, const char *group,
+                                 const char *state)
+{
+    if (s->state != NULL) {
+        s->state(s, object, group, state);
+    }
 }
 
 struct wp_probe;

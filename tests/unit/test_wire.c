@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1581,6 +1582,102 @@ static void r_id_2p32(msgpack_packer *pk)
     msgpack_pack_uint8(pk, 1);
 }
 
+/* events, checks and states: [2, dts, src, rule, sev, text, {k: v}] and friends */
+static void r_event_ok(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_uint8(pk, 2);
+    msgpack_pack_int64(pk, 5);
+    pk_s(pk, "/u01/app/oracle/alert_orcl.log");
+    pk_s(pk, "ora_600");
+    msgpack_pack_uint8(pk, 3);
+    pk_s(pk, "ORA-00600: internal error code");
+    msgpack_pack_map(pk, 1);
+    pk_s(pk, "code");
+    pk_s(pk, "00600");
+}
+static void r_event_short(msgpack_packer *pk)
+{
+    r_pack_vals(pk, 2, 1);
+}
+static void r_event_sev4(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_uint8(pk, 2);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "f");
+    pk_s(pk, "r");
+    msgpack_pack_uint8(pk, 4);
+    pk_s(pk, "t");
+    msgpack_pack_map(pk, 0);
+}
+static void r_event_field_int(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_uint8(pk, 2);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "f");
+    pk_s(pk, "r");
+    msgpack_pack_uint8(pk, 1);
+    pk_s(pk, "t");
+    msgpack_pack_map(pk, 1);
+    pk_s(pk, "k");
+    msgpack_pack_uint8(pk, 1);
+}
+static void r_event_text_big(msgpack_packer *pk)
+{
+    static char big[WP_TEXT_MAX + 2];
+    memset(big, 'x', WP_TEXT_MAX + 1);
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_uint8(pk, 2);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "f");
+    pk_s(pk, "r");
+    msgpack_pack_uint8(pk, 1);
+    pk_s(pk, big);
+    msgpack_pack_map(pk, 0);
+}
+static void r_check_ok(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_uint8(pk, 3);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "http_login");
+    msgpack_pack_uint8(pk, 2);
+    pk_s(pk, "HTTP CRITICAL: 503");
+}
+static void r_check_status9(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_uint8(pk, 3);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "x");
+    msgpack_pack_uint8(pk, 9);
+    pk_s(pk, "");
+}
+static void r_state_ok(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_uint8(pk, 4);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "SIP/8001");
+    pk_s(pk, "hotline");
+    pk_s(pk, "blocked");
+}
+static void r_state_nil(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_uint8(pk, 4);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "SIP/8001");
+    msgpack_pack_nil(pk);
+    pk_s(pk, "idle");
+}
+static void r_kind5(msgpack_packer *pk)
+{
+    r_pack_vals(pk, 5, 1);
+}
+
 struct rec_case {
     const char *name;
     pack_fn rec;
@@ -1592,7 +1689,17 @@ static const struct rec_case rec_cases[] = {
     {"metric 32 values", r_ok32, 0},
     {"metric 33 values", r_vals33, WP_ETOOBIG},
     {"kind 7", r_kind7, WP_EKIND},
-    {"kind 2", r_kind2, WP_EKIND},
+    {"kind 2 (event) too short", r_kind2, WP_EPROTO},
+    {"kind 5", r_kind5, WP_EKIND},
+    {"event ok", r_event_ok, 0},
+    {"event too short", r_event_short, WP_EPROTO},
+    {"event severity 4", r_event_sev4, WP_ETYPE},
+    {"event field not a string", r_event_field_int, WP_ETYPE},
+    {"event text over the limit", r_event_text_big, WP_ETOOBIG},
+    {"check ok", r_check_ok, 0},
+    {"check status 9", r_check_status9, WP_ETYPE},
+    {"state ok", r_state_ok, 0},
+    {"state group nil", r_state_nil, WP_ETYPE},
     {"kind -1", r_kind_neg, WP_EKIND},
     {"kind string", r_kind_str, WP_ETYPE},
     {"kind float", r_kind_float, WP_ETYPE},
@@ -1630,6 +1737,64 @@ static const struct rec_case rec_cases[] = {
     {"heartbeat dts string", r_hb_dts_str, WP_ETYPE},
     {"heartbeat extra element", r_hb_extra, 0},
 };
+
+/* Encoder and decoder agree on events, checks and states; long text is cut on a UTF-8
+ * boundary; merge appends records of the same base time only. */
+static void batch_events_round_trip(void **state)
+{
+    struct wp_batch_enc e, other;
+    struct wp_buf tail, frame;
+    struct wp_msg m;
+    struct wp_rec r;
+    const char *fields[] = {"code", "00600", "sid", "orcl", NULL};
+    static char big[WP_TEXT_MAX + 8];
+    (void)state;
+
+    /* "数" is 3 bytes: fill so that the limit falls inside the last character */
+    memset(big, 'a', WP_TEXT_MAX - 1);
+    memcpy(big + WP_TEXT_MAX - 1, "\xe6\x95\xb0", 4);
+    wp_batch_enc_init(&e, 1000000);
+    wp_batch_enc_init(&other, 1000000);
+    wp_batch_enc_event(&e, 1000010, "/u01/alert_orcl.log", "ora_600", 3,
+                       "ORA-00600: 内部错误", fields);
+    wp_batch_enc_check(&e, 1000020, "http_login", 2, "HTTP CRITICAL");
+    wp_batch_enc_state(&other, 1000030, "SIP/8001", "hotline", "blocked");
+    wp_batch_enc_event(&other, 1000040, "f", "r", 1, big, NULL);
+    assert_int_equal(wp_batch_enc_merge(&e, &other), 0);
+    wp_batch_enc_reset(&other, 5);
+    assert_int_equal(wp_batch_enc_merge(&e, &other), -EINVAL);
+    wp_buf_init(&tail);
+    wp_buf_init(&frame);
+    wp_batch_enc_finish(&e, &tail);
+    wp_put_batch(&frame, 7, wp_buf_head(&tail), wp_buf_unread(&tail));
+    wp_msg_init(&m);
+    assert_int_equal(wp_msg_decode(&m, wp_buf_head(&frame) + 4, wp_buf_unread(&frame) - 4), 0);
+    assert_int_equal(m.u.batch.recs->size, 4);
+    assert_int_equal(wp_batch_rec(&m, 0, &r), 0);
+    assert_int_equal(r.kind, WP_REC_EVENT);
+    assert_int_equal(r.ts_ms, 1000010);
+    assert_true(wp_str_eq(r.name, "/u01/alert_orcl.log"));
+    assert_true(wp_str_eq(r.group, "ora_600"));
+    assert_true(wp_str_eq(r.text, "ORA-00600: 内部错误"));
+    assert_int_equal(r.level, 3);
+    assert_int_equal(r.fields->size, 2);
+    assert_int_equal(wp_batch_rec(&m, 1, &r), 0);
+    assert_int_equal(r.kind, WP_REC_CHECK);
+    assert_true(wp_str_eq(r.name, "http_login"));
+    assert_int_equal(r.level, 2);
+    assert_int_equal(wp_batch_rec(&m, 2, &r), 0);
+    assert_int_equal(r.kind, WP_REC_STATE);
+    assert_true(wp_str_eq(r.group, "hotline"));
+    assert_true(wp_str_eq(r.text, "blocked"));
+    assert_int_equal(r.ts_ms, 1000030);
+    assert_int_equal(wp_batch_rec(&m, 3, &r), 0);
+    assert_int_equal(r.text.len, WP_TEXT_MAX - 1); /* cut before the 3-byte character */
+    wp_msg_cleanup(&m);
+    wp_buf_cleanup(&tail);
+    wp_buf_cleanup(&frame);
+    wp_batch_enc_cleanup(&e);
+    wp_batch_enc_cleanup(&other);
+}
 
 static void batch_records_validated(void **state)
 {
@@ -1943,6 +2108,7 @@ int main(void)
         cmocka_unit_test(deep_nesting_refused),
         cmocka_unit_test(every_msgpack_type_skipped),
         cmocka_unit_test(batch_records_validated),
+        cmocka_unit_test(batch_events_round_trip),
         cmocka_unit_test(defs_entries_validated),
         cmocka_unit_test(accessors_check_type),
         cmocka_unit_test(failed_decode_leaves_no_message),

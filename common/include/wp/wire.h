@@ -17,6 +17,9 @@
 #define WP_NAME_MAX           64  /* group, field and label names */
 #define WP_INST_MAX           256 /* instance names: mount points, devices, lines */
 #define WP_AGENT_ID_MAX       128
+#define WP_SOURCE_MAX         1024  /* event sources (file paths), check and object names */
+#define WP_TEXT_MAX           65536 /* event text, check output, state names */
+#define WP_EVENT_MAX_FIELDS   16    /* named fields of one event */
 
 /*
  * Frames: 4-byte big-endian body length, then one msgpack map with key "t" naming the type.
@@ -34,6 +37,13 @@
  *     [0, id, dts, v1, v2, ...]   metric row: series id, ms offset from the batch ts,
  *                                 one value per field (int, float, or nil = unknown)
  *     [1, dts]                    heartbeat
+ *     [2, dts, src, rule, sev, text, {k: v}]   event (a log record): source (file), the
+ *                                 rule that matched, severity 0 info 1 warning 2 error
+ *                                 3 critical, UTF-8 text, named fields (str: str)
+ *     [3, dts, check, status, output]          check result: 0 OK 1 WARNING 2 CRITICAL
+ *                                 3 UNKNOWN, with the plugin's output
+ *     [4, dts, object, group, state]           state of an object (a phone line, an IVR
+ *                                 port) in a group
  * A batch is self-contained except for series ids, which the agent defines with a
  * defs frame after every WELCOME (its whole dictionary) and before first use.
  */
@@ -50,6 +60,9 @@ enum wp_msg_type {
 enum wp_rec_kind {
     WP_REC_METRIC = 0,
     WP_REC_HEARTBEAT = 1,
+    WP_REC_EVENT = 2,
+    WP_REC_CHECK = 3,
+    WP_REC_STATE = 4,
 };
 
 /* RRD data source types; the agent sends rates it computed itself as gauges. */
@@ -126,6 +139,11 @@ struct wp_rec {
     uint32_t id;              /* metric: series id */
     uint32_t nvals;           /* metric: values */
     const msgpack_object *vals;
+    struct wp_str name;  /* event: source; check: check name; state: object */
+    struct wp_str group; /* event: rule; state: group */
+    struct wp_str text;  /* event: text; check: output; state: the state */
+    uint32_t level;      /* event: severity 0..3; check: status 0..3 */
+    const msgpack_object_map *fields; /* event: str -> str (checked), may be empty */
 };
 
 /*
@@ -181,6 +199,16 @@ void wp_batch_enc_reset(struct wp_batch_enc *e, int64_t ts_ms);
 void wp_batch_enc_metric(struct wp_batch_enc *e, uint32_t id, int64_t ts_ms, const double *vals,
                          uint32_t n);
 void wp_batch_enc_heartbeat(struct wp_batch_enc *e, int64_t ts_ms);
+/* An event; fields: k, v, k, v, ..., NULL (or NULL). Strings over their limits are cut
+ * (text at WP_TEXT_MAX on a UTF-8 boundary); at most WP_EVENT_MAX_FIELDS fields. */
+void wp_batch_enc_event(struct wp_batch_enc *e, int64_t ts_ms, const char *src, const char *rule,
+                        unsigned sev, const char *text, const char *const *fields);
+void wp_batch_enc_check(struct wp_batch_enc *e, int64_t ts_ms, const char *check, unsigned status,
+                        const char *output);
+void wp_batch_enc_state(struct wp_batch_enc *e, int64_t ts_ms, const char *object,
+                        const char *group, const char *state);
+/* Append src's records to dst; both must have the same base time. Returns 0 or -EINVAL. */
+int wp_batch_enc_merge(struct wp_batch_enc *dst, const struct wp_batch_enc *src);
 /* Write the tail into out (appending). The encoder can be reset and reused. */
 void wp_batch_enc_finish(const struct wp_batch_enc *e, struct wp_buf *out);
 
