@@ -175,36 +175,31 @@ static void feed_record(struct rules_eng *e, struct rules_host *h, const struct 
     free(text);
 }
 
-void coll_rules_batch(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m)
+void coll_rules_batch_begin(struct coll_server *s, struct coll_agent *a)
 {
-    struct wp_rec r;
-
     if (s->rules == NULL || a->rh == NULL) {
         return;
     }
     s->rules->arrived_us = mono_us();
     rules_host_seen(s->rules->eng, a->rh, wp_clock_now_ms());
-    for (uint32_t i = 0; i < m->u.batch.recs->size; i++) {
-        if (wp_batch_rec(m, i, &r) < 0) {
-            continue;
-        }
-        if (r.kind != WP_REC_METRIC) {
-            feed_record(s->rules->eng, a->rh, &r);
-            continue;
-        }
-        if (r.id >= a->series_cap) {
-            continue;
-        }
-        struct coll_series *cs = &a->series[r.id];
-        if (cs->rs == NULL || r.nvals != cs->nfields) {
-            continue;
-        }
-        for (uint32_t k = 0; k < r.nvals; k++) {
-            if (cs->rs[k] != NULL) {
-                rules_sample(s->rules->eng, cs->rs[k], r.ts_ms, wp_val(&r.vals[k]));
-            }
+}
+
+void coll_rules_row(struct coll_server *s, const struct coll_series *cs, int64_t ts_ms,
+                    const double *vals)
+{
+    for (uint32_t k = 0; k < cs->nfields; k++) {
+        if (cs->rs[k] != NULL) {
+            rules_sample(s->rules->eng, cs->rs[k], ts_ms, vals[k]);
         }
     }
+}
+
+void coll_rules_record(struct coll_server *s, struct coll_agent *a, const struct wp_rec *r)
+{
+    if (s->rules == NULL || a->rh == NULL) {
+        return;
+    }
+    feed_record(s->rules->eng, a->rh, r);
 }
 
 static int rebind_cb(void *arg, const char *agent, const struct wp_series_def *d,

@@ -24,8 +24,16 @@ int coll_rules_reload(struct coll_server *s, char *err, size_t len);
 void coll_rules_host(struct coll_server *s, struct coll_agent *a);
 /* Series d of agent a is defined (a->series[d->id] is set): bind its fields to rules. */
 void coll_rules_bind(struct coll_server *s, struct coll_agent *a, const struct wp_series_def *d);
-/* A checked batch of a live agent arrived. */
-void coll_rules_batch(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m);
+struct coll_series;
+struct wp_rec;
+/* A checked batch of a live agent arrived: its host is not silent. Then for each row of a
+ * series with rules (cs->rs != NULL) coll_rules_row, for each event, check or state
+ * coll_rules_record. Journal replay feeds nothing: those rows were evaluated when they
+ * first arrived. */
+void coll_rules_batch_begin(struct coll_server *s, struct coll_agent *a);
+void coll_rules_row(struct coll_server *s, const struct coll_series *cs, int64_t ts_ms,
+                    const double *vals);
+void coll_rules_record(struct coll_server *s, struct coll_agent *a, const struct wp_rec *r);
 /* Every second: no-data, maintenance, escalations. */
 void coll_rules_tick(struct coll_server *s);
 struct coll_rules_stats {

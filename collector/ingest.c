@@ -264,22 +264,38 @@ static int batch_check(const struct coll_agent *a, const struct wp_msg *m, uint3
     return 0;
 }
 
-/* Queue every metric row of a checked batch to the RRD writer. */
-static void batch_apply(struct coll_server *s, const struct coll_agent *a, const struct wp_msg *m,
-                        uint64_t segment)
+/* Queue every metric row of a checked batch to the RRD writer; a live batch (not a journal
+ * replay) also goes to the rules engine, in the same pass over the records. */
+static void batch_apply(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m,
+                        uint64_t segment, int live)
 {
     struct wp_rec r;
     double vals[WP_SERIES_MAX_FIELDS];
 
+    if (live) {
+        coll_rules_batch_begin(s, a);
+    }
     for (uint32_t i = 0; i < m->u.batch.recs->size; i++) {
-        if (wp_batch_rec(m, i, &r) < 0 || r.kind != WP_REC_METRIC || r.id >= a->series_cap ||
-            a->series[r.id].file == NULL || r.nvals != a->series[r.id].nfields) {
+        if (wp_batch_rec(m, i, &r) < 0) {
+            continue;
+        }
+        if (r.kind != WP_REC_METRIC) {
+            if (live && r.kind != WP_REC_HEARTBEAT) {
+                coll_rules_record(s, a, &r);
+            }
+            continue;
+        }
+        if (r.id >= a->series_cap || a->series[r.id].file == NULL ||
+            r.nvals != a->series[r.id].nfields) {
             continue;
         }
         for (uint32_t k = 0; k < r.nvals; k++) {
             vals[k] = wp_val(&r.vals[k]);
         }
         wp_rrdw_add(s->rrdw, a->series[r.id].file, r.ts_ms, vals, r.nvals, segment);
+        if (live && a->series[r.id].rs != NULL) {
+            coll_rules_row(s, &a->series[r.id], r.ts_ms, vals);
+        }
     }
 }
 
@@ -519,8 +535,7 @@ static int on_batch(struct coll_server *s, struct coll_conn *c, struct coll_agen
     a->values += nvals;
     s->st.batches++;
     s->st.values_received += nvals;
-    batch_apply(s, a, m, segment);
-    coll_rules_batch(s, a, m);
+    batch_apply(s, a, m, segment, 1);
     return 0;
 }
 
@@ -589,7 +604,7 @@ static int replay_one(void *arg, uint64_t segment, const char *agent, uint64_t s
         WP_WARN("collector", "journal record agent=%s seq=%llu skipped: %s", agent,
                 (unsigned long long)seq, why);
     } else {
-        batch_apply(s, a, &m, segment);
+        batch_apply(s, a, &m, segment, 0);
         s->st.replayed_batches++;
         s->st.replayed_values += nvals;
     }

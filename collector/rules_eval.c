@@ -146,6 +146,9 @@ struct rules_host {
     int64_t last_seen;
     int bound;          /* host-wide no-data problems made for the current rule set */
     struct prob *probs; /* every problem of this host (chained by hnext) */
+    struct prob *active; /* its firing or recovering problems (anext/aprev) */
+    struct prob **nodata; /* its host-wide no-data problems */
+    size_t nnodata;
     struct rules_host *next;
 };
 
@@ -179,7 +182,9 @@ struct prob {
     size_t nev, evcap;
     int64_t consecutive; /* check */
     char *text;          /* last log line / check output */
+    int in_active;
     struct prob *hnext, *next;
+    struct prob *anext, *aprev; /* the host's active list */
 };
 
 /* Rules of one exact metric name (the index that keeps binding cheap with many rules). */
@@ -200,6 +205,8 @@ struct rules_eng {
     struct rules_host *hlist;
     struct rules_series *slist;
     struct prob *plist;
+    struct prob **timed; /* problems the tick must look at: series no-data, log, line state */
+    size_t ntimed;
     struct rules_eng_stats st;
 };
 
@@ -463,6 +470,37 @@ static void persist(struct rules_eng *e, struct prob *p)
     }
 }
 
+/* Keep the host's active list (firing and recovering problems) in step with p's state:
+ * suppression and the tick only ever look at that list. */
+static void active_sync(struct prob *p)
+{
+    int want = p->st == RS_FIRING || p->st == RS_RECOVERING;
+    struct rules_host *h = p->h;
+
+    if (want == p->in_active) {
+        return;
+    }
+    if (want) {
+        p->aprev = NULL;
+        p->anext = h->active;
+        if (h->active != NULL) {
+            h->active->aprev = p;
+        }
+        h->active = p;
+    } else {
+        if (p->aprev != NULL) {
+            p->aprev->anext = p->anext;
+        } else {
+            h->active = p->anext;
+        }
+        if (p->anext != NULL) {
+            p->anext->aprev = p->aprev;
+        }
+        p->anext = p->aprev = NULL;
+    }
+    p->in_active = want;
+}
+
 /* Is this problem suppressed now, and why (maintenance or a firing parent)? */
 static const char *suppress_reason(struct rules_eng *e, struct prob *p, int64_t now, char *buf,
                                    size_t len)
@@ -473,7 +511,7 @@ static const char *suppress_reason(struct rules_eng *e, struct prob *p, int64_t 
         return buf;
     }
     /* built in: a silent host suppresses its other problems */
-    for (struct prob *q = p->h->probs; q != NULL; q = q->hnext) {
+    for (struct prob *q = p->h->active; q != NULL; q = q->anext) {
         if (q != p && q->r->kind == RULE_NODATA && q->r->metric == NULL &&
             (q->st == RS_FIRING || q->st == RS_RECOVERING)) {
             snprintf(buf, len, "host %s silent (%s)", p->h->host, q->r->name);
@@ -492,7 +530,7 @@ static const char *suppress_reason(struct rules_eng *e, struct prob *p, int64_t 
         if (!hit) {
             continue;
         }
-        for (struct prob *q = p->h->probs; q != NULL; q = q->hnext) {
+        for (struct prob *q = p->h->active; q != NULL; q = q->anext) {
             if (q != p && (q->st == RS_FIRING || q->st == RS_RECOVERING) &&
                 strcmp(q->r->name, dep->parent) == 0) {
                 snprintf(buf, len, "%s on %s", dep->parent, p->h->host);
@@ -526,7 +564,7 @@ static void update_suppression(struct rules_eng *e, struct prob *p, int64_t now)
 
 static void host_suppression(struct rules_eng *e, struct rules_host *h, int64_t now)
 {
-    for (struct prob *q = h->probs; q != NULL; q = q->hnext) {
+    for (struct prob *q = h->active; q != NULL; q = q->anext) {
         update_suppression(e, q, now);
     }
 }
@@ -534,6 +572,7 @@ static void host_suppression(struct rules_eng *e, struct rules_host *h, int64_t 
 static void go_firing(struct rules_eng *e, struct prob *p, int64_t now)
 {
     p->st = RS_FIRING;
+    active_sync(p);
     e->st.fired++;
     signal_fire(e, p, now);
     persist(e, p);
@@ -546,6 +585,7 @@ static void go_ok(struct rules_eng *e, struct prob *p, int64_t now)
     int was = p->st == RS_FIRING || p->st == RS_RECOVERING;
     p->st = RS_OK;
     p->since = 0;
+    active_sync(p);
     persist(e, p);
     if (was) {
         e->st.cleared++;
@@ -614,6 +654,7 @@ static void step(struct rules_eng *e, struct prob *p, int holds, int recovers, i
         }
         break;
     }
+    active_sync(p);
 }
 
 /* ---- problems ------------------------------------------------------------------------------ */
@@ -650,6 +691,17 @@ static struct prob *prob_get(struct rules_eng *e, const struct rule *r, struct r
     p->next = e->plist;
     e->plist = p;
     e->st.problems++;
+    active_sync(p);
+    if (r->kind == RULE_NODATA && r->metric == NULL) {
+        h->nodata = wp_xrealloc(h->nodata, (h->nnodata + 1) * sizeof(*h->nodata));
+        h->nodata[h->nnodata++] = p;
+    } else if (r->kind == RULE_NODATA || r->kind == RULE_LOG || r->kind == RULE_LINE_STATE) {
+        if ((e->ntimed & (e->ntimed - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to the next power */
+            e->timed = wp_xrealloc(e->timed, (e->ntimed == 0 ? 1 : e->ntimed * 2) *
+                                                 sizeof(*e->timed));
+        }
+        e->timed[e->ntimed++] = p;
+    }
     return p;
 }
 
@@ -747,8 +799,15 @@ static void free_probs_all(struct rules_eng *e, int keep_state)
     }
     e->plist = NULL;
     hmap_clear(&e->probs, NULL);
+    free(e->timed);
+    e->timed = NULL;
+    e->ntimed = 0;
     for (struct rules_host *h = e->hlist; h != NULL; h = h->next) {
         h->probs = NULL;
+        h->active = NULL;
+        free(h->nodata);
+        h->nodata = NULL;
+        h->nnodata = 0;
         h->bound = 0;
     }
     e->st.problems = 0;
@@ -784,6 +843,7 @@ void rules_eng_free(struct rules_eng *e)
             free(e->hlist->labels[i]);
         }
         free(e->hlist->labels);
+        free(e->hlist->nodata);
         free(e->hlist);
         e->hlist = nx;
     }
@@ -796,6 +856,7 @@ void rules_eng_restore(struct rules_eng *e, const char *fp, int state, int64_t s
     if (p != NULL) {
         p->st = (enum rules_state)state;
         p->since = since_ms;
+        active_sync(p);
         return;
     }
     struct saved *sv = hmap_get(&e->restore, fp);
@@ -852,9 +913,9 @@ struct rules_host *rules_eng_host(struct rules_eng *e, const char *host, const c
 void rules_host_seen(struct rules_eng *e, struct rules_host *h, int64_t now_ms)
 {
     h->last_seen = now_ms;
-    for (struct prob *p = h->probs; p != NULL; p = p->hnext) {
-        if (p->r->kind == RULE_NODATA && p->r->metric == NULL && p->st != RS_OK) {
-            step(e, p, 0, 1, now_ms, now_ms);
+    for (size_t i = 0; i < h->nnodata; i++) {
+        if (h->nodata[i]->st != RS_OK) {
+            step(e, h->nodata[i], 0, 1, now_ms, now_ms);
         }
     }
 }
@@ -1206,11 +1267,9 @@ void rules_eng_tick(struct rules_eng *e, int64_t now)
             }
             h->bound = 1;
         }
-        for (struct prob *p = h->probs; p != NULL; p = p->hnext) {
+        for (size_t i = 0; i < h->nnodata; i++) {
+            struct prob *p = h->nodata[i];
             const struct rule *r = p->r;
-            if (r->kind != RULE_NODATA || r->metric != NULL) {
-                continue;
-            }
             int silent = now - h->last_seen >= r->nodata_ms;
             p->value = (double)(now - h->last_seen) / 1000.0;
             p->has_value = 1;
@@ -1220,7 +1279,8 @@ void rules_eng_tick(struct rules_eng *e, int64_t now)
             }
         }
     }
-    for (struct prob *p = e->plist; p != NULL; p = p->next) {
+    for (size_t i = 0; i < e->ntimed; i++) {
+        struct prob *p = e->timed[i];
         const struct rule *r = p->r;
         if (r->kind == RULE_NODATA && r->metric != NULL && p->se != NULL) {
             int64_t last = p->se->last_ts != 0 ? p->se->last_ts : p->h->last_seen;
@@ -1240,7 +1300,10 @@ void rules_eng_tick(struct rules_eng *e, int64_t now)
                 step(e, p, 1, 0, now, now);
             }
         }
-        update_suppression(e, p, now);
+    }
+    /* maintenance windows open and close with the clock: only active problems care */
+    for (struct rules_host *h = e->hlist; h != NULL; h = h->next) {
+        host_suppression(e, h, now);
     }
 }
 
@@ -1264,10 +1327,41 @@ void rules_eng_each(struct rules_eng *e,
 
 /* ---- window functions ------------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
+/* The k-th smallest of a[0..n) (Hoare's selection; reorders a). */
+static double select_kth(double *a, size_t n, size_t k)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    size_t lo = 0, hi = n - 1;
+
+    while (lo < hi) {
+        double pivot = a[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot) {
+                i++;
+            }
+            while (a[j] > pivot) {
+                j--;
+            }
+            if (i <= j) {
+                double tmp = a[i];
+                a[i] = a[j];
+                a[j] = tmp;
+                i++;
+                if (j == 0) {
+                    break;
+                }
+                j--;
+            }
+        }
+        if (k <= j) {
+            hi = j;
+        } else if (k >= i) {
+            lo = i;
+        } else {
+            break;
+        }
+    }
+    return a[k];
 }
 
 int rules_window_fn(enum rule_fn fn, const int64_t *t, const double *v, size_t n,
@@ -1316,13 +1410,15 @@ int rules_window_fn(enum rule_fn fn, const int64_t *t, const double *v, size_t n
         *out = acc;
         return 0;
     case RULE_FN_P95: {
-        double *s = wp_xmalloc(m * sizeof(*s));
+        double stack[512];
+        double *s = m <= 512 ? stack : wp_xmalloc(m * sizeof(*s));
         memcpy(s, v + lo, m * sizeof(*s));
-        qsort(s, m, sizeof(*s), cmp_double);
-        /* nearest rank */
+        /* nearest rank, found by selection (no full sort) */
         size_t rank = (size_t)ceil(0.95 * (double)m);
-        *out = s[rank > 0 ? rank - 1 : 0];
-        free(s);
+        *out = select_kth(s, m, rank > 0 ? rank - 1 : 0);
+        if (s != stack) {
+            free(s);
+        }
         return 0;
     }
     case RULE_FN_RATE:

@@ -248,6 +248,20 @@ static void test_window_functions(void **state)
     assert_true(fabs(out - 22.5) < 1e-9); /* 90 over 4 s */
     assert_int_equal(rules_window_fn(RULE_FN_COUNT, t, v, 5, 2500, 5000, &out), 0);
     assert_true(out == 3);
+    /* p95 by selection: 1..200 shuffled, nearest rank 190; with duplicates too */
+    int64_t tt[200];
+    double vv[200];
+    for (int i = 0; i < 200; i++) {
+        tt[i] = 1000 + i;
+        vv[i] = (double)((i * 73) % 200 + 1); /* a permutation of 1..200 */
+    }
+    assert_int_equal(rules_window_fn(RULE_FN_P95, tt, vv, 200, 100000, 1199, &out), 0);
+    assert_true(out == 190);
+    for (int i = 0; i < 200; i++) {
+        vv[i] = (double)(i % 3);
+    }
+    assert_int_equal(rules_window_fn(RULE_FN_P95, tt, vv, 200, 100000, 1199, &out), 0);
+    assert_true(out == 2);
     /* an empty window gives no verdict */
     assert_int_equal(rules_window_fn(RULE_FN_AVG, t, v, 5, 500, 9000, &out), WP_ENOTFOUND);
     assert_int_equal(rules_window_fn(RULE_FN_RATE, t, v, 1, 10000, 5000, &out), WP_ENOTFOUND);
