@@ -28,9 +28,10 @@ struct coll_rules {
     struct inc_store *inc;
     struct rule_set *rs;
     struct rules_eng *eng;
-    uint64_t opened, errors;
+    uint64_t opened, errors, fires;
     /* delay from the arrival of the breaching data (or the tick) to the committed
-     * incident row, microseconds: the last DELAY_SAMPLES fires */
+     * incident row of an opened or reopened incident, microseconds: the last
+     * DELAY_SAMPLES of them */
     int64_t arrived_us;
     uint32_t delay_us[DELAY_SAMPLES];
     uint64_t ndelays;
@@ -49,15 +50,18 @@ static int sink_fire(void *arg, const struct inc_signal *sig, int64_t now)
     int64_t id = 0;
     int rc = inc_fire(r->inc, sig, now, &id);
 
+    r->fires++;
     if (rc < 0) {
         r->errors++;
         WP_ERROR("rules", "incident for %s not recorded: %s", sig->fingerprint,
                  inc_errmsg(r->inc));
         return rc;
     }
-    int64_t d = mono_us() - r->arrived_us;
-    r->delay_us[r->ndelays++ % DELAY_SAMPLES] = (uint32_t)(d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : d);
     if (rc == 1) {
+        /* opened or reopened: how long since the data that did it arrived */
+        int64_t d = mono_us() - r->arrived_us;
+        r->delay_us[r->ndelays++ % DELAY_SAMPLES] =
+            (uint32_t)(d < 0 ? 0 : d > (int64_t)UINT32_MAX ? UINT32_MAX : d);
         r->opened++;
         WP_WARN("rules", "incident %lld opened: %s [%s] (%s)", (long long)id, sig->summary,
                 sig->rule, sig->fingerprint);
@@ -352,7 +356,7 @@ void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out)
     out->errors = r->errors;
     out->problems = st.problems;
     out->samples = st.samples;
-    out->fires = r->ndelays;
+    out->fires = r->fires;
     size_t n = r->ndelays < DELAY_SAMPLES ? (size_t)r->ndelays : DELAY_SAMPLES;
     if (n > 0) {
         uint32_t *c = wp_xmalloc(n * sizeof(*c));

@@ -37,8 +37,9 @@ void coll_rules_record(struct coll_server *s, struct coll_agent *a, const struct
 /* Every second: no-data, maintenance, escalations. */
 void coll_rules_tick(struct coll_server *s);
 struct coll_rules_stats {
-    uint64_t opened, errors, problems, samples, fires;
-    /* breaching data arrived -> incident row committed, over the last 8192 fires */
+    uint64_t opened, errors, problems, samples, fires; /* fires: opens and value updates */
+    /* breaching data arrived -> row of the opened (or reopened) incident committed, over
+     * the last 8192 of them */
     uint64_t delay_p50_us, delay_p99_us, delay_max_us;
 };
 void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out);

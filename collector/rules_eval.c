@@ -501,22 +501,37 @@ static void active_sync(struct prob *p)
     p->in_active = want;
 }
 
-/* Is this problem suppressed now, and why (maintenance or a firing parent)? */
-static const char *suppress_reason(struct rules_eng *e, struct prob *p, int64_t now, char *buf,
-                                   size_t len)
+/* What suppresses every problem of a host right now: an open maintenance window, or the
+ * host being silent (built in). Computed once per host per pass. */
+struct host_supp {
+    const char *maint;         /* maintenance window name, or NULL */
+    const struct prob *silent; /* the firing host-wide no-data problem, or NULL */
+};
+
+static void host_supp_get(struct rules_eng *e, const struct rules_host *h, int64_t now,
+                          struct host_supp *hs)
 {
-    const char *m = rules_in_maintenance(e->rs, p->h->host, now);
-    if (m != NULL) {
-        snprintf(buf, len, "maintenance %s", m);
+    hs->maint = rules_in_maintenance(e->rs, h->host, now);
+    hs->silent = NULL;
+    for (size_t i = 0; i < h->nnodata; i++) {
+        if (h->nodata[i]->st == RS_FIRING || h->nodata[i]->st == RS_RECOVERING) {
+            hs->silent = h->nodata[i];
+            break;
+        }
+    }
+}
+
+/* Is this problem suppressed now, and why (maintenance, a silent host, a firing parent)? */
+static const char *suppress_reason(struct rules_eng *e, struct prob *p,
+                                   const struct host_supp *hs, char *buf, size_t len)
+{
+    if (hs->maint != NULL) {
+        snprintf(buf, len, "maintenance %s", hs->maint);
         return buf;
     }
-    /* built in: a silent host suppresses its other problems */
-    for (struct prob *q = p->h->active; q != NULL; q = q->anext) {
-        if (q != p && q->r->kind == RULE_NODATA && q->r->metric == NULL &&
-            (q->st == RS_FIRING || q->st == RS_RECOVERING)) {
-            snprintf(buf, len, "host %s silent (%s)", p->h->host, q->r->name);
-            return buf;
-        }
+    if (hs->silent != NULL && hs->silent != p) {
+        snprintf(buf, len, "host %s silent (%s)", p->h->host, hs->silent->r->name);
+        return buf;
     }
     for (size_t d = 0; d < e->rs->ndeps; d++) {
         const struct rule_dep *dep = &e->rs->deps[d];
@@ -531,8 +546,7 @@ static const char *suppress_reason(struct rules_eng *e, struct prob *p, int64_t 
             continue;
         }
         for (struct prob *q = p->h->active; q != NULL; q = q->anext) {
-            if (q != p && (q->st == RS_FIRING || q->st == RS_RECOVERING) &&
-                strcmp(q->r->name, dep->parent) == 0) {
+            if (q != p && strcmp(q->r->name, dep->parent) == 0) {
                 snprintf(buf, len, "%s on %s", dep->parent, p->h->host);
                 return buf;
             }
@@ -542,7 +556,8 @@ static const char *suppress_reason(struct rules_eng *e, struct prob *p, int64_t 
 }
 
 /* Bring the problem's suppressed flag in line with its host's situation. */
-static void update_suppression(struct rules_eng *e, struct prob *p, int64_t now)
+static void update_suppression(struct rules_eng *e, struct prob *p, const struct host_supp *hs,
+                               int64_t now)
 {
     char buf[256];
     const char *why;
@@ -550,7 +565,7 @@ static void update_suppression(struct rules_eng *e, struct prob *p, int64_t now)
     if (p->st != RS_FIRING && p->st != RS_RECOVERING) {
         return;
     }
-    why = suppress_reason(e, p, now, buf, sizeof(buf));
+    why = suppress_reason(e, p, hs, buf, sizeof(buf));
     if ((why != NULL) == (p->suppressed != 0) &&
         (why == NULL || (p->supp_reason != NULL && strcmp(p->supp_reason, why) == 0))) {
         return;
@@ -564,8 +579,14 @@ static void update_suppression(struct rules_eng *e, struct prob *p, int64_t now)
 
 static void host_suppression(struct rules_eng *e, struct rules_host *h, int64_t now)
 {
+    struct host_supp hs;
+
+    if (h->active == NULL) {
+        return;
+    }
+    host_supp_get(e, h, now, &hs);
     for (struct prob *q = h->active; q != NULL; q = q->anext) {
-        update_suppression(e, q, now);
+        update_suppression(e, q, &hs, now);
     }
 }
 

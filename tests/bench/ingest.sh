@@ -128,11 +128,13 @@ if "rules_samples" in sd and P.get("rules", "-") != "-":
     print(f"---- rules ({P['rules']})")
     print(f"rule samples evaluated       {d(s0, s1, 'rules_samples') / win if win > 0 else 0:12,.0f} /s; "
           f"problems tracked {sd.get('rules_problems', 0):,.0f}")
-    print(f"fires (open/update/reopen)   {d(s0, s1, 'rules_fires'):12,.0f} in the window; incidents "
-          f"opened {sd.get('incidents_opened', 0):,.0f} in all; errors {sd.get('rules_errors', 0):.0f}")
-    print(f"data arrived -> incident row p50 {sd.get('rules_fire_delay_p50_us', 0) / 1000:.2f} ms, "
+    print(f"incidents opened or reopened {d(s0, s1, 'incidents_opened'):12,.0f} in the window "
+          f"({sd.get('incidents_opened', 0):,.0f} in all); value updates "
+          f"{d(s0, s1, 'rules_fires') - d(s0, s1, 'incidents_opened'):,.0f}; errors "
+          f"{sd.get('rules_errors', 0):.0f}")
+    print(f"data arrived -> opened row   p50 {sd.get('rules_fire_delay_p50_us', 0) / 1000:.2f} ms, "
           f"p99 {sd.get('rules_fire_delay_p99_us', 0) / 1000:.2f} ms, "
-          f"max {sd.get('rules_fire_delay_max_us', 0) / 1000:.2f} ms (last 8,192 fires)")
+          f"max {sd.get('rules_fire_delay_max_us', 0) / 1000:.2f} ms (last 8,192 opened)")
 print(f"disk: RRD files              {rrd_bytes / 2**20:12,.0f} MiB in "
       f"{sd.get('rrd_files', 0):.0f} files; journal {journal_bytes / 2**20:.0f} MiB")
 if restart:
