@@ -35,7 +35,11 @@ struct coll_rules {
     int64_t arrived_us;
     uint32_t delay_us[DELAY_SAMPLES];
     uint64_t ndelays;
+    uint64_t delay_le[COLL_RULES_DELAY_BUCKETS]; /* cumulative counts, see coll_rules.h */
 };
+
+const int64_t coll_rules_delay_bounds_us[COLL_RULES_DELAY_BUCKETS] = {
+    250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 1000000, INT64_MAX};
 
 static int64_t mono_us(void)
 {
@@ -62,6 +66,11 @@ static int sink_fire(void *arg, const struct inc_signal *sig, int64_t now)
         int64_t d = mono_us() - r->arrived_us;
         r->delay_us[r->ndelays++ % DELAY_SAMPLES] =
             (uint32_t)(d < 0 ? 0 : d > (int64_t)UINT32_MAX ? UINT32_MAX : d);
+        for (int b = 0; b < COLL_RULES_DELAY_BUCKETS; b++) {
+            if (d <= coll_rules_delay_bounds_us[b]) {
+                r->delay_le[b]++;
+            }
+        }
         r->opened++;
         WP_WARN("rules", "incident %lld opened: %s [%s] (%s)", (long long)id, sig->summary,
                 sig->rule, sig->fingerprint);
@@ -357,6 +366,7 @@ void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out)
     out->problems = st.problems;
     out->samples = st.samples;
     out->fires = r->fires;
+    memcpy(out->delay_le, r->delay_le, sizeof(out->delay_le));
     size_t n = r->ndelays < DELAY_SAMPLES ? (size_t)r->ndelays : DELAY_SAMPLES;
     if (n > 0) {
         uint32_t *c = wp_xmalloc(n * sizeof(*c));

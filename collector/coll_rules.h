@@ -36,11 +36,17 @@ void coll_rules_row(struct coll_server *s, const struct coll_series *cs, int64_t
 void coll_rules_record(struct coll_server *s, struct coll_agent *a, const struct wp_rec *r);
 /* Every second: no-data, maintenance, escalations. */
 void coll_rules_tick(struct coll_server *s);
+/* Buckets of the delay histogram: counts of opened incidents whose delay was at most
+ * coll_rules_delay_bounds_us[b] (cumulative, like Prometheus' le buckets). */
+#define COLL_RULES_DELAY_BUCKETS 11
+extern const int64_t coll_rules_delay_bounds_us[COLL_RULES_DELAY_BUCKETS];
+
 struct coll_rules_stats {
     uint64_t opened, errors, problems, samples, fires; /* fires: opens and value updates */
     /* breaching data arrived -> row of the opened (or reopened) incident committed, over
      * the last 8192 of them */
     uint64_t delay_p50_us, delay_p99_us, delay_max_us;
+    uint64_t delay_le[COLL_RULES_DELAY_BUCKETS];
 };
 void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out);
 

@@ -2,6 +2,7 @@
 /* Control socket (unix, mode 0600) for the CLI: "stats" and "flush" requests as frames. */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -208,11 +209,21 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
         {"incidents_opened", rst.opened},
     };
     /* the map header is counted from the table so it can never drift */
-    msgpack_pack_map(pk, 1 + sizeof(kv) / sizeof(kv[0]));
+    msgpack_pack_map(pk, 1 + sizeof(kv) / sizeof(kv[0]) + COLL_RULES_DELAY_BUCKETS);
     pk_str(pk, "t");
     pk_str(pk, "stats");
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
         pk_kv(pk, kv[i].name, kv[i].value);
+    }
+    for (int b = 0; b < COLL_RULES_DELAY_BUCKETS; b++) {
+        char name[48];
+        if (coll_rules_delay_bounds_us[b] == INT64_MAX) {
+            snprintf(name, sizeof(name), "rules_open_delay_le_inf");
+        } else {
+            snprintf(name, sizeof(name), "rules_open_delay_le_%lldus",
+                     (long long)coll_rules_delay_bounds_us[b]);
+        }
+        pk_kv(pk, name, rst.delay_le[b]);
     }
 }
 
