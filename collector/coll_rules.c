@@ -36,6 +36,10 @@ struct coll_rules {
     uint32_t delay_us[DELAY_SAMPLES];
     uint64_t ndelays;
     uint64_t delay_le[COLL_RULES_DELAY_BUCKETS]; /* cumulative counts, see coll_rules.h */
+    /* Everything the engine says about one batch (or one tick) commits in one transaction:
+     * a batch often moves many problems of its host at once (value updates, states). */
+    int in_tx;
+    uint32_t tx_opens; /* incidents opened in the open transaction: timed at commit */
 };
 
 const int64_t coll_rules_delay_bounds_us[COLL_RULES_DELAY_BUCKETS] = {
@@ -48,10 +52,50 @@ static int64_t mono_us(void)
 
 /* ---- the sink: engine -> incident store ------------------------------------------------ */
 
+static void record_delay(struct coll_rules *r, int64_t d)
+{
+    r->delay_us[r->ndelays++ % DELAY_SAMPLES] =
+        (uint32_t)(d < 0 ? 0 : d > (int64_t)UINT32_MAX ? UINT32_MAX : d);
+    for (int b = 0; b < COLL_RULES_DELAY_BUCKETS; b++) {
+        if (d <= coll_rules_delay_bounds_us[b]) {
+            r->delay_le[b]++;
+        }
+    }
+}
+
+/* Open the transaction of this batch or tick on the first change. */
+static void tx_need(struct coll_rules *r)
+{
+    if (!r->in_tx && inc_begin(r->inc) == 0) {
+        r->in_tx = 1;
+    }
+}
+
+/* Commit what the batch or tick changed; the opened incidents are now committed rows. */
+static void tx_done(struct coll_rules *r)
+{
+    if (!r->in_tx) {
+        return;
+    }
+    r->in_tx = 0;
+    if (inc_commit(r->inc) < 0) {
+        r->errors++;
+        WP_ERROR("rules", "incident changes not committed: %s", inc_errmsg(r->inc));
+        r->tx_opens = 0;
+        return;
+    }
+    int64_t d = mono_us() - r->arrived_us;
+    for (; r->tx_opens > 0; r->tx_opens--) {
+        record_delay(r, d);
+    }
+}
+
 static int sink_fire(void *arg, const struct inc_signal *sig, int64_t now)
 {
     struct coll_rules *r = arg;
     int64_t id = 0;
+
+    tx_need(r);
     int rc = inc_fire(r->inc, sig, now, &id);
 
     r->fires++;
@@ -62,15 +106,7 @@ static int sink_fire(void *arg, const struct inc_signal *sig, int64_t now)
         return rc;
     }
     if (rc == 1) {
-        /* opened or reopened: how long since the data that did it arrived */
-        int64_t d = mono_us() - r->arrived_us;
-        r->delay_us[r->ndelays++ % DELAY_SAMPLES] =
-            (uint32_t)(d < 0 ? 0 : d > (int64_t)UINT32_MAX ? UINT32_MAX : d);
-        for (int b = 0; b < COLL_RULES_DELAY_BUCKETS; b++) {
-            if (d <= coll_rules_delay_bounds_us[b]) {
-                r->delay_le[b]++;
-            }
-        }
+        r->tx_opens++; /* opened or reopened: timed when its row is committed */
         r->opened++;
         WP_WARN("rules", "incident %lld opened: %s [%s] (%s)", (long long)id, sig->summary,
                 sig->rule, sig->fingerprint);
@@ -81,6 +117,8 @@ static int sink_fire(void *arg, const struct inc_signal *sig, int64_t now)
 static int sink_clear(void *arg, const char *fp, int64_t now)
 {
     struct coll_rules *r = arg;
+
+    tx_need(r);
     int rc = inc_clear(r->inc, fp, now);
 
     if (rc < 0) {
@@ -95,6 +133,8 @@ static int sink_clear(void *arg, const char *fp, int64_t now)
 static int sink_suppress(void *arg, const char *fp, int on, const char *reason, int64_t now)
 {
     struct coll_rules *r = arg;
+
+    tx_need(r);
     int rc = inc_suppress(r->inc, fp, on, reason, now);
 
     if (rc < 0) {
@@ -107,12 +147,14 @@ static int sink_suppress(void *arg, const char *fp, int on, const char *reason, 
 static int sink_state_put(void *arg, const char *fp, int state, int64_t since)
 {
     struct coll_rules *r = arg;
+    tx_need(r);
     return inc_state_put(r->inc, fp, state, since);
 }
 
 static int sink_state_del(void *arg, const char *fp)
 {
     struct coll_rules *r = arg;
+    tx_need(r);
     return inc_state_del(r->inc, fp);
 }
 
@@ -204,6 +246,13 @@ void coll_rules_row(struct coll_server *s, const struct coll_series *cs, int64_t
         if (cs->rs[k] != NULL) {
             rules_sample(s->rules->eng, cs->rs[k], ts_ms, vals[k]);
         }
+    }
+}
+
+void coll_rules_batch_end(struct coll_server *s)
+{
+    if (s->rules != NULL) {
+        tx_done(s->rules);
     }
 }
 
@@ -340,6 +389,7 @@ void coll_rules_tick(struct coll_server *s)
     int64_t now = wp_clock_now_ms();
     s->rules->arrived_us = mono_us();
     rules_eng_tick(s->rules->eng, now);
+    tx_done(s->rules);
     if (inc_tick(s->rules->inc, now) < 0) {
         WP_ERROR("rules", "escalation tick: %s", inc_errmsg(s->rules->inc));
     }
@@ -386,6 +436,7 @@ void coll_rules_stop(struct coll_server *s)
     if (r == NULL) {
         return;
     }
+    tx_done(r);
     for (size_t i = 0; i < s->agents_cap; i++) {
         for (struct coll_agent *a = s->agents[i]; a != NULL; a = a->hnext) {
             for (uint32_t k = 0; k < a->series_cap; k++) {

@@ -34,6 +34,8 @@ void coll_rules_batch_begin(struct coll_server *s, struct coll_agent *a);
 void coll_rules_row(struct coll_server *s, const struct coll_series *cs, int64_t ts_ms,
                     const double *vals);
 void coll_rules_record(struct coll_server *s, struct coll_agent *a, const struct wp_rec *r);
+/* The batch is through: commit what it changed in the incident store (one transaction). */
+void coll_rules_batch_end(struct coll_server *s);
 /* Every second: no-data, maintenance, escalations. */
 void coll_rules_tick(struct coll_server *s);
 /* Buckets of the delay histogram: counts of opened incidents whose delay was at most

@@ -297,6 +297,9 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
             coll_rules_row(s, &a->series[r.id], r.ts_ms, vals);
         }
     }
+    if (live) {
+        coll_rules_batch_end(s);
+    }
 }
 
 /* ---- journal completion ------------------------------------------------------------------ */
