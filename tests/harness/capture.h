@@ -29,11 +29,24 @@ struct cap_row {
  * than WP_SERIES_MAX_FIELDS, instance of WP_INST_MAX bytes or more, a (group, inst) row twice
  * in one round); tests assert it stays 0.
  */
+/* One event, check result or state (kind: WP_REC_EVENT, WP_REC_CHECK, WP_REC_STATE).
+ * name: event source / check / object; group: event rule / state group; text: event text /
+ * check output / state; level: severity / status; fields: event fields k, v, ..., NULL. */
+struct cap_rec {
+    int kind;
+    int64_t ts_ms;
+    char *name, *group, *text;
+    unsigned level;
+    char *fields[2 * WP_EVENT_MAX_FIELDS + 1];
+};
+
 struct capture {
     struct wp_sink sink;
     struct cap_row *rows;
     size_t n, cap;
     unsigned bad;
+    struct cap_rec *recs; /* events, checks, states in the order they came */
+    size_t nrecs, recs_cap;
 };
 
 static inline int cap_valid_name(const char *s)
@@ -96,12 +109,90 @@ static inline void capture_metric(struct wp_sink *s, const struct wp_series_kind
     }
 }
 
+static inline struct cap_rec *capture_rec_new(struct capture *c, int kind, const char *name,
+                                               const char *group, const char *text,
+                                               unsigned level)
+{
+    if (c->nrecs == c->recs_cap) {
+        c->recs_cap = c->recs_cap ? c->recs_cap * 2 : 16;
+        c->recs = (struct cap_rec *)wp_xrealloc(c->recs, c->recs_cap * sizeof(*c->recs));
+    }
+    struct cap_rec *r = &c->recs[c->nrecs++];
+    memset(r, 0, sizeof(*r));
+    r->kind = kind;
+    r->ts_ms = c->sink.ts_ms;
+    r->name = wp_xstrdup(name != NULL ? name : "");
+    r->group = wp_xstrdup(group != NULL ? group : "");
+    r->text = wp_xstrdup(text != NULL ? text : "");
+    r->level = level;
+    return r;
+}
+
+static inline void capture_event(struct wp_sink *s, const char *src, const char *rule,
+                                 unsigned sev, const char *text, const char *const *fields)
+{
+    struct capture *c = (struct capture *)s->ctx;
+    struct cap_rec *r = capture_rec_new(c, WP_REC_EVENT, src, rule, text, sev);
+    for (size_t i = 0; fields != NULL && fields[i] != NULL && fields[i + 1] != NULL &&
+                       i < 2 * WP_EVENT_MAX_FIELDS;
+         i += 2) {
+        r->fields[i] = wp_xstrdup(fields[i]);
+        r->fields[i + 1] = wp_xstrdup(fields[i + 1]);
+    }
+    if (sev > 3) {
+        c->bad++;
+    }
+}
+
+static inline void capture_check(struct wp_sink *s, const char *check, unsigned status,
+                                 const char *output)
+{
+    struct capture *c = (struct capture *)s->ctx;
+    capture_rec_new(c, WP_REC_CHECK, check, NULL, output, status);
+    if (status > 3) {
+        c->bad++;
+    }
+}
+
+static inline void capture_state(struct wp_sink *s, const char *object, const char *group,
+                                 const char *state)
+{
+    capture_rec_new((struct capture *)s->ctx, WP_REC_STATE, object, group, state, 0);
+}
+
+/* The last captured record of kind whose name is name (NULL: any name), or NULL. */
+static inline const struct cap_rec *capture_rec(const struct capture *c, int kind,
+                                                 const char *name)
+{
+    for (size_t i = c->nrecs; i > 0; i--) {
+        const struct cap_rec *r = &c->recs[i - 1];
+        if (r->kind == kind && (name == NULL || strcmp(r->name, name) == 0)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* A field of a captured event, or NULL. */
+static inline const char *capture_field(const struct cap_rec *r, const char *key)
+{
+    for (size_t i = 0; r->fields[i] != NULL; i += 2) {
+        if (strcmp(r->fields[i], key) == 0) {
+            return r->fields[i + 1];
+        }
+    }
+    return NULL;
+}
+
 static inline void capture_init(struct capture *c, int64_t ts_ms, uint32_t step_s)
 {
     memset(c, 0, sizeof(*c));
     c->sink.ts_ms = ts_ms;
     c->sink.step_s = step_s;
     c->sink.metric = capture_metric;
+    c->sink.event = capture_event;
+    c->sink.check = capture_check;
+    c->sink.state = capture_state;
     c->sink.ctx = c;
 }
 
@@ -116,6 +207,15 @@ static inline void capture_clear(struct capture *c)
         }
     }
     c->n = 0;
+    for (size_t i = 0; i < c->nrecs; i++) {
+        free(c->recs[i].name);
+        free(c->recs[i].group);
+        free(c->recs[i].text);
+        for (size_t k = 0; c->recs[i].fields[k] != NULL; k++) {
+            free(c->recs[i].fields[k]);
+        }
+    }
+    c->nrecs = 0;
 }
 
 static inline void capture_cleanup(struct capture *c)
@@ -124,6 +224,9 @@ static inline void capture_cleanup(struct capture *c)
     free(c->rows);
     c->rows = NULL;
     c->cap = 0;
+    free(c->recs);
+    c->recs = NULL;
+    c->recs_cap = 0;
 }
 
 /* Rows of group in this round. */
