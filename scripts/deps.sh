@@ -7,7 +7,8 @@ PKGS=(build-essential cmake pkg-config git
       libuv1-dev libmbedtls-dev libmsgpack-dev librrd-dev libsqlite3-dev libyaml-dev
       libpcre2-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
       rrdtool sqlite3 python3 clang libclang-rt-14-dev
-      monitoring-plugins-basic monitoring-plugins-standard logrotate)
+      monitoring-plugins-basic monitoring-plugins-standard logrotate
+      libpq-dev postgresql)
 if [ "${1:-}" = "--bench" ]; then
     PKGS+=(collectd-core)
 fi

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The pgsql probe against a real PostgreSQL started by the test in a temporary folder on a
+ * loopback port (initdb + pg_ctl from Debian's postgresql package; as the postgres user when
+ * the test runs as root): figures, custom queries, a wrong password (CRITICAL with the
+ * server's message, the password nowhere), and a stopped server. */
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "capture.h"
+#include "probe.h"
+#include "wp/conf.h"
+#include "wp/mem.h"
+
+extern const struct wp_probe_ops wp_probe_pgsql;
+
+#define PG_BIN   "/usr/lib/postgresql/15/bin"
+#define PASSWORD "s3cret-Pa55"
+
+struct env {
+    char dir[64];
+    char data[96];
+    char pwfile[96];
+    char log[96];
+    char as[64]; /* "runuser -u postgres -- " when root */
+    int port;
+    int started;
+};
+
+static struct env E;
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* A free loopback port: bind port 0, read it back, release it for the server. */
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+static int pg_start(void)
+{
+    return sh("%s%s/pg_ctl -D %s -l %s -w -t 60 -o '-p %d -k %s -c listen_addresses=127.0.0.1' "
+              "start > /dev/null",
+              E.as, PG_BIN, E.data, E.log, E.port, E.dir);
+}
+
+static int pg_stop(void)
+{
+    return sh("%s%s/pg_ctl -D %s -w -t 60 -m fast stop > /dev/null 2>&1", E.as, PG_BIN, E.data);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(E.dir, sizeof(E.dir), "/tmp/wp-pgsql-XXXXXX");
+    if (mkdtemp(E.dir) == NULL) {
+        return -1;
+    }
+    snprintf(E.data, sizeof(E.data), "%s/data", E.dir);
+    snprintf(E.pwfile, sizeof(E.pwfile), "%s/pw", E.dir);
+    snprintf(E.log, sizeof(E.log), "%s/server.log", E.dir);
+    FILE *f = fopen(E.pwfile, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    fprintf(f, "%s\n", PASSWORD);
+    fclose(f);
+    if (geteuid() == 0) {
+        /* initdb refuses root: the cluster belongs to the postgres user */
+        struct passwd *pw = getpwnam("postgres");
+        if (pw == NULL || chown(E.dir, pw->pw_uid, pw->pw_gid) < 0 ||
+            chown(E.pwfile, pw->pw_uid, pw->pw_gid) < 0) {
+            return -1;
+        }
+        snprintf(E.as, sizeof(E.as), "runuser -u postgres -- ");
+    }
+    if (sh("%s%s/initdb -D %s -U watchpost --pwfile=%s --auth-local=trust "
+           "--auth-host=scram-sha-256 -E UTF8 --locale=C > %s/initdb.log 2>&1",
+           E.as, PG_BIN, E.data, E.pwfile, E.dir) != 0) {
+        fprintf(stderr, "initdb failed, see %s/initdb.log\n", E.dir);
+        return -1;
+    }
+    for (int attempt = 0; attempt < 5 && !E.started; attempt++) {
+        E.port = free_port();
+        E.started = E.port > 0 && pg_start() == 0;
+    }
+    if (!E.started) {
+        fprintf(stderr, "PostgreSQL did not start, see %s\n", E.log);
+        return -1;
+    }
+    sh("PGPASSWORD=" PASSWORD " %s/psql -h 127.0.0.1 -p %d -U watchpost -d postgres -q -c "
+       "\"create database shop; \" > /dev/null 2>&1",
+       PG_BIN, E.port);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (E.started) {
+        pg_stop();
+    }
+    nftw(E.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+static struct wp_probe *probe(const char *yaml)
+{
+    struct wp_conf_doc *doc = NULL;
+    struct wp_conf_err err;
+    struct wp_probe *p = NULL;
+
+    if (wp_conf_parse("pgsql.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
+        fail_msg("yaml: %s", err.msg);
+    }
+    if (wp_probe_new(&wp_probe_pgsql, doc, wp_conf_root(doc), &err, &p) < 0) {
+        wp_conf_free(doc);
+        fail_msg("wp_probe_new: %s", err.msg);
+    }
+    wp_conf_free(doc);
+    return p;
+}
+
+static double field(const struct capture *c, const char *group, const char *inst,
+                    const char *name)
+{
+    const struct cap_row *r = capture_row(c, group, inst);
+    if (r == NULL) {
+        fail_msg("no row %s/%s", group, inst);
+    }
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        if (strcmp(r->fields[i], name) == 0) {
+            return r->vals[i];
+        }
+    }
+    fail_msg("no field %s in %s", name, group);
+    return 0;
+}
+
+static void figures_and_queries(void **state)
+{
+    char yaml[1024];
+    struct capture c;
+    (void)state;
+
+    snprintf(yaml, sizeof(yaml),
+             "kind: pgsql\nname: main\n"
+             "conninfo: \"host=127.0.0.1 port=%d dbname=postgres user=watchpost\"\n"
+             "password_file: %s\n"
+             "queries:\n"
+             "  answer: \"select 42\"\n"
+             "  per_db: \"select datname, length(datname) from pg_database order by 1\"\n",
+             E.port, E.pwfile);
+    struct wp_probe *p = probe(yaml);
+    capture_init(&c, 1767225600000LL, 60);
+    assert_int_equal(p->ops->sample(p, &c.sink), 0);
+    assert_int_equal(c.bad, 0);
+    assert_true(field(&c, "pgsql", "main", "up") == 1);
+    assert_true(field(&c, "pgsql", "main", "connect_s") >= 0);
+    assert_true(field(&c, "pgsql", "main", "connections") >= 1);
+    assert_true(field(&c, "pgsql", "main", "max_connections") == 100);
+    assert_true(field(&c, "pgsql", "main", "is_replica") == 0);
+    assert_true(field(&c, "pgsql_db", "main/shop", "size_bytes") > 1000000);
+    assert_true(field(&c, "pgsql_query", "main/answer", "value") == 42);
+    assert_true(field(&c, "pgsql_query", "main/per_db/shop", "value") == 4);
+    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
+    assert_non_null(chk);
+    assert_int_equal(chk->level, WP_CHECK_OK);
+    assert_non_null(strstr(chk->text, "PGSQL OK: connected in"));
+    capture_cleanup(&c);
+    wp_probe_free(p);
+}
+
+static void wrong_password_is_critical_and_secret(void **state)
+{
+    char yaml[1024];
+    char pw[128];
+    struct capture c;
+    (void)state;
+
+    snprintf(pw, sizeof(pw), "%s/wrong", E.dir);
+    FILE *f = fopen(pw, "w");
+    assert_non_null(f);
+    fputs("not-the-Pa55word\n", f);
+    fclose(f);
+    snprintf(yaml, sizeof(yaml),
+             "kind: pgsql\nname: main\n"
+             "conninfo: \"host=127.0.0.1 port=%d dbname=postgres user=watchpost\"\n"
+             "password_file: %s\n",
+             E.port, pw);
+    struct wp_probe *p = probe(yaml);
+    capture_init(&c, 1767225600000LL, 60);
+    assert_int_equal(p->ops->sample(p, &c.sink), 0);
+    assert_true(field(&c, "pgsql", "main", "up") == 0);
+    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
+    assert_non_null(chk);
+    assert_int_equal(chk->level, WP_CHECK_CRITICAL);
+    assert_non_null(strstr(chk->text, "password authentication failed"));
+    assert_null(strstr(chk->text, "not-the-Pa55word"));
+    capture_cleanup(&c);
+    wp_probe_free(p);
+}
+
+static void stopped_server_is_critical(void **state)
+{
+    char yaml[1024];
+    struct capture c;
+    (void)state;
+
+    assert_int_equal(pg_stop(), 0);
+    E.started = 0;
+    snprintf(yaml, sizeof(yaml),
+             "kind: pgsql\nname: main\ntimeout: 2s\n"
+             "conninfo: \"host=127.0.0.1 port=%d dbname=postgres user=watchpost\"\n"
+             "password_file: %s\n",
+             E.port, E.pwfile);
+    struct wp_probe *p = probe(yaml);
+    capture_init(&c, 1767225600000LL, 60);
+    assert_int_equal(p->ops->sample(p, &c.sink), 0);
+    assert_true(field(&c, "pgsql", "main", "up") == 0);
+    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
+    assert_non_null(chk);
+    assert_int_equal(chk->level, WP_CHECK_CRITICAL);
+    assert_non_null(strstr(chk->text, "PGSQL CRITICAL"));
+    capture_cleanup(&c);
+    wp_probe_free(p);
+    /* back up for anything that follows */
+    E.started = pg_start() == 0;
+}
+
+static void bad_query_name_refused(void **state)
+{
+    struct wp_conf_doc *doc = NULL;
+    struct wp_conf_err err;
+    struct wp_probe *p = NULL;
+    const char *yaml = "kind: pgsql\nconninfo: \"host=x\"\nqueries:\n  \"a b\": \"select 1\"\n";
+    (void)state;
+
+    assert_int_equal(wp_conf_parse("pgsql.yaml", yaml, strlen(yaml), &err, &doc), 0);
+    assert_true(wp_probe_new(&wp_probe_pgsql, doc, wp_conf_root(doc), &err, &p) < 0);
+    assert_null(p);
+    wp_conf_free(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(figures_and_queries),
+        cmocka_unit_test(wrong_password_is_critical_and_secret),
+        cmocka_unit_test(stopped_server_is_critical),
+        cmocka_unit_test(bad_query_name_refused),
+    };
+    if (access(PG_BIN "/initdb", X_OK) != 0) {
+        fprintf(stderr, "test_pgsql: %s/initdb missing (scripts/deps.sh installs postgresql)\n",
+                PG_BIN);
+        return 1;
+    }
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
