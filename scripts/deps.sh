@@ -8,7 +8,7 @@ PKGS=(build-essential cmake pkg-config git
       libpcre2-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
       rrdtool sqlite3 python3 clang libclang-rt-14-dev
       monitoring-plugins-basic monitoring-plugins-standard logrotate
-      libpq-dev postgresql)
+      libpq-dev postgresql libmariadb-dev mariadb-server)
 if [ "${1:-}" = "--bench" ]; then
     PKGS+=(collectd-core)
 fi
