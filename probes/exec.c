@@ -266,23 +266,6 @@ static void free_checks(void *field)
     *pc = NULL;
 }
 
-static int valid_check_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > EXEC_NAME_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* The environment: PATH and LANG unless env sets them, then env's pairs in order. */
 static char **build_env(const struct wp_strlist *env)
 {
@@ -320,7 +303,7 @@ static int check_item_take(struct wp_conf_doc *doc, struct wp_conf_node *it, con
     struct stat st;
     const char *exe = NULL;
 
-    if (!valid_check_name(ci->name)) {
+    if (!wp_probe_name_ok(ci->name, EXEC_NAME_MAX)) {
         return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "name"), err,
                               "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', got "
                               "\"%s\"",

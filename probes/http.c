@@ -273,23 +273,6 @@ static int http_global_init(void)
 
 /* ---- config ---- */
 
-static int valid_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > HTTP_NAME_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* "200" or "2xx" into a range; 0 or -1. */
 static int parse_expect(const char *s, struct http_expect *e)
 {
@@ -369,7 +352,7 @@ static int target_check(struct wp_conf_doc *doc, struct wp_conf_node *it, const 
     int rc = 0;
     size_t tl = 0;
 
-    if (!valid_name(t->name)) {
+    if (!wp_probe_name_ok(t->name, HTTP_NAME_MAX)) {
         return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
                               "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', got "
                               "\"%s\"",

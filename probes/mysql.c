@@ -127,29 +127,13 @@ static void lib_init(void)
     mysql_library_init(0, NULL, NULL);
 }
 
-static int name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-' || ch == '.')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int mysql_init_probe(struct wp_probe *p)
 {
     struct mysql_ctx *c = p->ctx;
 
     pthread_once(&lib_once, lib_init);
     for (size_t i = 0; i + 1 < c->queries.n; i += 2) {
-        if (!name_ok(c->queries.v[i])) {
+        if (!wp_probe_name_ok(c->queries.v[i], 64)) {
             WP_PLOG(p, WP_LOG_ERROR, "queries: name \"%s\" must be 1-64 of [A-Za-z0-9._-]",
                     c->queries.v[i]);
             return WP_ECONFIG;

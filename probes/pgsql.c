@@ -93,28 +93,12 @@ static const struct wp_series_kind db_kind = {"pgsql_db", db_fields, 2, WP_DS_GA
 static const char *const query_fields[] = {"value"};
 static const struct wp_series_kind query_kind = {"pgsql_query", query_fields, 1, WP_DS_GAUGE};
 
-static int name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-' || ch == '.')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int pgsql_init(struct wp_probe *p)
 {
     struct pgsql_ctx *c = p->ctx;
 
     for (size_t i = 0; i + 1 < c->queries.n; i += 2) {
-        if (!name_ok(c->queries.v[i])) {
+        if (!wp_probe_name_ok(c->queries.v[i], 64)) {
             WP_PLOG(p, WP_LOG_ERROR, "queries: name \"%s\" must be 1-64 of [A-Za-z0-9._-]",
                     c->queries.v[i]);
             return WP_ECONFIG;

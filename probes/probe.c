@@ -186,6 +186,23 @@ void wp_probe_free(struct wp_probe *p)
     free(p);
 }
 
+int wp_probe_name_ok(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strnlen(s, max + 1) : 0;
+
+    if (n == 0 || n > max) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *fmt, ...)
 {
     char msg[1536];

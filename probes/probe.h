@@ -112,6 +112,10 @@ struct wp_probe {
     int64_t next_due_ms;  /* scheduler state */
 };
 
+/* A name a probe's config gives to a target, check or query (it becomes part of series
+ * instances and check names): 1 to max bytes of [A-Za-z0-9._-]. Returns 1 when valid. */
+int wp_probe_name_ok(const char *s, size_t max);
+
 /* Log with the probe's identity: "LEVEL probe:host:main: ..." */
 void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -123,23 +123,6 @@ static const struct wp_series_kind kind_tcp = {"tcp", tcp_fields, 2, WP_DS_GAUGE
 
 /* ---- config ---- */
 
-static int valid_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > TCP_NAME_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static struct wp_conf_node *at_key(struct wp_conf_doc *doc, struct wp_conf_node *it,
                                    const char *key)
 {
@@ -173,7 +156,7 @@ static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, vo
         if (rc < 0) {
             return rc;
         }
-        if (!valid_name(t->name)) {
+        if (!wp_probe_name_ok(t->name, TCP_NAME_MAX)) {
             return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
                                   "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', "
                                   "got \"%s\"",
