@@ -30,6 +30,28 @@ static void check(int ok, const char *what)
     }
 }
 
+/* A record string as a C string (up to its first NUL). */
+static char *rec_cstr(struct wp_str x)
+{
+    size_t n = x.p != NULL ? strnlen(x.p, x.len) : 0;
+    char *s = malloc(n + 1);
+    if (s == NULL) {
+        abort();
+    }
+    if (n > 0) {
+        memcpy(s, x.p, n);
+    }
+    s[n] = '\0';
+    return s;
+}
+
+/* b is a up to a's first NUL. */
+static int same_prefix(struct wp_str a, struct wp_str b)
+{
+    size_t n = a.p != NULL ? strnlen(a.p, a.len) : 0;
+    return b.len == n && (n == 0 || memcmp(a.p, b.p, n) == 0);
+}
+
 static int same_str(struct wp_str a, struct wp_str b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
@@ -74,6 +96,23 @@ static void check_batch(const struct wp_msg *m)
             wp_batch_enc_heartbeat(&enc, r.ts_ms);
             continue;
         }
+        if (r.kind == WP_REC_EVENT || r.kind == WP_REC_CHECK || r.kind == WP_REC_STATE) {
+            /* strings as C strings: a NUL inside one ends it, which the round trip allows */
+            char *name = rec_cstr(r.name), *group = rec_cstr(r.group), *text = rec_cstr(r.text);
+            check(r.level <= 3, "severity or status in range");
+            if (r.kind == WP_REC_EVENT) {
+                check(r.fields != NULL && r.fields->size <= WP_EVENT_MAX_FIELDS, "event fields");
+                wp_batch_enc_event(&enc, r.ts_ms, name, group, r.level, text, NULL);
+            } else if (r.kind == WP_REC_CHECK) {
+                wp_batch_enc_check(&enc, r.ts_ms, name, r.level, text);
+            } else {
+                wp_batch_enc_state(&enc, r.ts_ms, name, group, text);
+            }
+            free(name);
+            free(group);
+            free(text);
+            continue;
+        }
         check(r.kind == WP_REC_METRIC, "record kind");
         check(r.nvals >= 1 && r.nvals <= WP_SERIES_MAX_FIELDS, "value count");
         for (uint32_t k = 0; k < r.nvals; k++) {
@@ -98,6 +137,12 @@ static void check_batch(const struct wp_msg *m)
         }
         check(wp_batch_rec(&again, j++, &b) == 0, "re-encoded record");
         check(a.kind == b.kind && a.ts_ms == b.ts_ms, "record kind/ts round trip");
+        if (a.kind == WP_REC_EVENT || a.kind == WP_REC_CHECK || a.kind == WP_REC_STATE) {
+            check(a.level == b.level, "level round trip");
+            check(same_prefix(a.name, b.name) && same_prefix(a.text, b.text) &&
+                      (a.kind == WP_REC_CHECK || same_prefix(a.group, b.group)),
+                  "string round trip");
+        }
         if (a.kind == WP_REC_METRIC) {
             check(a.id == b.id && a.nvals == b.nvals, "record id round trip");
             for (uint32_t k = 0; k < a.nvals; k++) {

@@ -137,6 +137,27 @@ static void put_limits(struct wp_buf *b)
     wp_batch_enc_cleanup(&e);
 }
 
+/* A batch of events, check results and states (record kinds 2, 3, 4). */
+static void put_records(struct wp_buf *b, uint64_t seq)
+{
+    struct wp_batch_enc e;
+    struct wp_buf tail;
+    const char *const fields[] = {"code", "ORA-00600", "sid", "orcl", NULL};
+
+    wp_buf_init(&tail);
+    wp_batch_enc_init(&e, 1700000000000);
+    wp_batch_enc_event(&e, 1700000000100, "/u01/app/oracle/diag/alert_orcl.log", "ora_internal",
+                       3, "ORA-00600: internal error code, arguments: [kcbgtcr_13]", fields);
+    wp_batch_enc_check(&e, 1700000000200, "http_login", 2, "HTTP CRITICAL: 503 in 0.2 s");
+    wp_batch_enc_state(&e, 1700000000300, "SIP/8001", "hotline", "blocked");
+    wp_batch_enc_event(&e, 1700000000400, "/var/log/tomcat9/catalina.out", "tomcat_severe", 2,
+                       "SEVERE: 数据库连接失败", NULL);
+    wp_batch_enc_finish(&e, &tail);
+    wp_put_batch(b, seq, wp_buf_head(&tail), wp_buf_unread(&tail));
+    wp_buf_cleanup(&tail);
+    wp_batch_enc_cleanup(&e);
+}
+
 int main(int argc, char **argv)
 {
     const char *const labels[] = {"env", "prod", "rack", "r7", NULL};
@@ -174,6 +195,9 @@ int main(int argc, char **argv)
     wp_buf_reset(&b);
     put_limits(&b);
     rc = rc < 0 ? rc : save(argv[1], "limits.bin", &b);
+    wp_buf_reset(&b);
+    put_records(&b, 7);
+    rc = rc < 0 ? rc : save(argv[1], "records.bin", &b);
     wp_buf_cleanup(&b);
     return rc < 0 ? 1 : 0;
 }
