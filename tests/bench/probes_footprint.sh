@@ -5,8 +5,8 @@
 # http (a login page), tcp (2 ports), logtail (an Oracle alert log preset on a file that grows
 # by LINES_PER_S lines a second), pgsql and mysql (real PostgreSQL and MariaDB started here on
 # loopback ports) — streaming to a local Release collector. Reports the agent's CPU % of one
-# core (on-CPU time of all its threads, /proc/PID/task/*/schedstat), RSS and PSS (max), and the
-# values/s the collector received from it.
+# core (on-CPU time of all its threads, /proc/PID/task/*/schedstat) and that of the plugins it
+# ran (reaped children), RSS and PSS (max), and the values/s the collector received from it.
 #
 #   tests/bench/probes_footprint.sh [SECONDS] [LINES_PER_S]        default 120 100
 #
@@ -177,6 +177,8 @@ sleep 20
 snap() {
     echo "time $(date +%s.%N)"
     echo "ns $(cat /proc/"$AGENT_PID"/task/*/schedstat | awk '{s += $1} END {print s + 0}')"
+    # CPU of reaped children (the plugins exec runs): cutime + cstime, in clock ticks
+    echo "child_ticks $(sed 's/.*) //' /proc/"$AGENT_PID"/stat | awk '{print $14 + $15}')"
     echo "values $(cstat values_received)"
 }
 snap > "$RUN/snap.start"
@@ -200,7 +202,10 @@ cpu = 100.0 * (b["ns"] - a["ns"]) / 1e9 / secs
 vps = (b["values"] - a["values"]) / secs
 print(f"==== inspection probes footprint over {secs:.0f} s (every probe at 10 s; log grows "
       f"{lps} records/s)")
-print(f"agent CPU          {cpu:.3f} % of one core")
+import os
+child = 100.0 * (b["child_ticks"] - a["child_ticks"]) / os.sysconf("SC_CLK_TCK") / secs
+print(f"agent CPU          {cpu:.3f} % of one core (the agent process)")
+print(f"plugins CPU        {child:.3f} % of one core (exec's children, reaped)")
 print(f"agent RSS max      {max(r for r, _ in rss) / 1024:.1f} MiB (PSS max "
       f"{max(p for _, p in rss) / 1024:.1f} MiB)")
 print(f"values received    {vps:.1f} /s at the collector (metrics, checks and events)")
