@@ -311,12 +311,13 @@ static void logtail_truncate_and_recreate(void **state)
 static void logtail_oracle_multiline(void **state)
 {
     struct env *e = *state;
-    const char *fx = getenv("WP_SHARED_FIXTURES");
+    const char *fx = getenv("WP_FIXTURES");
     char src[512];
     char buf[4096];
     char *yaml = NULL;
 
-    snprintf(src, sizeof(src), "%s/oracle-alert.log", fx != NULL ? fx : "../shared/fixtures");
+    /* a copy of the sample alert log from a real site (shared/fixtures/oracle-alert.log) */
+    snprintf(src, sizeof(src), "%s/logs/oracle-alert.log", fx != NULL ? fx : "tests/fixtures");
     FILE *fp = fopen(src, "rb");
     assert_non_null(fp);
     size_t n = fread(buf, 1, sizeof(buf), fp);
