@@ -132,37 +132,12 @@ static int mysql_init_probe(struct wp_probe *p)
     struct mysql_ctx *c = p->ctx;
 
     pthread_once(&lib_once, lib_init);
-    for (size_t i = 0; i + 1 < c->queries.n; i += 2) {
-        if (!wp_probe_name_ok(c->queries.v[i], 64)) {
-            WP_PLOG(p, WP_LOG_ERROR, "queries: name \"%s\" must be 1-64 of [A-Za-z0-9._-]",
-                    c->queries.v[i]);
-            return WP_ECONFIG;
-        }
+    int rc = wp_probe_map_names_ok(p, &c->queries, "queries");
+    if (rc == 0 && c->password_file != NULL) {
+        rc = wp_probe_read_secret(p, c->password_file, c->password, sizeof(c->password));
+        c->has_password = rc == 0;
     }
-    if (c->password_file != NULL) {
-        int fd = open(c->password_file, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            int rc = -errno;
-            WP_PLOG(p, WP_LOG_ERROR, "password_file %s: %s", c->password_file, wp_strerror(rc));
-            return rc;
-        }
-        ssize_t n = read(fd, c->password, sizeof(c->password) - 1);
-        close(fd);
-        if (n < 0) {
-            return -errno;
-        }
-        c->password[n] = '\0';
-        c->password[strcspn(c->password, "\r\n")] = '\0';
-        c->has_password = 1;
-    }
-    return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return rc;
 }
 
 static double num(const char *s)
@@ -283,7 +258,7 @@ static int mysql_sample(struct wp_probe *p, struct wp_sink *out)
     mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &tmo);
     mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &tmo);
     mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    double t0 = now_s();
+    double t0 = wp_probe_mono_s();
     if (mysql_real_connect(m, c->socket != NULL ? NULL : c->host, c->user,
                            c->has_password ? c->password : NULL, c->database,
                            (unsigned int)c->port, c->socket, 0) == NULL) {
@@ -295,11 +270,11 @@ static int mysql_sample(struct wp_probe *p, struct wp_sink *out)
         mysql_thread_end();
         return 0;
     }
-    v[F_CONNECT] = now_s() - t0;
+    v[F_CONNECT] = wp_probe_mono_s() - t0;
     v[F_UP] = 1;
-    t0 = now_s();
+    t0 = wp_probe_mono_s();
     v[F_CONNS] = show_value(m, "SHOW GLOBAL STATUS LIKE 'Threads_connected'");
-    v[F_QUERY] = now_s() - t0;
+    v[F_QUERY] = wp_probe_mono_s() - t0;
     v[F_MAXCONNS] = show_value(m, "SHOW GLOBAL VARIABLES LIKE 'max_connections'");
     v[F_UPTIME] = show_value(m, "SHOW GLOBAL STATUS LIKE 'Uptime'");
     v[F_USED] = v[F_MAXCONNS] > 0 ? 100.0 * v[F_CONNS] / v[F_MAXCONNS] : NAN;

@@ -96,38 +96,12 @@ static const struct wp_series_kind query_kind = {"pgsql_query", query_fields, 1,
 static int pgsql_init(struct wp_probe *p)
 {
     struct pgsql_ctx *c = p->ctx;
-
-    for (size_t i = 0; i + 1 < c->queries.n; i += 2) {
-        if (!wp_probe_name_ok(c->queries.v[i], 64)) {
-            WP_PLOG(p, WP_LOG_ERROR, "queries: name \"%s\" must be 1-64 of [A-Za-z0-9._-]",
-                    c->queries.v[i]);
-            return WP_ECONFIG;
-        }
+    int rc = wp_probe_map_names_ok(p, &c->queries, "queries");
+    if (rc == 0 && c->password_file != NULL) {
+        rc = wp_probe_read_secret(p, c->password_file, c->password, sizeof(c->password));
+        c->has_password = rc == 0;
     }
-    if (c->password_file != NULL) {
-        int fd = open(c->password_file, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            int rc = -errno;
-            WP_PLOG(p, WP_LOG_ERROR, "password_file %s: %s", c->password_file, wp_strerror(rc));
-            return rc;
-        }
-        ssize_t n = read(fd, c->password, sizeof(c->password) - 1);
-        close(fd);
-        if (n < 0) {
-            return -errno;
-        }
-        c->password[n] = '\0';
-        c->password[strcspn(c->password, "\r\n")] = '\0';
-        c->has_password = 1;
-    }
-    return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return rc;
 }
 
 /* The first line of libpq's message, for a check output. */
@@ -212,9 +186,9 @@ static int pgsql_sample(struct wp_probe *p, struct wp_sink *out)
                           c->has_password ? "password" : NULL, NULL};
     const char *vals[] = {c->conninfo, timeout_s, options, "watchpost-agent",
                           c->has_password ? c->password : NULL, NULL};
-    double t0 = now_s();
+    double t0 = wp_probe_mono_s();
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    v[F_CONNECT] = now_s() - t0;
+    v[F_CONNECT] = wp_probe_mono_s() - t0;
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         first_line(conn != NULL ? PQerrorMessage(conn) : "out of memory", why, sizeof(why));
         v[F_UP] = 0;
@@ -226,14 +200,14 @@ static int pgsql_sample(struct wp_probe *p, struct wp_sink *out)
         return 0;
     }
     v[F_UP] = 1;
-    t0 = now_s();
+    t0 = wp_probe_mono_s();
     r = run(conn,
             "select (select count(*) from pg_stat_activity), "
             "current_setting('max_connections')::int, pg_is_in_recovery()::int, "
             "case when pg_is_in_recovery() then coalesce(extract(epoch from now() - "
             "pg_last_xact_replay_timestamp()), 0) end",
             why, sizeof(why));
-    v[F_QUERY] = now_s() - t0;
+    v[F_QUERY] = wp_probe_mono_s() - t0;
     if (r == NULL) {
         v[F_QUERY] = NAN;
         wp_sink_metric(out, &server_kind, p->instance, v);

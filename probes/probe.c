@@ -2,11 +2,15 @@
 /* The probe registry: create probe instances from config nodes, free them, log for them. */
 #include "probe.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -201,6 +205,48 @@ int wp_probe_name_ok(const char *s, size_t max)
         }
     }
     return 1;
+}
+
+int wp_probe_read_secret(const struct wp_probe *p, const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = 0;
+
+    if (fd < 0) {
+        int rc = -errno;
+        WP_PLOG(p, WP_LOG_ERROR, "secret file %s: %s", path, wp_strerror(rc));
+        return rc;
+    }
+    n = read(fd, buf, len - 1);
+    int rc = n < 0 ? -errno : 0;
+    close(fd);
+    if (rc < 0) {
+        WP_PLOG(p, WP_LOG_ERROR, "secret file %s: %s", path, wp_strerror(rc));
+        return rc;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+int wp_probe_map_names_ok(const struct wp_probe *p, const struct wp_strlist *map,
+                          const char *what)
+{
+    for (size_t i = 0; i + 1 < map->n; i += 2) {
+        if (!wp_probe_name_ok(map->v[i], 64)) {
+            WP_PLOG(p, WP_LOG_ERROR, "%s: name \"%s\" must be 1-64 of [A-Za-z0-9._-]", what,
+                    map->v[i]);
+            return WP_ECONFIG;
+        }
+    }
+    return 0;
+}
+
+double wp_probe_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *fmt, ...)

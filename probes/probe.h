@@ -116,6 +116,18 @@ struct wp_probe {
  * instances and check names): 1 to max bytes of [A-Za-z0-9._-]. Returns 1 when valid. */
 int wp_probe_name_ok(const char *s, size_t max);
 
+/* Read a secret (a password) from the first line of path into buf (NUL-terminated, line end
+ * dropped). The secret is never logged; an error names the file only. 0 or -errno. */
+int wp_probe_read_secret(const struct wp_probe *p, const char *path, char *buf, size_t len);
+
+/* Check the names of a name -> value option map (queries, ...): each wp_probe_name_ok(64).
+ * what names the option in the error. 0 or WP_ECONFIG (logged). */
+int wp_probe_map_names_ok(const struct wp_probe *p, const struct wp_strlist *map,
+                          const char *what);
+
+/* Monotonic seconds, for timing what a probe measures. */
+double wp_probe_mono_s(void);
+
 /* Log with the probe's identity: "LEVEL probe:host:main: ..." */
 void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `watchpost status`: the running collector's counters from its control socket. */
+/* `watchpost status` and `watchpost reload`: requests to the running collector's control socket. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,11 @@
 #include "ctlc.h"
 #include "wp/err.h"
 
-int cli_status(int argc, char **argv)
+/* Parse [--state-dir DIR] for `watchpost CMD`, send {t: req} to the running collector and
+ * wait up to timeout_ms. 0 with the reply in up/body (the caller destroys and frees them),
+ * 1 when no collector answered (said on stderr), 2 on a usage error. */
+static int ctl_call(int argc, char **argv, const char *cmd, const char *req, int timeout_ms,
+                    msgpack_unpacked *up, void **body)
 {
     static const struct option longopts[] = {
         {"state-dir", required_argument, NULL, 's'},
@@ -17,8 +21,6 @@ int cli_status(int argc, char **argv)
     };
     const char *state = getenv("WATCHPOST_STATE_DIR");
     char path[4096];
-    msgpack_unpacked up;
-    void *body = NULL;
     int opt = 0;
 
     if (state == NULL) {
@@ -29,18 +31,31 @@ int cli_status(int argc, char **argv)
         if (opt == 's') {
             state = optarg;
         } else {
-            fprintf(stderr, "usage: watchpost status [--state-dir DIR]\n");
+            fprintf(stderr, "usage: watchpost %s [--state-dir DIR]\n", cmd);
             return 2;
         }
     }
     snprintf(path, sizeof(path), "%s/collector.sock", state);
-    msgpack_unpacked_init(&up);
-    int rc = cli_ctl_request(path, "stats", 5000, &up, &body);
+    msgpack_unpacked_init(up);
+    *body = NULL;
+    int rc = cli_ctl_request(path, req, timeout_ms, up, body);
     if (rc < 0) {
-        fprintf(stderr, "status: no collector answering on %s: %s\n", path, wp_strerror(rc));
-        msgpack_unpacked_destroy(&up);
-        free(body);
+        fprintf(stderr, "%s: no collector answering on %s: %s\n", cmd, path, wp_strerror(rc));
+        msgpack_unpacked_destroy(up);
+        free(*body);
         return 1;
+    }
+    return 0;
+}
+
+int cli_status(int argc, char **argv)
+{
+    msgpack_unpacked up;
+    void *body = NULL;
+    int rc = ctl_call(argc, argv, "status", "stats", 5000, &up, &body);
+
+    if (rc != 0) {
+        return rc;
     }
     const msgpack_object_map *m = &up.data.via.map;
     for (uint32_t i = 0; i < m->size; i++) {
@@ -59,37 +74,13 @@ int cli_status(int argc, char **argv)
 
 int cli_reload(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"state-dir", required_argument, NULL, 's'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *state = getenv("WATCHPOST_STATE_DIR");
-    char path[4096];
     msgpack_unpacked up;
     void *body = NULL;
-    int opt = 0;
     int ok = 0;
+    int rc = ctl_call(argc, argv, "reload", "reload", 30000, &up, &body);
 
-    if (state == NULL) {
-        state = "/var/lib/watchpost";
-    }
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
-        if (opt == 's') {
-            state = optarg;
-        } else {
-            fprintf(stderr, "usage: watchpost reload [--state-dir DIR]\n");
-            return 2;
-        }
-    }
-    snprintf(path, sizeof(path), "%s/collector.sock", state);
-    msgpack_unpacked_init(&up);
-    int rc = cli_ctl_request(path, "reload", 30000, &up, &body);
-    if (rc < 0) {
-        fprintf(stderr, "reload: no collector answering on %s: %s\n", path, wp_strerror(rc));
-        msgpack_unpacked_destroy(&up);
-        free(body);
-        return 1;
+    if (rc != 0) {
+        return rc;
     }
     const msgpack_object_map *m = &up.data.via.map;
     for (uint32_t i = 0; i < m->size; i++) {
