@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `watchpost status` and `watchpost reload`: requests to the running collector's control socket. */
+/* `watchpost status` and `watchpost reload`: requests to the running collector's control
+ * socket. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "peers.h"
 #include "probe.h"
 #include "wp/conf.h"
 #include "wp/mem.h"
@@ -45,47 +46,7 @@ struct env {
 
 static struct env E;
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* A free loopback port: bind port 0, read it back, release it for the server. */
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static int server_start(void)
 {
     E.pid = fork();
@@ -106,7 +67,7 @@ static int server_start(void)
     }
     /* ready when the admin client can log in through the socket (bounded: 60 s) */
     for (int i = 0; i < 600; i++) {
-        if (sh("mariadb --no-defaults -S %s -u root -e 'select 1' > /dev/null 2>&1", E.sock) ==
+        if (peers_sh("mariadb --no-defaults -S %s -u root -e 'select 1' > /dev/null 2>&1", E.sock) ==
             0) {
             return 0;
         }
@@ -157,7 +118,7 @@ static int group_setup(void **state)
             return -1;
         }
     }
-    if (sh("mariadb-install-db --no-defaults --datadir=%s %s --auth-root-authentication-method=socket "
+    if (peers_sh("mariadb-install-db --no-defaults --datadir=%s %s --auth-root-authentication-method=socket "
            "--skip-test-db > %s/install.log 2>&1",
            E.data, geteuid() == 0 ? "--user=mysql" : "", E.dir) != 0) {
         fprintf(stderr, "mariadb-install-db failed, see %s/install.log\n", E.dir);
@@ -165,7 +126,7 @@ static int group_setup(void **state)
     }
     int started = 0;
     for (int attempt = 0; attempt < 5 && !started; attempt++) {
-        E.port = free_port();
+        E.port = peers_free_port();
         started = E.port > 0 && server_start() == 0;
         if (!started) {
             server_stop();
@@ -175,7 +136,7 @@ static int group_setup(void **state)
         fprintf(stderr, "MariaDB did not start, see %s\n", E.log);
         return -1;
     }
-    if (sh("mariadb --no-defaults -S %s -u root -e \"create user watchpost@'127.0.0.1' "
+    if (peers_sh("mariadb --no-defaults -S %s -u root -e \"create user watchpost@'127.0.0.1' "
            "identified by '%s'; grant process, replication client, select on *.* to "
            "watchpost@'127.0.0.1'; create database shop; create table shop.t (x int); "
            "insert into shop.t values (1), (2), (3);\"",
@@ -190,40 +151,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     server_stop();
-    nftw(E.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
-
-static struct wp_probe *probe(const char *yaml)
-{
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
-    struct wp_probe *p = NULL;
-
-    if (wp_conf_parse("mysql.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    if (wp_probe_new(&wp_probe_mysql, doc, wp_conf_root(doc), &err, &p) < 0) {
-        wp_conf_free(doc);
-        fail_msg("wp_probe_new: %s", err.msg);
-    }
-    wp_conf_free(doc);
-    return p;
-}
-
-static double field(const struct capture *c, const char *group, const char *inst,
-                    const char *name)
-{
-    const struct cap_row *r = capture_row(c, group, inst);
-    if (r == NULL) {
-        fail_msg("no row %s/%s", group, inst);
-    }
-    for (uint32_t i = 0; i < r->nfields; i++) {
-        if (strcmp(r->fields[i], name) == 0) {
-            return r->vals[i];
-        }
-    }
-    fail_msg("no field %s in %s", name, group);
+    peers_rmtree(E.dir);
     return 0;
 }
 
@@ -240,18 +168,18 @@ static void figures_and_queries(void **state)
              "  rows: \"select count(*) from shop.t\"\n"
              "  per_x: \"select concat('x', x), x * 10 from shop.t order by 1\"\n",
              E.port, E.pwfile);
-    struct wp_probe *p = probe(yaml);
+    struct wp_probe *p = peers_probe(&wp_probe_mysql, yaml);
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
     assert_int_equal(c.bad, 0);
-    assert_true(field(&c, "mysql", "orders", "up") == 1);
-    assert_true(field(&c, "mysql", "orders", "connections") >= 1);
-    assert_true(field(&c, "mysql", "orders", "max_connections") == 151);
-    assert_true(field(&c, "mysql", "orders", "uptime_s") >= 0);
-    assert_true(field(&c, "mysql", "orders", "is_replica") == 0);
-    assert_true(field(&c, "mysql_db", "orders/shop", "size_bytes") > 0);
-    assert_true(field(&c, "mysql_query", "orders/rows", "value") == 3);
-    assert_true(field(&c, "mysql_query", "orders/per_x/x2", "value") == 20);
+    assert_true(peers_field(&c, "mysql", "orders", "up") == 1);
+    assert_true(peers_field(&c, "mysql", "orders", "connections") >= 1);
+    assert_true(peers_field(&c, "mysql", "orders", "max_connections") == 151);
+    assert_true(peers_field(&c, "mysql", "orders", "uptime_s") >= 0);
+    assert_true(peers_field(&c, "mysql", "orders", "is_replica") == 0);
+    assert_true(peers_field(&c, "mysql_db", "orders/shop", "size_bytes") > 0);
+    assert_true(peers_field(&c, "mysql_query", "orders/rows", "value") == 3);
+    assert_true(peers_field(&c, "mysql_query", "orders/per_x/x2", "value") == 20);
     const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "mysql_orders");
     assert_non_null(chk);
     assert_int_equal(chk->level, WP_CHECK_OK);
@@ -274,10 +202,10 @@ static void wrong_password_is_critical_and_secret(void **state)
     fclose(f);
     snprintf(yaml, sizeof(yaml),
              "kind: mysql\nname: orders\nport: %d\npassword_file: %s\n", E.port, pw);
-    struct wp_probe *p = probe(yaml);
+    struct wp_probe *p = peers_probe(&wp_probe_mysql, yaml);
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
-    assert_true(field(&c, "mysql", "orders", "up") == 0);
+    assert_true(peers_field(&c, "mysql", "orders", "up") == 0);
     const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "mysql_orders");
     assert_non_null(chk);
     assert_int_equal(chk->level, WP_CHECK_CRITICAL);
@@ -297,10 +225,10 @@ static void stopped_server_is_critical(void **state)
     snprintf(yaml, sizeof(yaml),
              "kind: mysql\nname: orders\ntimeout: 2s\nport: %d\npassword_file: %s\n", E.port,
              E.pwfile);
-    struct wp_probe *p = probe(yaml);
+    struct wp_probe *p = peers_probe(&wp_probe_mysql, yaml);
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
-    assert_true(field(&c, "mysql", "orders", "up") == 0);
+    assert_true(peers_field(&c, "mysql", "orders", "up") == 0);
     const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "mysql_orders");
     assert_non_null(chk);
     assert_int_equal(chk->level, WP_CHECK_CRITICAL);

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "peers.h"
 #include "probe.h"
 #include "wp/conf.h"
 #include "wp/mem.h"
@@ -43,57 +44,17 @@ struct env {
 
 static struct env E;
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* A free loopback port: bind port 0, read it back, release it for the server. */
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static int pg_start(void)
 {
-    return sh("%s%s/pg_ctl -D %s -l %s -w -t 60 -o '-p %d -k %s -c listen_addresses=127.0.0.1' "
+    return peers_sh("%s%s/pg_ctl -D %s -l %s -w -t 60 -o '-p %d -k %s -c listen_addresses=127.0.0.1' "
               "start > /dev/null",
               E.as, PG_BIN, E.data, E.log, E.port, E.dir);
 }
 
 static int pg_stop(void)
 {
-    return sh("%s%s/pg_ctl -D %s -w -t 60 -m fast stop > /dev/null 2>&1", E.as, PG_BIN, E.data);
+    return peers_sh("%s%s/pg_ctl -D %s -w -t 60 -m fast stop > /dev/null 2>&1", E.as, PG_BIN, E.data);
 }
 
 static int group_setup(void **state)
@@ -121,21 +82,21 @@ static int group_setup(void **state)
         }
         snprintf(E.as, sizeof(E.as), "runuser -u postgres -- ");
     }
-    if (sh("%s%s/initdb -D %s -U watchpost --pwfile=%s --auth-local=trust "
+    if (peers_sh("%s%s/initdb -D %s -U watchpost --pwfile=%s --auth-local=trust "
            "--auth-host=scram-sha-256 -E UTF8 --locale=C > %s/initdb.log 2>&1",
            E.as, PG_BIN, E.data, E.pwfile, E.dir) != 0) {
         fprintf(stderr, "initdb failed, see %s/initdb.log\n", E.dir);
         return -1;
     }
     for (int attempt = 0; attempt < 5 && !E.started; attempt++) {
-        E.port = free_port();
+        E.port = peers_free_port();
         E.started = E.port > 0 && pg_start() == 0;
     }
     if (!E.started) {
         fprintf(stderr, "PostgreSQL did not start, see %s\n", E.log);
         return -1;
     }
-    sh("PGPASSWORD=" PASSWORD " %s/psql -h 127.0.0.1 -p %d -U watchpost -d postgres -q -c "
+    peers_sh("PGPASSWORD=" PASSWORD " %s/psql -h 127.0.0.1 -p %d -U watchpost -d postgres -q -c "
        "\"create database shop; \" > /dev/null 2>&1",
        PG_BIN, E.port);
     return 0;
@@ -147,40 +108,7 @@ static int group_teardown(void **state)
     if (E.started) {
         pg_stop();
     }
-    nftw(E.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
-
-static struct wp_probe *probe(const char *yaml)
-{
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
-    struct wp_probe *p = NULL;
-
-    if (wp_conf_parse("pgsql.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    if (wp_probe_new(&wp_probe_pgsql, doc, wp_conf_root(doc), &err, &p) < 0) {
-        wp_conf_free(doc);
-        fail_msg("wp_probe_new: %s", err.msg);
-    }
-    wp_conf_free(doc);
-    return p;
-}
-
-static double field(const struct capture *c, const char *group, const char *inst,
-                    const char *name)
-{
-    const struct cap_row *r = capture_row(c, group, inst);
-    if (r == NULL) {
-        fail_msg("no row %s/%s", group, inst);
-    }
-    for (uint32_t i = 0; i < r->nfields; i++) {
-        if (strcmp(r->fields[i], name) == 0) {
-            return r->vals[i];
-        }
-    }
-    fail_msg("no field %s in %s", name, group);
+    peers_rmtree(E.dir);
     return 0;
 }
 
@@ -198,18 +126,18 @@ static void figures_and_queries(void **state)
              "  answer: \"select 42\"\n"
              "  per_db: \"select datname, length(datname) from pg_database order by 1\"\n",
              E.port, E.pwfile);
-    struct wp_probe *p = probe(yaml);
+    struct wp_probe *p = peers_probe(&wp_probe_pgsql, yaml);
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
     assert_int_equal(c.bad, 0);
-    assert_true(field(&c, "pgsql", "main", "up") == 1);
-    assert_true(field(&c, "pgsql", "main", "connect_s") >= 0);
-    assert_true(field(&c, "pgsql", "main", "connections") >= 1);
-    assert_true(field(&c, "pgsql", "main", "max_connections") == 100);
-    assert_true(field(&c, "pgsql", "main", "is_replica") == 0);
-    assert_true(field(&c, "pgsql_db", "main/shop", "size_bytes") > 1000000);
-    assert_true(field(&c, "pgsql_query", "main/answer", "value") == 42);
-    assert_true(field(&c, "pgsql_query", "main/per_db/shop", "value") == 4);
+    assert_true(peers_field(&c, "pgsql", "main", "up") == 1);
+    assert_true(peers_field(&c, "pgsql", "main", "connect_s") >= 0);
+    assert_true(peers_field(&c, "pgsql", "main", "connections") >= 1);
+    assert_true(peers_field(&c, "pgsql", "main", "max_connections") == 100);
+    assert_true(peers_field(&c, "pgsql", "main", "is_replica") == 0);
+    assert_true(peers_field(&c, "pgsql_db", "main/shop", "size_bytes") > 1000000);
+    assert_true(peers_field(&c, "pgsql_query", "main/answer", "value") == 42);
+    assert_true(peers_field(&c, "pgsql_query", "main/per_db/shop", "value") == 4);
     const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
     assert_non_null(chk);
     assert_int_equal(chk->level, WP_CHECK_OK);
@@ -235,10 +163,10 @@ static void wrong_password_is_critical_and_secret(void **state)
              "conninfo: \"host=127.0.0.1 port=%d dbname=postgres user=watchpost\"\n"
              "password_file: %s\n",
              E.port, pw);
-    struct wp_probe *p = probe(yaml);
+    struct wp_probe *p = peers_probe(&wp_probe_pgsql, yaml);
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
-    assert_true(field(&c, "pgsql", "main", "up") == 0);
+    assert_true(peers_field(&c, "pgsql", "main", "up") == 0);
     const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
     assert_non_null(chk);
     assert_int_equal(chk->level, WP_CHECK_CRITICAL);
@@ -261,10 +189,10 @@ static void stopped_server_is_critical(void **state)
              "conninfo: \"host=127.0.0.1 port=%d dbname=postgres user=watchpost\"\n"
              "password_file: %s\n",
              E.port, E.pwfile);
-    struct wp_probe *p = probe(yaml);
+    struct wp_probe *p = peers_probe(&wp_probe_pgsql, yaml);
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
-    assert_true(field(&c, "pgsql", "main", "up") == 0);
+    assert_true(peers_field(&c, "pgsql", "main", "up") == 0);
     const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
     assert_non_null(chk);
     assert_int_equal(chk->level, WP_CHECK_CRITICAL);
