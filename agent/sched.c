@@ -255,10 +255,11 @@ static void cap_check(struct wp_sink *ws, const char *check, unsigned status, co
     wp_batch_enc_check(&sp->cap_enc, ws->ts_ms, check, status, output);
 }
 
-static void cap_state(struct wp_sink *ws, const char *object, const char *group, const char *state)
+static void cap_state(struct wp_sink *ws, const char *object, const char *group, const char *state,
+                      const char *raw, const char *info)
 {
     struct sched_probe *sp = ws->ctx;
-    wp_batch_enc_state(&sp->cap_enc, ws->ts_ms, object, group, state);
+    wp_batch_enc_state(&sp->cap_enc, ws->ts_ms, object, group, state, raw, info);
 }
 
 static void work_sample(uv_work_t *w)

@@ -347,10 +347,10 @@ static void sink_check(struct wp_sink *ws, const char *check, unsigned status, c
 }
 
 static void sink_state(struct wp_sink *ws, const char *object, const char *group,
-                       const char *state)
+                       const char *state, const char *raw, const char *info)
 {
     struct agent_sink *s = ws->ctx;
-    wp_batch_enc_state(&s->enc, ws->ts_ms, object, group, state);
+    wp_batch_enc_state(&s->enc, ws->ts_ms, object, group, state, raw, info);
 }
 
 /* ---- loading -------------------------------------------------------------------------------- */

@@ -520,10 +520,12 @@ int wp_batch_rec(const struct wp_msg *m, uint32_t i, struct wp_rec *out)
         break;
     }
     case WP_REC_STATE:
-        /* [4, dts, object, group, state] */
+        /* [4, dts, object, group, state, raw, info]: raw and info optional (older agents) */
         if (!rec_str(&a->ptr[2], WP_SOURCE_MAX, &out->name) ||
             !rec_str(&a->ptr[3], WP_INST_MAX, &out->group) ||
-            !rec_str(&a->ptr[4], WP_NAME_MAX, &out->text)) {
+            !rec_str(&a->ptr[4], WP_NAME_MAX, &out->text) ||
+            (a->size > 5 && !rec_str(&a->ptr[5], WP_NAME_MAX, &out->raw)) ||
+            (a->size > 6 && !rec_str(&a->ptr[6], WP_TEXT_MAX, &out->info))) {
             return WP_ETYPE;
         }
         out->kind = WP_REC_STATE;
@@ -876,17 +878,20 @@ void wp_batch_enc_check(struct wp_batch_enc *e, int64_t ts_ms, const char *check
 }
 
 void wp_batch_enc_state(struct wp_batch_enc *e, int64_t ts_ms, const char *object,
-                        const char *group, const char *state)
+                        const char *group, const char *state, const char *raw,
+                        const char *info)
 {
     msgpack_packer pk;
 
     msgpack_packer_init(&pk, &e->recs, buf_write);
-    msgpack_pack_array(&pk, 5);
+    msgpack_pack_array(&pk, 7);
     msgpack_pack_uint8(&pk, WP_REC_STATE);
     msgpack_pack_int64(&pk, ts_ms - e->ts_ms);
     pk_str_max(&pk, object, WP_SOURCE_MAX);
     pk_str_max(&pk, group, WP_INST_MAX);
     pk_str_max(&pk, state, WP_NAME_MAX);
+    pk_str_max(&pk, raw, WP_NAME_MAX);
+    pk_str_max(&pk, info, WP_TEXT_MAX);
     e->nrecs++;
     e->nvals++;
 }

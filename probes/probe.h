@@ -39,7 +39,8 @@ struct wp_sink {
     void (*event)(struct wp_sink *s, const char *src, const char *rule, unsigned sev,
                   const char *text, const char *const *fields);
     void (*check)(struct wp_sink *s, const char *check, unsigned status, const char *output);
-    void (*state)(struct wp_sink *s, const char *object, const char *group, const char *state);
+    void (*state)(struct wp_sink *s, const char *object, const char *group, const char *state,
+                  const char *raw, const char *info);
 };
 
 enum wp_severity { WP_SEV_INFO = 0, WP_SEV_WARNING = 1, WP_SEV_ERROR = 2, WP_SEV_CRITICAL = 3 };
@@ -72,12 +73,15 @@ static inline void wp_sink_check(struct wp_sink *s, const char *check, unsigned 
     }
 }
 
-/* The state of an object (a phone line, an IVR port) in a group. */
+/* The state of an object (a phone line, an IVR port) in a group: state is the normalised
+ * one (idle, ringing, in_use, on_hold, busy, unavailable, out_of_service, blocked, unknown),
+ * raw the source's own words for it (kept verbatim), info call info; raw and info may be
+ * NULL. */
 static inline void wp_sink_state(struct wp_sink *s, const char *object, const char *group,
-                                 const char *state)
+                                 const char *state, const char *raw, const char *info)
 {
     if (s->state != NULL) {
-        s->state(s, object, group, state);
+        s->state(s, object, group, state, raw, info);
     }
 }
 

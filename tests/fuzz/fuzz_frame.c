@@ -106,7 +106,10 @@ static void check_batch(const struct wp_msg *m)
             } else if (r.kind == WP_REC_CHECK) {
                 wp_batch_enc_check(&enc, r.ts_ms, name, r.level, text);
             } else {
-                wp_batch_enc_state(&enc, r.ts_ms, name, group, text);
+                char *raw = rec_cstr(r.raw), *info = rec_cstr(r.info);
+                wp_batch_enc_state(&enc, r.ts_ms, name, group, text, raw, info);
+                free(raw);
+                free(info);
             }
             free(name);
             free(group);
@@ -140,7 +143,9 @@ static void check_batch(const struct wp_msg *m)
         if (a.kind == WP_REC_EVENT || a.kind == WP_REC_CHECK || a.kind == WP_REC_STATE) {
             check(a.level == b.level, "level round trip");
             check(same_prefix(a.name, b.name) && same_prefix(a.text, b.text) &&
-                      (a.kind == WP_REC_CHECK || same_prefix(a.group, b.group)),
+                      (a.kind == WP_REC_CHECK || same_prefix(a.group, b.group)) &&
+                      (a.kind != WP_REC_STATE ||
+                       (same_prefix(a.raw, b.raw) && same_prefix(a.info, b.info))),
                   "string round trip");
         }
         if (a.kind == WP_REC_METRIC) {

@@ -149,7 +149,7 @@ static void put_records(struct wp_buf *b, uint64_t seq)
     wp_batch_enc_event(&e, 1700000000100, "/u01/app/oracle/diag/alert_orcl.log", "ora_internal",
                        3, "ORA-00600: internal error code, arguments: [kcbgtcr_13]", fields);
     wp_batch_enc_check(&e, 1700000000200, "http_login", 2, "HTTP CRITICAL: 503 in 0.2 s");
-    wp_batch_enc_state(&e, 1700000000300, "SIP/8001", "hotline", "blocked");
+    wp_batch_enc_state(&e, 1700000000300, "SIP/8001", "hotline", "blocked", "Blocked", NULL);
     wp_batch_enc_event(&e, 1700000000400, "/var/log/tomcat9/catalina.out", "tomcat_severe", 2,
                        "SEVERE: 数据库连接失败", NULL);
     wp_batch_enc_finish(&e, &tail);

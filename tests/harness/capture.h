@@ -31,11 +31,12 @@ struct cap_row {
  */
 /* One event, check result or state (kind: WP_REC_EVENT, WP_REC_CHECK, WP_REC_STATE).
  * name: event source / check / object; group: event rule / state group; text: event text /
- * check output / state; level: severity / status; fields: event fields k, v, ..., NULL. */
+ * check output / state; raw, info: a state's raw state and call info ("" when absent);
+ * level: severity / status; fields: event fields k, v, ..., NULL. */
 struct cap_rec {
     int kind;
     int64_t ts_ms;
-    char *name, *group, *text;
+    char *name, *group, *text, *raw, *info;
     unsigned level;
     char *fields[2 * WP_EVENT_MAX_FIELDS + 1];
 };
@@ -124,6 +125,8 @@ static inline struct cap_rec *capture_rec_new(struct capture *c, int kind, const
     r->name = wp_xstrdup(name != NULL ? name : "");
     r->group = wp_xstrdup(group != NULL ? group : "");
     r->text = wp_xstrdup(text != NULL ? text : "");
+    r->raw = wp_xstrdup("");
+    r->info = wp_xstrdup("");
     r->level = level;
     return r;
 }
@@ -155,9 +158,14 @@ static inline void capture_check(struct wp_sink *s, const char *check, unsigned 
 }
 
 static inline void capture_state(struct wp_sink *s, const char *object, const char *group,
-                                 const char *state)
+                                 const char *state, const char *raw, const char *info)
 {
-    capture_rec_new((struct capture *)s->ctx, WP_REC_STATE, object, group, state, 0);
+    struct cap_rec *r =
+        capture_rec_new((struct capture *)s->ctx, WP_REC_STATE, object, group, state, 0);
+    free(r->raw);
+    free(r->info);
+    r->raw = wp_xstrdup(raw != NULL ? raw : "");
+    r->info = wp_xstrdup(info != NULL ? info : "");
 }
 
 /* The last captured record of kind whose name is name (NULL: any name), or NULL. */
@@ -211,6 +219,8 @@ static inline void capture_clear(struct capture *c)
         free(c->recs[i].name);
         free(c->recs[i].group);
         free(c->recs[i].text);
+        free(c->recs[i].raw);
+        free(c->recs[i].info);
         for (size_t k = 0; c->recs[i].fields[k] != NULL; k++) {
             free(c->recs[i].fields[k]);
         }

@@ -1673,6 +1673,16 @@ static void r_state_nil(msgpack_packer *pk)
     msgpack_pack_nil(pk);
     pk_s(pk, "idle");
 }
+static void r_state_raw_int(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_uint8(pk, 4);
+    msgpack_pack_int64(pk, 0);
+    pk_s(pk, "SIP/8001");
+    pk_s(pk, "hotline");
+    pk_s(pk, "idle");
+    msgpack_pack_uint8(pk, 1);
+}
 static void r_kind5(msgpack_packer *pk)
 {
     r_pack_vals(pk, 5, 1);
@@ -1700,6 +1710,7 @@ static const struct rec_case rec_cases[] = {
     {"check status 9", r_check_status9, WP_ETYPE},
     {"state ok", r_state_ok, 0},
     {"state group nil", r_state_nil, WP_ETYPE},
+    {"state raw not a string", r_state_raw_int, WP_ETYPE},
     {"kind -1", r_kind_neg, WP_EKIND},
     {"kind string", r_kind_str, WP_ETYPE},
     {"kind float", r_kind_float, WP_ETYPE},
@@ -1758,7 +1769,8 @@ static void batch_events_round_trip(void **state)
     wp_batch_enc_event(&e, 1000010, "/u01/alert_orcl.log", "ora_600", 3,
                        "ORA-00600: 内部错误", fields);
     wp_batch_enc_check(&e, 1000020, "http_login", 2, "HTTP CRITICAL");
-    wp_batch_enc_state(&other, 1000030, "SIP/8001", "hotline", "blocked");
+    wp_batch_enc_state(&other, 1000030, "SIP/8001", "hotline", "blocked", "Blocked",
+                       "Call1=0x0 0, Call2=0x0 0");
     wp_batch_enc_event(&other, 1000040, "f", "r", 1, big, NULL);
     assert_int_equal(wp_batch_enc_merge(&e, &other), 0);
     wp_batch_enc_reset(&other, 5);
@@ -1786,6 +1798,8 @@ static void batch_events_round_trip(void **state)
     assert_int_equal(r.kind, WP_REC_STATE);
     assert_true(wp_str_eq(r.group, "hotline"));
     assert_true(wp_str_eq(r.text, "blocked"));
+    assert_true(wp_str_eq(r.raw, "Blocked"));
+    assert_true(wp_str_eq(r.info, "Call1=0x0 0, Call2=0x0 0"));
     assert_int_equal(r.ts_ms, 1000030);
     assert_int_equal(wp_batch_rec(&m, 3, &r), 0);
     assert_int_equal(r.text.len, WP_TEXT_MAX - 1); /* cut before the 3-byte character */

@@ -42,8 +42,9 @@
  *                                 3 critical, UTF-8 text, named fields (str: str)
  *     [3, dts, check, status, output]          check result: 0 OK 1 WARNING 2 CRITICAL
  *                                 3 UNKNOWN, with the plugin's output
- *     [4, dts, object, group, state]           state of an object (a phone line, an IVR
- *                                 port) in a group
+ *     [4, dts, object, group, state, raw, info]  state of an object (a phone line, an IVR
+ *                                 port) in a group: normalised state, the source's own
+ *                                 words for it, call info (raw and info may be absent)
  * A batch is self-contained except for series ids, which the agent defines with a
  * defs frame after every WELCOME (its whole dictionary) and before first use.
  */
@@ -142,6 +143,8 @@ struct wp_rec {
     struct wp_str name;  /* event: source; check: check name; state: object */
     struct wp_str group; /* event: rule; state: group */
     struct wp_str text;  /* event: text; check: output; state: the state */
+    struct wp_str raw;   /* state: the source's own state (empty when absent) */
+    struct wp_str info;  /* state: call info (empty when absent) */
     uint32_t level;      /* event: severity 0..3; check: status 0..3 */
     const msgpack_object_map *fields; /* event: str -> str (checked), may be empty */
 };
@@ -205,8 +208,10 @@ void wp_batch_enc_event(struct wp_batch_enc *e, int64_t ts_ms, const char *src, 
                         unsigned sev, const char *text, const char *const *fields);
 void wp_batch_enc_check(struct wp_batch_enc *e, int64_t ts_ms, const char *check, unsigned status,
                         const char *output);
+/* raw and info may be NULL (sent as empty strings). */
 void wp_batch_enc_state(struct wp_batch_enc *e, int64_t ts_ms, const char *object,
-                        const char *group, const char *state);
+                        const char *group, const char *state, const char *raw,
+                        const char *info);
 /* Append src's records to dst; both must have the same base time. Returns 0 or -EINVAL. */
 int wp_batch_enc_merge(struct wp_batch_enc *dst, const struct wp_batch_enc *src);
 /* Write the tail into out (appending). The encoder can be reset and reused. */
