@@ -12,6 +12,7 @@
 
 #include "coll_conf.h"
 #include "coll_rules.h"
+#include "lines.h"
 #include "db.h"
 #include "ingest.h"
 #include "journal.h"
@@ -24,6 +25,8 @@
 #include "wp/tls.h"
 
 #define RELEASE_EVERY_MS 30000
+#define LINES_PRUNE_EVERY_MS 3600000LL /* line history pruned hourly ... */
+#define LINES_KEEP_MS (35LL * 86400000) /* ... to 35 days: a monthly report and a margin */
 
 static int mkdirs(const char *path, mode_t mode)
 {
@@ -117,6 +120,14 @@ static void tick_cb(uv_timer_t *t)
 
     coll_ingest_save_registry(s, 0);
     coll_rules_tick(s);
+    if (s->lines != NULL && wp_clock_mono_ms() - s->last_prune_ms >= LINES_PRUNE_EVERY_MS) {
+        s->last_prune_ms = wp_clock_mono_ms();
+        int n = coll_lines_prune(s->lines, wp_clock_now_ms() - LINES_KEEP_MS);
+        if (n > 0) {
+            WP_INFO("collector", "line history: %d rows older than %d days dropped", n,
+                    (int)(LINES_KEEP_MS / 86400000));
+        }
+    }
     if (wp_clock_mono_ms() - s->last_release_ms >= RELEASE_EVERY_MS) {
         maybe_release(s);
     }
@@ -217,6 +228,10 @@ int coll_server_start(struct coll_server *s, uv_loop_t *loop, struct coll_conf *
     }
     s->rrd_dirfd = open(conf->rrd.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if ((rc = coll_rules_start(s)) < 0) {
+        return rc;
+    }
+    snprintf(path, sizeof(path), "%s/lines.db", conf->state_dir);
+    if ((rc = coll_lines_open(path, &s->lines)) < 0) {
         return rc;
     }
     if ((rc = coll_ingest_load(s)) < 0) {
@@ -326,6 +341,8 @@ void coll_server_stop(struct coll_server *s)
 void coll_server_cleanup(struct coll_server *s)
 {
     coll_rules_stop(s);
+    coll_lines_close(s->lines);
+    s->lines = NULL;
     coll_agents_free(s);
     coll_db_close(s->db);
     s->db = NULL;

@@ -20,6 +20,7 @@ struct wp_tls_conn;
 struct coll_conn;
 struct coll_ctl;
 struct coll_rules;
+struct coll_lines;
 struct rules_host;
 struct rules_series;
 
@@ -67,6 +68,8 @@ struct coll_server {
     struct wp_rrdw *rrdw;
     struct coll_ctl *ctl;
     struct coll_rules *rules;
+    struct coll_lines *lines; /* line states (lines.db) */
+    int64_t last_prune_ms;
 
     uv_tcp_t listener;
     int listening;

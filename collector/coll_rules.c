@@ -208,10 +208,9 @@ void coll_rules_bind(struct coll_server *s, struct coll_agent *a, const struct w
 /* An event, check result or state: copied out of the frame (the engine wants C strings). */
 static void feed_record(struct rules_eng *e, struct rules_host *h, const struct wp_rec *r)
 {
-    /* a field the record kind does not have is empty (p == NULL) */
-    char *name = wp_xstrndup(r->name.p != NULL ? r->name.p : "", r->name.len);
-    char *group = wp_xstrndup(r->group.p != NULL ? r->group.p : "", r->group.len);
-    char *text = wp_xstrndup(r->text.p != NULL ? r->text.p : "", r->text.len);
+    char *name = wp_str_dup(r->name);
+    char *group = wp_str_dup(r->group);
+    char *text = wp_str_dup(r->text);
 
     switch (r->kind) {
     case WP_REC_EVENT:

@@ -11,6 +11,7 @@
 #include "coll.h"
 #include "coll_conf.h"
 #include "coll_rules.h"
+#include "lines.h"
 #include "db.h"
 #include "journal.h"
 #include "rrdw.h"
@@ -264,6 +265,27 @@ static int batch_check(const struct coll_agent *a, const struct wp_msg *m, uint3
     return 0;
 }
 
+/* A line state report into lines.db (one transaction per batch, opened on the first). */
+static void store_line(struct coll_server *s, const struct coll_agent *a, const struct wp_rec *r,
+                       int *tx)
+{
+    if (!*tx) {
+        *tx = coll_lines_begin(s->lines) == 0;
+    }
+    char *object = wp_str_dup(r->name), *group = wp_str_dup(r->group);
+    char *state = wp_str_dup(r->text), *raw = wp_str_dup(r->raw), *info = wp_str_dup(r->info);
+    if (coll_lines_put(s->lines, a->id, a->host != NULL ? a->host : a->id, object, group, state,
+                       raw, info, r->ts_ms) < 0) {
+        WP_ERROR("collector", "line %s of agent %s not stored: %s", object, a->id,
+                 coll_lines_errmsg(s->lines));
+    }
+    free(object);
+    free(group);
+    free(state);
+    free(raw);
+    free(info);
+}
+
 /* Queue every metric row of a checked batch to the RRD writer; a live batch (not a journal
  * replay) also goes to the rules engine, in the same pass over the records. */
 static void batch_apply(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m,
@@ -271,6 +293,8 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
 {
     struct wp_rec r;
     double vals[WP_SERIES_MAX_FIELDS];
+
+    int lines_tx = 0;
 
     if (live) {
         coll_rules_batch_begin(s, a);
@@ -280,6 +304,9 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
             continue;
         }
         if (r.kind != WP_REC_METRIC) {
+            if (live && r.kind == WP_REC_STATE && s->lines != NULL) {
+                store_line(s, a, &r, &lines_tx);
+            }
             if (live && r.kind != WP_REC_HEARTBEAT) {
                 coll_rules_record(s, a, &r);
             }
@@ -299,6 +326,10 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
     }
     if (live) {
         coll_rules_batch_end(s);
+    }
+    if (lines_tx && coll_lines_commit(s->lines) < 0) {
+        WP_ERROR("collector", "line states of agent %s not stored: %s", a->id,
+                 coll_lines_errmsg(s->lines));
     }
 }
 

@@ -932,5 +932,6 @@ int wp_str_eq(struct wp_str s, const char *c)
 
 char *wp_str_dup(struct wp_str s)
 {
-    return wp_xstrndup(s.p, s.len);
+    /* a field a record kind does not have is empty with p == NULL */
+    return wp_xstrndup(s.p != NULL ? s.p : "", s.len);
 }

@@ -13,6 +13,8 @@ int cli_query(int argc, char **argv);
 int cli_status(int argc, char **argv);
 /* watchpost reload: rules files (status.c) */
 int cli_reload(int argc, char **argv);
+/* watchpost lines [list|history] (lines.c) */
+int cli_lines(int argc, char **argv);
 /* watchpost rules test FILE... --at TIME (rules.c) */
 int cli_rules(int argc, char **argv);
 /* watchpost incidents list|show|ack|resolve|close (incidents.c) */

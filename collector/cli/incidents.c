@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cliutil.h"
 #include "coll_conf.h"
 #include "incident.h"
 #include "wp/clock.h"
@@ -43,42 +44,6 @@ static void usage(FILE *f)
             "     default) or all\n");
 }
 
-/* Local time, ISO 8601 with the offset: 2026-03-01T14:05:09+08:00; "-" for 0. */
-static const char *iso_local(int64_t ms, char *buf, size_t n)
-{
-    char z[16];
-    struct tm tm;
-    time_t t = (time_t)(ms / 1000);
-
-    if (ms == 0) {
-        snprintf(buf, n, "-");
-        return buf;
-    }
-    localtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(z, sizeof(z), "%z", &tm); /* +0800 */
-    if (strlen(z) == 5) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, n - len, "%.3s:%s", z, z + 3);
-    }
-    return buf;
-}
-
-/* Short local time for the text list. */
-static const char *short_local(int64_t ms, char *buf, size_t n)
-{
-    struct tm tm;
-    time_t t = (time_t)(ms / 1000);
-
-    if (ms == 0) {
-        snprintf(buf, n, "-");
-        return buf;
-    }
-    localtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%d %H:%M", &tm);
-    return buf;
-}
-
 /* "in 3h12m" / "overdue by 20m" relative to now. */
 static const char *rel(int64_t due_ms, int64_t now_ms, char *buf, size_t n)
 {
@@ -98,24 +63,6 @@ static const char *rel(int64_t due_ms, int64_t now_ms, char *buf, size_t n)
     }
     snprintf(buf, n, d < 0 ? "overdue by %s" : "in %s", v);
     return buf;
-}
-
-/* One CSV field, quoted. Text that Excel would run as a formula gets a leading '. */
-static void csv_field(const char *s, int last)
-{
-    putchar('"');
-    if (s != NULL && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
-                      s[0] == '\r')) {
-        putchar('\'');
-    }
-    for (; s != NULL && *s != '\0'; s++) {
-        if (*s == '"') {
-            putchar('"');
-        }
-        putchar(*s);
-    }
-    putchar('"');
-    fputs(last ? "\r\n" : ",", stdout);
 }
 
 static void csv_int(int64_t v, int last)
@@ -142,31 +89,31 @@ static int list_cb(void *arg, const struct inc_row *r)
     snprintf(prio, sizeof(prio), "P%d", r->priority);
     if (c->fmt == FMT_CSV) {
         csv_int(r->id, 0);
-        csv_field(prio, 0);
-        csv_field(inc_status_name(r->status), 0);
+        cli_csv_field(prio, 0);
+        cli_csv_field(inc_status_name(r->status), 0);
         csv_int(r->escalation, 0);
-        csv_field(iso_local(r->opened_ms, t[0], sizeof(t[0])), 0);
-        csv_field(r->acked_ms ? iso_local(r->acked_ms, t[1], sizeof(t[1])) : "", 0);
-        csv_field(r->acked_by, 0);
-        csv_field(r->resolved_ms ? iso_local(r->resolved_ms, t[2], sizeof(t[2])) : "", 0);
-        csv_field(r->closed_ms ? iso_local(r->closed_ms, t[3], sizeof(t[3])) : "", 0);
-        csv_field(iso_local(r->response_due_ms, t[4], sizeof(t[4])), 0);
-        csv_field(iso_local(r->resolve_due_ms, t[0], sizeof(t[0])), 0);
-        csv_field(r->host, 0);
-        csv_field(r->rule, 0);
-        csv_field(r->category, 0);
-        csv_field(r->summary, 0);
+        cli_csv_field(cli_iso_local(r->opened_ms, t[0], sizeof(t[0])), 0);
+        cli_csv_field(r->acked_ms ? cli_iso_local(r->acked_ms, t[1], sizeof(t[1])) : "", 0);
+        cli_csv_field(r->acked_by, 0);
+        cli_csv_field(r->resolved_ms ? cli_iso_local(r->resolved_ms, t[2], sizeof(t[2])) : "", 0);
+        cli_csv_field(r->closed_ms ? cli_iso_local(r->closed_ms, t[3], sizeof(t[3])) : "", 0);
+        cli_csv_field(cli_iso_local(r->response_due_ms, t[4], sizeof(t[4])), 0);
+        cli_csv_field(cli_iso_local(r->resolve_due_ms, t[0], sizeof(t[0])), 0);
+        cli_csv_field(r->host, 0);
+        cli_csv_field(r->rule, 0);
+        cli_csv_field(r->category, 0);
+        cli_csv_field(r->summary, 0);
         csv_int(r->suppressed, 0);
         csv_int(r->flapping, 0);
         csv_int(r->reopened, 0);
-        csv_field(r->fingerprint, 1);
+        cli_csv_field(r->fingerprint, 1);
     } else {
         char flags[48];
         snprintf(flags, sizeof(flags), "%s%s%s", r->suppressed ? " [suppressed]" : "",
                  r->flapping ? " [flapping]" : "", r->reopened ? " [reopened]" : "");
         printf("%-6" PRId64 " %-4s %-12s L%d  %-16s  %-16s %-20s %s%s\n", r->id, prio,
                inc_status_name(r->status), r->escalation,
-               short_local(r->opened_ms, t[0], sizeof(t[0])), r->host, r->rule, r->summary, flags);
+               cli_short_local(r->opened_ms, t[0], sizeof(t[0])), r->host, r->rule, r->summary, flags);
     }
     c->rows++;
     return 0;
@@ -177,9 +124,9 @@ static int do_list(struct inc_store *st, int status, int priority, enum fmt fmt)
     struct list_ctx c = {.status = status, .fmt = fmt};
 
     if (fmt == FMT_CSV) {
-        fputs("\xEF\xBB\xBF", stdout); /* BOM: Excel reads UTF-8 */
+        cli_csv_bom(); /* Excel reads UTF-8 */
         for (size_t i = 0; i < sizeof(csv_header) / sizeof(csv_header[0]); i++) {
-            csv_field(csv_header[i], i + 1 == sizeof(csv_header) / sizeof(csv_header[0]));
+            cli_csv_field(csv_header[i], i + 1 == sizeof(csv_header) / sizeof(csv_header[0]));
         }
     } else {
         printf("%-6s %-4s %-12s %-3s %-16s  %-16s %-20s %s\n", "ID", "PRIO", "STATUS", "ESC",
@@ -201,7 +148,7 @@ static int timeline_cb(void *arg, int64_t at_ms, const char *kind, const char *b
     char t[48];
 
     (void)arg;
-    printf("  %s  %-16s %-12s %s\n", iso_local(at_ms, t, sizeof(t)), kind, by[0] ? by : "-", text);
+    printf("  %s  %-16s %-12s %s\n", cli_iso_local(at_ms, t, sizeof(t)), kind, by[0] ? by : "-", text);
     return 0;
 }
 
@@ -237,21 +184,21 @@ static int do_show(struct inc_store *st, int64_t id)
     printf("impact        %s\n", level_name(r.impact));
     printf("urgency       %s\n", level_name(r.urgency));
     printf("fingerprint   %s\n", r.fingerprint);
-    printf("opened        %s\n", iso_local(r.opened_ms, t, sizeof(t)));
-    printf("response due  %s", iso_local(r.response_due_ms, t, sizeof(t)));
+    printf("opened        %s\n", cli_iso_local(r.opened_ms, t, sizeof(t)));
+    printf("response due  %s", cli_iso_local(r.response_due_ms, t, sizeof(t)));
     if (r.status == INC_OPEN && r.acked_ms == 0) {
         printf("  (%s)", rel(r.response_due_ms, now, d, sizeof(d)));
     }
-    printf("\nresolve due   %s", iso_local(r.resolve_due_ms, t, sizeof(t)));
+    printf("\nresolve due   %s", cli_iso_local(r.resolve_due_ms, t, sizeof(t)));
     if (unresolved) {
         printf("  (%s)", rel(r.resolve_due_ms, now, d, sizeof(d)));
     }
-    printf("\nacknowledged  %s", iso_local(r.acked_ms, t, sizeof(t)));
+    printf("\nacknowledged  %s", cli_iso_local(r.acked_ms, t, sizeof(t)));
     if (r.acked_by[0] != '\0') {
         printf(" by %s", r.acked_by);
     }
-    printf("\nresolved      %s\n", iso_local(r.resolved_ms, t, sizeof(t)));
-    printf("closed        %s\n", iso_local(r.closed_ms, t, sizeof(t)));
+    printf("\nresolved      %s\n", cli_iso_local(r.resolved_ms, t, sizeof(t)));
+    printf("closed        %s\n", cli_iso_local(r.closed_ms, t, sizeof(t)));
     printf("suppressed    %s\n", r.suppressed ? "yes (no escalation while suppressed)" : "no");
     printf("flapping      %s\n", r.flapping ? "yes" : "no");
     printf("reopened      %d time%s\n", r.reopened, r.reopened == 1 ? "" : "s");

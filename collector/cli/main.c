@@ -16,6 +16,7 @@ static const struct {
     {"status", cli_status, "status [--state-dir DIR]           the running collector's counters"},
     {"rules", cli_rules, "rules test FILE... [--at TIME]     what the rules would fire on stored data"},
     {"reload", cli_reload, "reload [--state-dir DIR]           reload the running collector's rules"},
+    {"lines", cli_lines, "lines [list|history] [--host H] [--group G] [--state S]  line states"},
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
 };
 
