@@ -8,7 +8,7 @@ PKGS=(build-essential cmake pkg-config git
       libpcre2-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
       rrdtool sqlite3 python3 clang libclang-rt-14-dev
       monitoring-plugins-basic monitoring-plugins-standard logrotate
-      libpq-dev postgresql libmariadb-dev mariadb-server)
+      libpq-dev postgresql libmariadb-dev mariadb-server libosip2-dev sip-tester)
 if [ "${1:-}" = "--bench" ]; then
     PKGS+=(collectd-core)
 fi
