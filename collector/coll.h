@@ -45,6 +45,7 @@ struct coll_agent {
     uint32_t series_cap;
     struct coll_conn *conn; /* the live connection, if any */
     struct rules_host *rh;  /* the rules engine's view of its host */
+    char *labels;           /* HELLO labels, "k\x1fv\x1e" per label ("" = none; kept in the registry) */
     int64_t first_seen, last_seen; /* unix s */
     int connected;
     int dirty;          /* registry row changed: write it at the next flush */

@@ -167,13 +167,44 @@ static int restore_cb(void *arg, const char *key, int state, int64_t since)
 
 /* ---- binding --------------------------------------------------------------------------- */
 
+/* "k\x1fv\x1e..." (coll_agent.labels) as k, v, ..., NULL; *buf owns the strings. */
+static const char **labels_split(const char *s, char **buf)
+{
+    size_t n = 0;
+    for (const char *p = s; p != NULL && *p != '\0'; p++) {
+        n += *p == '\x1e';
+    }
+    const char **v = wp_xcalloc(2 * n + 1, sizeof(*v));
+    *buf = wp_xstrdup(s != NULL ? s : "");
+    size_t i = 0;
+    for (char *p = *buf; *p != '\0' && i < 2 * n;) {
+        char *us = strchr(p, '\x1f');
+        char *rs = us != NULL ? strchr(us + 1, '\x1e') : NULL;
+        if (us == NULL || rs == NULL) {
+            break;
+        }
+        *us = '\0';
+        *rs = '\0';
+        v[i++] = p;
+        v[i++] = us + 1;
+        p = rs + 1;
+    }
+    v[i] = NULL;
+    return v;
+}
+
 void coll_rules_host(struct coll_server *s, struct coll_agent *a)
 {
+    char *buf = NULL;
+
     if (s->rules == NULL) {
         return;
     }
-    a->rh = rules_eng_host(s->rules->eng, a->host != NULL ? a->host : a->id, a->id, NULL,
+    const char **labels = labels_split(a->labels, &buf);
+    a->rh = rules_eng_host(s->rules->eng, a->host != NULL ? a->host : a->id, a->id, labels,
                            wp_clock_now_ms());
+    free(labels);
+    free(buf);
 }
 
 void coll_rules_bind(struct coll_server *s, struct coll_agent *a, const struct wp_series_def *d)
@@ -275,6 +306,27 @@ static int rebind_cb(void *arg, const char *agent, const struct wp_series_def *d
         coll_rules_bind(s, a, d);
     }
     return 0;
+}
+
+static void rebind_all(struct coll_server *s);
+
+void coll_rules_relabel(struct coll_server *s, struct coll_agent *a)
+{
+    int bound = 0;
+
+    if (s->rules == NULL) {
+        return;
+    }
+    for (uint32_t k = 0; k < a->series_cap && !bound; k++) {
+        bound = a->series[k].rs != NULL;
+    }
+    if (!bound) {
+        return; /* nothing was selected with the old labels: the DEFS to come bind afresh */
+    }
+    /* rare (an agent's config changed): every problem keeps its state across the swap */
+    WP_INFO("rules", "labels of agent %s changed: selecting series again", a->id);
+    rules_eng_set(s->rules->eng, s->rules->rs);
+    rebind_all(s);
 }
 
 /* Every series handle died with the old rule set: clear them, then bind again. */

@@ -20,8 +20,10 @@ void coll_rules_stop(struct coll_server *s);
  * (file:line:column). On success err holds a one-line summary. */
 int coll_rules_reload(struct coll_server *s, char *err, size_t len);
 
-/* Agent a is known (registry load or HELLO): watch its host. */
+/* Agent a is known (registry load or HELLO): watch its host (with a->labels). */
 void coll_rules_host(struct coll_server *s, struct coll_agent *a);
+/* a->labels changed since its series were bound: select them again. */
+void coll_rules_relabel(struct coll_server *s, struct coll_agent *a);
 /* Series d of agent a is defined (a->series[d->id] is set): bind its fields to rules. */
 void coll_rules_bind(struct coll_server *s, struct coll_agent *a, const struct wp_series_def *d);
 struct coll_series;

@@ -62,12 +62,16 @@ int coll_db_open(const char *path, struct coll_db **out)
         rc = WP_EDB;
         goto out;
     }
+    /* registries made before labels were kept gain the column (an error only when it exists) */
+    sqlite3_exec(db->h, "ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT ''", NULL, NULL,
+                 NULL);
     if ((rc = prep(db,
                    "INSERT INTO agents(id, host, version, fingerprint, addr, first_seen,"
-                   " last_seen, connected, committed_seq) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+                   " last_seen, connected, committed_seq, labels)"
+                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
                    " ON CONFLICT(id) DO UPDATE SET host=?2, version=?3, fingerprint=?4,"
                    " addr=?5, last_seen=?7, connected=?8,"
-                   " committed_seq=max(committed_seq, ?9)",
+                   " committed_seq=max(committed_seq, ?9), labels=?10",
                    &db->agent_put)) < 0 ||
         (rc = prep(db,
                    "INSERT OR REPLACE INTO series(agent, id, grp, inst, fields, type, step, file)"
@@ -153,6 +157,7 @@ int coll_db_agent_put(struct coll_db *db, const struct coll_db_agent *a)
     sqlite3_bind_int64(st, 7, a->last_seen);
     sqlite3_bind_int(st, 8, a->connected);
     sqlite3_bind_int64(st, 9, (sqlite3_int64)a->committed_seq);
+    bind_text(st, 10, a->labels != NULL ? a->labels : "");
     return step_done(db, st);
 }
 
@@ -164,7 +169,7 @@ int coll_db_agent_each(struct coll_db *db, int (*fn)(void *arg, const struct col
 
     if (sqlite3_prepare_v2(db->h,
                            "SELECT id, host, version, fingerprint, addr, first_seen, last_seen,"
-                           " connected, committed_seq FROM agents ORDER BY id",
+                           " connected, committed_seq, labels FROM agents ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK) {
         return WP_EDB;
     }
@@ -179,6 +184,7 @@ int coll_db_agent_each(struct coll_db *db, int (*fn)(void *arg, const struct col
             .last_seen = sqlite3_column_int64(st, 6),
             .connected = sqlite3_column_int(st, 7),
             .committed_seq = (uint64_t)sqlite3_column_int64(st, 8),
+            .labels = (const char *)sqlite3_column_text(st, 9),
         };
         if ((rc = fn(arg, &a)) != 0) {
             break;

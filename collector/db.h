@@ -20,6 +20,7 @@ struct coll_db_agent {
     int64_t last_seen;
     int connected;
     uint64_t committed_seq;
+    const char *labels; /* the agent's HELLO labels: "k\x1fv\x1e" per label ("" = none) */
 };
 
 /* Open (creating the schema) DIR/watchpost.db in WAL mode. Loop thread only. */

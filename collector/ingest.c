@@ -89,6 +89,7 @@ void coll_agents_free(struct coll_server *s)
             free(a->id);
             free(a->host);
             free(a->version);
+            free(a->labels);
             for (uint32_t k = 0; k < a->series_cap; k++) {
                 free(a->series[k].rs);
             }
@@ -153,6 +154,7 @@ static void save_agent(struct coll_server *s, struct coll_agent *a)
         .last_seen = a->last_seen,
         .connected = a->connected,
         .committed_seq = a->committed,
+        .labels = a->labels,
     };
     coll_db_agent_put(s->db, &r);
     a->dirty = 0;
@@ -193,6 +195,8 @@ static int load_agent_cb(void *arg, const struct coll_db_agent *r)
     a->first_seen = r->first_seen;
     a->last_seen = r->last_seen;
     a->committed = a->appended = r->committed_seq;
+    free(a->labels);
+    a->labels = wp_xstrdup(r->labels != NULL ? r->labels : "");
     coll_rules_host(s, a);
     return 0;
 }
@@ -413,6 +417,29 @@ static int valid_id(const char *id)
     return 1;
 }
 
+/* HELLO labels (checked str -> str by the decoder) as "k\x1fv\x1e..." for the registry. */
+static char *labels_string(const msgpack_object_map *m)
+{
+    struct wp_buf b;
+    char *out = NULL;
+
+    wp_buf_init(&b);
+    for (uint32_t i = 0; m != NULL && i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR) {
+            continue;
+        }
+        wp_buf_append(&b, k->via.str.ptr, k->via.str.size);
+        wp_buf_append(&b, "\x1f", 1);
+        wp_buf_append(&b, v->via.str.ptr, v->via.str.size);
+        wp_buf_append(&b, "\x1e", 1);
+    }
+    out = wp_xstrndup(wp_buf_unread(&b) > 0 ? (const char *)wp_buf_head(&b) : "",
+                      wp_buf_unread(&b));
+    wp_buf_cleanup(&b);
+    return out;
+}
+
 static int on_hello(struct coll_server *s, struct coll_conn *c, const struct wp_msg *m)
 {
     const struct wp_hello *h = &m->u.hello;
@@ -456,7 +483,19 @@ static int on_hello(struct coll_server *s, struct coll_conn *c, const struct wp_
     a->last_seen = now;
     a->connected = 1;
     a->dirty = 1;
-    coll_rules_host(s, a);
+    char *labels = labels_string(h->labels);
+    if (a->labels == NULL || strcmp(a->labels, labels) != 0) {
+        int had = a->labels != NULL;
+        free(a->labels);
+        a->labels = labels;
+        coll_rules_host(s, a);
+        if (had) {
+            coll_rules_relabel(s, a); /* the agent's labels changed: rules select again */
+        }
+    } else {
+        free(labels);
+        coll_rules_host(s, a);
+    }
 
     struct wp_buf b;
     wp_buf_init(&b);

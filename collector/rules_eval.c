@@ -903,12 +903,41 @@ const struct rule_set *rules_eng_rules(const struct rules_eng *e)
     return e->rs;
 }
 
+static int labels_same(const struct rules_host *h, const char *const *labels)
+{
+    size_t n = 0;
+    while (labels[n] != NULL && labels[n + 1] != NULL) {
+        if (n >= h->nlabels || strcmp(h->labels[n], labels[n]) != 0 ||
+            strcmp(h->labels[n + 1], labels[n + 1]) != 0) {
+            return 0;
+        }
+        n += 2;
+    }
+    return n == h->nlabels;
+}
+
 struct rules_host *rules_eng_host(struct rules_eng *e, const char *host, const char *agent,
                                   const char *const *labels, int64_t now_ms)
 {
     char key[600];
     snprintf(key, sizeof(key), "%s\x1f%s", host, agent);
     struct rules_host *h = hmap_get(&e->hosts, key);
+    if (h != NULL && labels != NULL && !labels_same(h, labels)) {
+        /* the agent's labels changed: new ones for the next selection */
+        for (size_t i = 0; i < h->nlabels; i++) {
+            free(h->labels[i]);
+        }
+        free(h->labels);
+        size_t n = 0;
+        while (labels[n] != NULL && labels[n + 1] != NULL) {
+            n += 2;
+        }
+        h->labels = wp_xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+            h->labels[i] = wp_xstrdup(labels[i]);
+        }
+        h->nlabels = n;
+    }
     if (h == NULL) {
         h = wp_xcalloc(1, sizeof(*h));
         h->host = wp_xstrdup(host);

@@ -117,6 +117,7 @@ agent:
   id: $id
   state_dir: $T/$name
   log_level: ${WP_LOG_LEVEL:-info}
+${AGENT_LABELS:+  labels: $AGENT_LABELS}
 collectors:
   - 127.0.0.1:$port
 tls:

@@ -27,11 +27,20 @@ rules:
     impact: medium
     urgency: low
     summary: "v0 of {instance} on {host} is {value}"
+  - name: site_par1
+    metric: selftest.v0
+    match: {site: par1}
+    when: "last > 1000"
+    summary: "{host} is in site {label.site}"
+  - name: site_other
+    metric: selftest.v0
+    match: {site: lyon}
+    when: "last > 1000"
 YAML
 collector_config "incidents:" "  rules: [$T/rules/site.yaml]" "  flap_changes: 50"
 start_collector
 AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
-agent_config agent1
+AGENT_LABELS="{site: par1}" agent_config agent1
 start_agent agent1
 
 inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
@@ -50,6 +59,10 @@ has() { [ "$(field "$1" "$2")" = "$3" ]; }
 wait_for 30 "selftest_high incident opened" has selftest_high status open
 ID=$(field selftest_high id)
 [ "$(field selftest_high priority)" = P4 ] || fail "medium impact x low urgency must be P4"
+# rules select by the agent's own labels (agent.labels in its config, sent in HELLO)
+wait_for 10 "site_par1 incident (label match)" has site_par1 status open
+field site_par1 summary | grep -q " is in site par1$" || fail "site_par1's summary lacks the label"
+[ -z "$(field site_other status)" ] || fail "a rule for another site fired"
 log "incident $ID opened for selftest_high"
 
 # `watchpost rules test` sees the same from the stored data, and nothing for a high threshold
@@ -102,6 +115,7 @@ cp "$T/rules/good.yaml" "$T/rules/site.yaml"
 start_collector
 sleep 4
 [ "$(count selftest_high)" = 1 ] || fail "the restart duplicated the selftest_high incident"
+[ "$(count site_par1)" = 1 ] || fail "the restart lost the labels or duplicated site_par1"
 [ "$(field selftest_high status)" = open ] || fail "the open incident did not survive the restart"
 
 # ---- operators -------------------------------------------------------------------------------
