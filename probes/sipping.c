@@ -1,0 +1,922 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sipping probe: SIP OPTIONS "qualify" of phones, IVR ports and trunks over UDP.
+ *
+ * Config:
+ *   - kind: sipping
+ *     name: phones
+ *     interval: 10s
+ *     group: hotline          # the state group of the targets
+ *     timeout: 2s             # wait for a final answer this long after the send
+ *     down_after: 3           # consecutive misses before a target is down
+ *     up_after: 1             # consecutive answers before it is up again
+ *     from_user: watchpost
+ *     targets:
+ *       - {name: "8001", host: 10.1.2.31, port: 5060, user: "8001"}
+ *
+ * Each sample sends one OPTIONS to every target (one UDP socket per address family, bound to
+ * an ephemeral port) with its own Call-ID, Via branch and From tag, then polls for answers
+ * until all targets answered or their timeout passed. Answers are parsed with libosip2 and
+ * matched by Call-ID, CSeq (number and method OPTIONS) and the top Via branch; anything else
+ * is ignored, and at most 4 datagrams per target (64 for a few targets; 8 KiB each) are
+ * read in a round. Any final response (even 404 or 503) means reachable: RFC 3261 §11.2
+ * makes a UAS answer OPTIONS as it would an INVITE. 1xx responses are ignored. No
+ * retransmission: a lost datagram is one miss, which the down_after hysteresis absorbs.
+ *
+ * Per target: series group "sipping", instance <name>, gauges up (1/0 after the hysteresis,
+ * NaN until the first decision), rtt_s (send to final response, NaN without one),
+ * status_code (NaN without an answer) and misses (consecutive). A state for object <name> in
+ * the group: "idle" when up (raw "200 OK", the status line's words), "unavailable" when down
+ * (raw "no answer"), "unknown" until decided; info "host:port"; sent on the first sample and
+ * when the state or the status code changes. A check "sipping_<name>": OK "SIP OK: 200 OK in
+ * 0.003 s", WARNING for a miss before down_after, CRITICAL "SIP CRITICAL: no answer to OPTIONS
+ * in 2 s (3 in a row)" once down.
+ *
+ * Names are resolved with getaddrinfo(), which the timeout does not bound: WP_PROBE_BLOCKING.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <osipparser2/osip_message.h>
+#include <osipparser2/osip_parser.h>
+#include <osipparser2/osip_port.h>
+
+#include "probe.h"
+#include "wp/err.h"
+#include "wp/mem.h"
+
+#define SIP_NAME_MAX    64
+#define SIP_TARGETS_MAX 10000
+#define SIP_DGRAM_MAX   8192 /* larger datagrams are ignored */
+#define SIP_READS_PER   4    /* datagrams read per target and round, at most ... */
+#define SIP_READS_MIN   64   /* ... but this many for a few targets */
+#define SIP_REASON_MAX  64
+
+enum sip_state { SIP_UNKNOWN = 0, SIP_UP, SIP_DOWN };
+
+struct sip_target {
+    char *name;
+    char *host;
+    int64_t port;
+    char *user; /* Request-URI user part, or NULL */
+
+    char *check; /* "sipping_<name>" */
+    char *where; /* "host:port" ("[v6]:port") */
+    char *uri;   /* "sip:[user@]host:port" */
+
+    /* kept across samples (zeroed by the decoder) */
+    enum sip_state state;
+    unsigned misses;  /* consecutive */
+    unsigned answers; /* consecutive */
+    int reported;     /* a state record was sent */
+    enum sip_state reported_state;
+    int reported_code;
+};
+
+struct sip_targets {
+    struct sip_target *v;
+    size_t n;
+};
+
+struct sip_ctx {
+    struct sip_targets targets; /* decoded by decode_targets (the registry frees it) */
+    char *group;
+    int64_t timeout_ms;
+    int64_t down_after;
+    int64_t up_after;
+    char *from_user;
+    uint32_t cseq; /* CSeq number of the round */
+};
+
+/* One request of a sample. */
+struct sip_run {
+    struct sip_target *t;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int sock; /* index into the round's sockets, -1 when the target could not be sent to */
+    int sent;
+    int done;
+    int answered;
+    int code;
+    int err;     /* -errno of a send failure */
+    int gai_err; /* getaddrinfo() failure */
+    char reason[SIP_REASON_MAX];
+    char call_id[48];
+    char branch[32];
+    int64_t t0_ns;
+    int64_t deadline_ns;
+    double rtt_s;
+};
+
+static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                          struct wp_conf_err *err);
+static void free_targets(void *field);
+static int decode_group(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                        struct wp_conf_err *err);
+static int decode_from_user(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                            struct wp_conf_err *err);
+static void free_name(void *field);
+
+#define TGT(f) offsetof(struct sip_target, f)
+
+static const struct wp_opt target_opts[] = {
+    {.name = "name",
+     .type = WP_OPT_STR,
+     .help = "target name: the series instance, the state object and the check sipping_<name>",
+     .offset = TGT(name),
+     .required = 1},
+    {.name = "host",
+     .type = WP_OPT_STR,
+     .help = "host name or IP address of the phone, IVR port or trunk",
+     .offset = TGT(host),
+     .required = 1},
+    {.name = "port",
+     .type = WP_OPT_INT,
+     .def = "5060",
+     .help = "SIP UDP port",
+     .offset = TGT(port),
+     .min = 1,
+     .max = 65535},
+    {.name = "user",
+     .type = WP_OPT_STR,
+     .help = "user part of the Request-URI (sip:user@host:port); none by default",
+     .offset = TGT(user)},
+    WP_OPT_TABLE_END,
+};
+
+#define CO(f) offsetof(struct sip_ctx, f)
+
+static const struct wp_opt sip_opts[] = {
+    {.name = "targets",
+     .type = WP_OPT_CUSTOM,
+     .help = "SIP endpoints to qualify: [{name, host, port, user}]",
+     .offset = CO(targets),
+     .required = 1,
+     .custom = decode_targets,
+     .custom_free = free_targets},
+    {.name = "group",
+     .type = WP_OPT_CUSTOM,
+     .help = "state group of the targets (a hotline, a queue); default sip",
+     .offset = CO(group),
+     .custom = decode_group,
+     .custom_free = free_name},
+    {.name = "timeout",
+     .type = WP_OPT_DURATION,
+     .def = "2s",
+     .help = "wait this long for a final response to each OPTIONS",
+     .offset = CO(timeout_ms),
+     .min = 100,
+     .max = 60000},
+    {.name = "down_after",
+     .type = WP_OPT_INT,
+     .def = "3",
+     .help = "consecutive unanswered rounds before a target is down",
+     .offset = CO(down_after),
+     .min = 1,
+     .max = 1000},
+    {.name = "up_after",
+     .type = WP_OPT_INT,
+     .def = "1",
+     .help = "consecutive answered rounds before a target is up",
+     .offset = CO(up_after),
+     .min = 1,
+     .max = 1000},
+    {.name = "from_user",
+     .type = WP_OPT_CUSTOM,
+     .help = "user part of the From and Contact URIs; default watchpost",
+     .offset = CO(from_user),
+     .custom = decode_from_user,
+     .custom_free = free_name},
+    WP_OPT_TABLE_END,
+};
+
+static const char *const sip_fields[] = {"up", "rtt_s", "status_code", "misses"};
+static const struct wp_series_kind kind_sip = {"sipping", sip_fields, 4, WP_DS_GAUGE};
+
+/* ---- config ---- */
+
+static struct wp_conf_node *at_key(struct wp_conf_doc *doc, struct wp_conf_node *it,
+                                   const char *key)
+{
+    struct wp_conf_node *n = wp_conf_map_get(doc, it, key);
+
+    return n != NULL ? n : it;
+}
+
+/* A host goes into the Request-URI and To: letters, digits, '.', '-', ':' (IPv6) only. */
+static int host_ok(const char *h)
+{
+    size_t n = strlen(h);
+
+    if (n == 0 || n > 253) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = h[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == ':')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                          struct wp_conf_err *err)
+{
+    struct sip_targets *ts = field;
+    size_t n = wp_conf_seq_len(doc, node);
+    char path[48];
+    int rc = 0;
+
+    if (!wp_conf_is_seq(node) || n == 0) {
+        return wp_conf_errorf(doc, node, err,
+                              "targets: expected a list like [{name: \"8001\", host: 10.1.2.31, "
+                              "port: 5060}]");
+    }
+    if (n > SIP_TARGETS_MAX) {
+        return wp_conf_errorf(doc, node, err, "targets: %zu targets, at most %d", n,
+                              SIP_TARGETS_MAX);
+    }
+    free_targets(ts);
+    ts->v = wp_xcalloc(n, sizeof(*ts->v));
+    for (size_t i = 0; i < n; i++) {
+        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
+        struct sip_target *t = &ts->v[i];
+
+        ts->n = i + 1; /* free_targets frees what this item got, even half decoded */
+        snprintf(path, sizeof(path), "targets[%zu]", i);
+        rc = wp_opts_apply(doc, it, target_opts, t, path, err);
+        if (rc < 0) {
+            return rc;
+        }
+        if (!wp_probe_name_ok(t->name, SIP_NAME_MAX)) {
+            return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
+                                  "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', "
+                                  "got \"%s\"",
+                                  path, SIP_NAME_MAX, t->name);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(ts->v[j].name, t->name) == 0) {
+                return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
+                                      "%s.name: \"%s\" is already the name of targets[%zu]", path,
+                                      t->name, j);
+            }
+        }
+        if (!host_ok(t->host)) {
+            return wp_conf_errorf(doc, at_key(doc, it, "host"), err,
+                                  "%s.host: expected a host name or an IP address", path);
+        }
+        if (t->user != NULL && !wp_probe_name_ok(t->user, SIP_NAME_MAX)) {
+            return wp_conf_errorf(doc, at_key(doc, it, "user"), err,
+                                  "%s.user: expected 1 to %d letters, digits, '_', '-' or '.'",
+                                  path, SIP_NAME_MAX);
+        }
+        t->check = wp_xasprintf("sipping_%s", t->name);
+        t->where = strchr(t->host, ':') != NULL
+                       ? wp_xasprintf("[%s]:%lld", t->host, (long long)t->port)
+                       : wp_xasprintf("%s:%lld", t->host, (long long)t->port);
+        t->uri = wp_xasprintf("sip:%s%s%s", t->user != NULL ? t->user : "",
+                              t->user != NULL ? "@" : "", t->where);
+    }
+    return 0;
+}
+
+/* group and from_user: a name (it goes into SIP headers and state records). */
+static int decode_name(struct wp_conf_doc *doc, struct wp_conf_node *node, char **dst,
+                       const char *what, struct wp_conf_err *err)
+{
+    const char *s = wp_conf_scalar(node);
+
+    if (s == NULL || !wp_probe_name_ok(s, SIP_NAME_MAX)) {
+        return wp_conf_errorf(doc, node, err,
+                              "%s: expected 1 to %d letters, digits, '_', '-' or '.'", what,
+                              SIP_NAME_MAX);
+    }
+    free(*dst);
+    *dst = wp_xstrdup(s);
+    return 0;
+}
+
+static int decode_group(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                        struct wp_conf_err *err)
+{
+    return decode_name(doc, node, field, "group", err);
+}
+
+static int decode_from_user(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                            struct wp_conf_err *err)
+{
+    return decode_name(doc, node, field, "from_user", err);
+}
+
+static void free_name(void *field)
+{
+    char **s = field;
+
+    free(*s);
+    *s = NULL;
+}
+
+static void free_targets(void *field)
+{
+    struct sip_targets *ts = field;
+
+    for (size_t i = 0; i < ts->n; i++) {
+        wp_opts_free(target_opts, &ts->v[i]);
+        free(ts->v[i].check);
+        free(ts->v[i].where);
+        free(ts->v[i].uri);
+    }
+    free(ts->v);
+    ts->v = NULL;
+    ts->n = 0;
+}
+
+/* ---- helpers ---- */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* len random bytes as 2*len hex digits into out (2*len+1 bytes). */
+static void rand_hex(char *out, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t b[32];
+    size_t got = 0;
+
+    if (len > sizeof(b)) {
+        len = sizeof(b);
+    }
+    while (got < len) {
+        ssize_t r = getrandom(b + got, len - got, 0);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            /* no entropy source: uniqueness still comes from the time and the index */
+            uint64_t x = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
+            for (; got < len; got++) {
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                b[got] = (uint8_t)(x >> 56);
+            }
+            break;
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static pthread_once_t osip_once = PTHREAD_ONCE_INIT;
+
+static void osip_trace_none(const char *file, int line, osip_trace_level_t level, const char *fmt,
+                            va_list ap)
+{
+    (void)file;
+    (void)line;
+    (void)level;
+    (void)fmt;
+    (void)ap;
+}
+
+static void osip_init_once(void)
+{
+    parser_init();
+    /* libosip2 traces every malformed datagram to stdout (even with its levels disabled, for
+     * some messages); peers control what we read, so drop its traces */
+    osip_trace_initialize_func(END_TRACE_LEVEL, osip_trace_none);
+    for (int l = TRACE_LEVEL0; l < END_TRACE_LEVEL; l++) {
+        osip_trace_disable_level((osip_trace_level_t)l);
+    }
+}
+
+/* The local address the kernel would send from to addr (for Via and Contact), as URI host
+ * text ("[v6]" for IPv6). A connected UDP socket sends nothing. */
+static void local_host(const struct sockaddr_storage *addr, socklen_t alen, char *out, size_t len)
+{
+    struct sockaddr_storage me;
+    socklen_t mlen = sizeof(me);
+    char ip[INET6_ADDRSTRLEN] = "";
+    int fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    snprintf(out, len, "%s", addr->ss_family == AF_INET6 ? "[::1]" : "127.0.0.1");
+    if (fd < 0) {
+        return;
+    }
+    if (connect(fd, (const struct sockaddr *)addr, alen) == 0 &&
+        getsockname(fd, (struct sockaddr *)&me, &mlen) == 0) {
+        if (me.ss_family == AF_INET6 &&
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&me)->sin6_addr, ip, sizeof(ip))) {
+            snprintf(out, len, "[%s]", ip);
+        } else if (me.ss_family == AF_INET &&
+                   inet_ntop(AF_INET, &((struct sockaddr_in *)&me)->sin_addr, ip, sizeof(ip))) {
+            snprintf(out, len, "%s", ip);
+        }
+    }
+    close(fd);
+}
+
+/* A non-blocking UDP socket of family bound to an ephemeral port; its port in *port.
+ * The fd or -errno. */
+static int open_socket(int family, unsigned *port)
+{
+    struct sockaddr_storage a;
+    socklen_t alen = 0;
+    int one = 1;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        return -errno;
+    }
+    memset(&a, 0, sizeof(a));
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr = in6addr_any;
+        alen = sizeof(*s6);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a;
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_ANY);
+        alen = sizeof(*s4);
+    }
+    if (bind(fd, (struct sockaddr *)&a, alen) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+                                     : ((struct sockaddr_in *)&a)->sin_port);
+    return fd;
+}
+
+/* ---- one round ---- */
+
+struct sip_round {
+    struct sip_ctx *c;
+    struct sip_run *runs;
+    size_t n;
+    int fds[2]; /* AF_INET, AF_INET6; -1 until needed */
+    unsigned ports[2];
+    int fd_err[2];
+    char buf[SIP_DGRAM_MAX + 1];
+};
+
+static int family_slot(int family)
+{
+    return family == AF_INET6 ? 1 : 0;
+}
+
+/* Resolve the target and pick its socket; r->done when it cannot be sent to. */
+static void run_prepare(struct sip_round *rd, struct sip_run *r, size_t idx)
+{
+    struct addrinfo hints;
+    struct addrinfo *ai = NULL;
+    char port[8];
+    int rc = 0;
+    int slot = 0;
+
+    r->sock = -1;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_protocol = IPPROTO_UDP;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%lld", (long long)r->t->port);
+    rc = getaddrinfo(r->t->host, port, &hints, &ai);
+    if (rc != 0 || ai == NULL) {
+        r->gai_err = rc != 0 ? rc : EAI_NONAME;
+        r->err = rc == EAI_SYSTEM ? -errno : 0;
+        r->done = 1;
+        return;
+    }
+    memcpy(&r->addr, ai->ai_addr, ai->ai_addrlen);
+    r->addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    slot = family_slot(r->addr.ss_family);
+    if (rd->fds[slot] < 0 && rd->fd_err[slot] == 0) {
+        rc = open_socket(r->addr.ss_family, &rd->ports[slot]);
+        if (rc < 0) {
+            rd->fd_err[slot] = rc;
+        } else {
+            rd->fds[slot] = rc;
+        }
+    }
+    if (rd->fds[slot] < 0) {
+        r->err = rd->fd_err[slot];
+        r->done = 1;
+        return;
+    }
+    r->sock = slot;
+    rand_hex(r->branch, 10);
+    {
+        char rnd[33];
+        rand_hex(rnd, 8);
+        snprintf(r->call_id, sizeof(r->call_id), "wp%zu.%s", idx, rnd);
+    }
+}
+
+/* The OPTIONS request of r into buf; its length. */
+static size_t build_request(struct sip_round *rd, const struct sip_run *r, char *buf, size_t len)
+{
+    char me[INET6_ADDRSTRLEN + 2];
+    char tag[17];
+    unsigned lport = rd->ports[r->sock];
+    int n = 0;
+
+    local_host(&r->addr, r->addrlen, me, sizeof(me));
+    rand_hex(tag, 8);
+    n = snprintf(buf, len,
+                 "OPTIONS %s SIP/2.0\r\n"
+                 "Via: SIP/2.0/UDP %s:%u;branch=z9hG4bK%s;rport\r\n"
+                 "Max-Forwards: 70\r\n"
+                 "From: <sip:%s@%s>;tag=%s\r\n"
+                 "To: <%s>\r\n"
+                 "Call-ID: %s\r\n"
+                 "CSeq: %u OPTIONS\r\n"
+                 "Contact: <sip:%s@%s:%u>\r\n"
+                 "Accept: application/sdp\r\n"
+                 "User-Agent: watchpost\r\n"
+                 "Content-Length: 0\r\n"
+                 "\r\n",
+                 r->t->uri, me, lport, r->branch, rd->c->from_user, me, tag, r->t->uri, r->call_id,
+                 (unsigned)rd->c->cseq, rd->c->from_user, me, lport);
+    if (n < 0 || (size_t)n >= len) {
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* Keep the reason phrase printable and short. */
+static void copy_reason(char *dst, size_t len, const char *src)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; src != NULL && src[i] != '\0' && j + 1 < len; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    dst[j] = '\0';
+}
+
+/* Parse one datagram; a final response to one of our requests marks that run answered. */
+static void handle_datagram(struct sip_round *rd, const char *buf, size_t len, int64_t now)
+{
+    osip_message_t *m = NULL;
+    osip_via_t *via = NULL;
+    osip_generic_param_t *br = NULL;
+    osip_cseq_t *cseq = NULL;
+    char *cid = NULL;
+    char bname[] = "branch";
+    struct sip_run *r = NULL;
+    unsigned long idx = 0;
+    char *end = NULL;
+    int code = 0;
+
+    if (osip_message_init(&m) != 0) {
+        return;
+    }
+    if (osip_message_parse(m, buf, len) != 0 || !MSG_IS_RESPONSE(m)) {
+        goto out;
+    }
+    code = osip_message_get_status_code(m);
+    if (code < 200 || code > 699) {
+        goto out; /* provisional: wait for the final one */
+    }
+    if (osip_message_get_call_id(m) == NULL ||
+        osip_call_id_to_str(osip_message_get_call_id(m), &cid) != 0 || cid == NULL) {
+        goto out;
+    }
+    if (strncmp(cid, "wp", 2) != 0) {
+        goto out;
+    }
+    errno = 0;
+    idx = strtoul(cid + 2, &end, 10);
+    if (errno != 0 || end == cid + 2 || *end != '.' || idx >= rd->n) {
+        goto out;
+    }
+    r = &rd->runs[idx];
+    if (!r->sent || r->done || strcmp(cid, r->call_id) != 0) {
+        goto out;
+    }
+    cseq = osip_message_get_cseq(m);
+    if (cseq == NULL || osip_cseq_get_method(cseq) == NULL || osip_cseq_get_number(cseq) == NULL ||
+        strcmp(osip_cseq_get_method(cseq), "OPTIONS") != 0 ||
+        strtoul(osip_cseq_get_number(cseq), NULL, 10) != rd->c->cseq) {
+        goto out;
+    }
+    if (osip_message_get_via(m, 0, &via) < 0 || via == NULL ||
+        osip_via_param_get_byname(via, bname, &br) != 0 || br == NULL || br->gvalue == NULL ||
+        strncmp(br->gvalue, "z9hG4bK", 7) != 0 || strcmp(br->gvalue + 7, r->branch) != 0) {
+        goto out;
+    }
+    r->answered = 1;
+    r->done = 1;
+    r->code = code;
+    r->rtt_s = (double)(now - r->t0_ns) / 1e9;
+    copy_reason(r->reason, sizeof(r->reason), osip_message_get_reason_phrase(m));
+out:
+    if (cid != NULL) {
+        osip_free(cid);
+    }
+    osip_message_free(m);
+}
+
+/* Read what is queued on fd; at most *budget datagrams. */
+static void drain(struct sip_round *rd, int fd, size_t *budget)
+{
+    while (*budget > 0) {
+        ssize_t got = recv(fd, rd->buf, sizeof(rd->buf), MSG_TRUNC);
+        if (got < 0) {
+            return; /* EAGAIN, or an ICMP error queued on the socket: nothing to read */
+        }
+        (*budget)--;
+        if ((size_t)got > SIP_DGRAM_MAX || got == 0) {
+            continue; /* oversize (truncated) or empty */
+        }
+        rd->buf[got] = '\0';
+        handle_datagram(rd, rd->buf, (size_t)got, mono_ns());
+    }
+}
+
+static void run_round(struct sip_round *rd)
+{
+    size_t n = rd->n;
+    size_t next = 0;   /* next run to send */
+    size_t oldest = 0; /* runs before it are done */
+    size_t budget = n * SIP_READS_PER < SIP_READS_MIN ? SIP_READS_MIN : n * SIP_READS_PER;
+    int64_t timeout_ns = rd->c->timeout_ms * 1000000;
+    int64_t round_end = mono_ns() + 2 * timeout_ns; /* bounds a send buffer that stays full */
+    char req[2048];
+
+    for (;;) {
+        struct pollfd pfd[2];
+        nfds_t np = 0;
+        int64_t now = 0;
+        int64_t wait_ns = -1;
+        int blocked = 0;
+
+        /* send until the socket buffer is full */
+        while (next < n) {
+            struct sip_run *r = &rd->runs[next];
+            size_t len = 0;
+            if (r->done) {
+                next++;
+                continue;
+            }
+            len = build_request(rd, r, req, sizeof(req));
+            if (len == 0) {
+                r->err = -EMSGSIZE;
+                r->done = 1;
+                next++;
+                continue;
+            }
+            r->t0_ns = mono_ns();
+            if (sendto(rd->fds[r->sock], req, len, MSG_NOSIGNAL, (struct sockaddr *)&r->addr,
+                       r->addrlen) < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+                    blocked = 1;
+                    break;
+                }
+                r->err = -errno;
+                r->done = 1;
+                next++;
+                continue;
+            }
+            r->sent = 1;
+            r->deadline_ns = r->t0_ns + timeout_ns;
+            next++;
+        }
+        now = mono_ns();
+        if (blocked && now >= round_end) {
+            for (; next < n; next++) {
+                if (!rd->runs[next].done) {
+                    rd->runs[next].err = -ENOBUFS;
+                    rd->runs[next].done = 1;
+                }
+            }
+            blocked = 0;
+        }
+        /* runs are sent in order with one timeout, so deadlines come in order too */
+        while (oldest < next) {
+            struct sip_run *r = &rd->runs[oldest];
+            if (!r->done && r->sent) {
+                if (r->deadline_ns > now) {
+                    wait_ns = r->deadline_ns - now;
+                    break;
+                }
+                r->done = 1; /* no answer */
+            }
+            oldest++;
+        }
+        if (oldest == next && next == n) {
+            break;
+        }
+        if (budget == 0) {
+            break; /* flooded: the rest count as unanswered */
+        }
+        if (wait_ns < 0 || blocked) {
+            wait_ns = wait_ns < 0 ? 100000000 : (wait_ns < 100000000 ? wait_ns : 100000000);
+        }
+        for (int s = 0; s < 2; s++) {
+            if (rd->fds[s] >= 0) {
+                pfd[np].fd = rd->fds[s];
+                pfd[np].events = POLLIN | (blocked ? POLLOUT : 0);
+                pfd[np].revents = 0;
+                np++;
+            }
+        }
+        if (np == 0) {
+            break;
+        }
+        if (poll(pfd, np, (int)((wait_ns + 999999) / 1000000)) < 0 && errno != EINTR) {
+            break;
+        }
+        for (nfds_t i = 0; i < np; i++) {
+            if (pfd[i].revents & (POLLIN | POLLERR)) {
+                drain(rd, pfd[i].fd, &budget);
+            }
+        }
+    }
+    /* what is left (a flood used up the reads) counts as unanswered */
+    for (size_t i = 0; i < n; i++) {
+        if (!rd->runs[i].done && rd->runs[i].sent) {
+            rd->runs[i].done = 1;
+        }
+    }
+}
+
+/* ---- reporting ---- */
+
+static const char *state_name(enum sip_state s)
+{
+    switch (s) {
+    case SIP_UP:
+        return "idle";
+    case SIP_DOWN:
+        return "unavailable";
+    default:
+        return "unknown";
+    }
+}
+
+static void report(struct wp_probe *p, struct sip_run *r, struct wp_sink *out)
+{
+    struct sip_ctx *c = p->ctx;
+    struct sip_target *t = r->t;
+    double v[4];
+    char raw[SIP_REASON_MAX + 16];
+    char msg[512];
+    unsigned status = WP_CHECK_OK;
+
+    if (r->answered) {
+        t->misses = 0;
+        t->answers++;
+        if (t->state != SIP_UP && t->answers >= (unsigned)c->up_after) {
+            t->state = SIP_UP;
+        }
+        snprintf(raw, sizeof(raw), "%d%s%s", r->code, r->reason[0] != '\0' ? " " : "", r->reason);
+        snprintf(msg, sizeof(msg), "SIP OK: %s in %.3f s", raw, r->rtt_s);
+    } else {
+        t->answers = 0;
+        t->misses++;
+        if (t->state != SIP_DOWN && t->misses >= (unsigned)c->down_after) {
+            t->state = SIP_DOWN;
+        }
+        snprintf(raw, sizeof(raw), "no answer");
+        status = t->state == SIP_DOWN ? WP_CHECK_CRITICAL : WP_CHECK_WARNING;
+        if (r->gai_err != 0) {
+            snprintf(msg, sizeof(msg), "SIP %s: %s: cannot resolve: %s (%u in a row)",
+                     status == WP_CHECK_CRITICAL ? "CRITICAL" : "WARNING", t->where,
+                     r->gai_err == EAI_SYSTEM ? wp_strerror(r->err) : gai_strerror(r->gai_err),
+                     t->misses);
+        } else if (r->err != 0) {
+            snprintf(msg, sizeof(msg), "SIP %s: %s: cannot send OPTIONS: %s (%u in a row)",
+                     status == WP_CHECK_CRITICAL ? "CRITICAL" : "WARNING", t->where,
+                     wp_strerror(r->err), t->misses);
+        } else {
+            snprintf(msg, sizeof(msg), "SIP %s: no answer to OPTIONS in %g s (%u in a row)",
+                     status == WP_CHECK_CRITICAL ? "CRITICAL" : "WARNING",
+                     (double)c->timeout_ms / 1000.0, t->misses);
+        }
+    }
+    v[0] = t->state == SIP_UP ? 1.0 : t->state == SIP_DOWN ? 0.0 : NAN;
+    v[1] = r->answered ? r->rtt_s : NAN;
+    v[2] = r->answered ? (double)r->code : NAN;
+    v[3] = (double)t->misses;
+    WP_PLOG(p, WP_LOG_DEBUG, "%s: %s", t->name, msg);
+    wp_sink_metric(out, &kind_sip, t->name, v);
+    /* a state record on the first round, on a state change, and on a new status code while
+     * up; misses before down_after change nothing */
+    if (!t->reported || t->state != t->reported_state ||
+        (r->answered && t->state == SIP_UP && r->code != t->reported_code)) {
+        wp_sink_state(out, t->name, c->group, state_name(t->state), raw, t->where);
+        t->reported = 1;
+        t->reported_state = t->state;
+        t->reported_code = r->answered ? r->code : 0;
+    }
+    wp_sink_check(out, t->check, status, msg);
+}
+
+/* ---- probe callbacks ---- */
+
+static int sip_sample(struct wp_probe *p, struct wp_sink *out)
+{
+    struct sip_ctx *c = p->ctx;
+    struct sip_round *rd = wp_xcalloc(1, sizeof(*rd));
+    size_t n = c->targets.n;
+
+    pthread_once(&osip_once, osip_init_once);
+    rd->c = c;
+    rd->n = n;
+    rd->fds[0] = -1;
+    rd->fds[1] = -1;
+    rd->runs = wp_xcalloc(n, sizeof(*rd->runs));
+    c->cseq = c->cseq % 2000000000u + 1;
+    for (size_t i = 0; i < n; i++) {
+        rd->runs[i].t = &c->targets.v[i];
+        run_prepare(rd, &rd->runs[i], i);
+    }
+    for (int s = 0; s < 2; s++) {
+        if (rd->fd_err[s] < 0) {
+            WP_PLOG(p, WP_LOG_WARN, "cannot open a UDP socket (%s): %s", s == 1 ? "IPv6" : "IPv4",
+                    wp_strerror(rd->fd_err[s]));
+        }
+    }
+    run_round(rd);
+    for (size_t i = 0; i < n; i++) {
+        report(p, &rd->runs[i], out);
+    }
+    for (int s = 0; s < 2; s++) {
+        if (rd->fds[s] >= 0) {
+            close(rd->fds[s]);
+        }
+    }
+    free(rd->runs);
+    free(rd);
+    return 0;
+}
+
+static int sip_init(struct wp_probe *p)
+{
+    struct sip_ctx *c = p->ctx;
+
+    pthread_once(&osip_once, osip_init_once);
+    /* the defaults of the custom options (freed by free_name with the options) */
+    if (c->group == NULL) {
+        c->group = wp_xstrdup("sip");
+    }
+    if (c->from_user == NULL) {
+        c->from_user = wp_xstrdup("watchpost");
+    }
+    if (c->timeout_ms > p->interval_ms) {
+        WP_PLOG(p, WP_LOG_WARN,
+                "timeout %lld ms is above the interval; a slow round skips the next",
+                (long long)c->timeout_ms);
+    }
+    return 0;
+}
+
+static void sip_destroy(struct wp_probe *p)
+{
+    (void)p; /* everything lives in the options, freed with them */
+}
+
+const struct wp_probe_ops wp_probe_sipping = {
+    .name = "sipping",
+    .summary = "SIP OPTIONS qualify (reachability and round trip) of phones, IVR ports, trunks",
+    .opts = sip_opts,
+    .ctx_size = sizeof(struct sip_ctx),
+    .flags = WP_PROBE_BLOCKING,
+    .init = sip_init,
+    .sample = sip_sample,
+    .start = NULL,
+    .stop = NULL,
+    .destroy = sip_destroy,
+    .committed = NULL,
+};
