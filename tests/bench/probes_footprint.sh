@@ -4,9 +4,11 @@
 # inspection issue at a 10 s interval — host, proc (3 matches), exec (4 monitoring-plugins),
 # http (a login page), tcp (2 ports), logtail (an Oracle alert log preset on a file that grows
 # by LINES_PER_S lines a second), pgsql and mysql (real PostgreSQL and MariaDB started here on
-# loopback ports) — streaming to a local Release collector. Reports the agent's CPU % of one
+# loopback ports) — streaming to a local Release collector, and in the same run collectd with
+# the equivalent plugins against the same peers (to a UDP sink). Reports the agent's CPU % of one
 # core (on-CPU time of all its threads, /proc/PID/task/*/schedstat) and that of the plugins it
-# ran (reaped children), RSS and PSS (max), and the values/s the collector received from it.
+# ran (reaped children), RSS and PSS (max), the values/s the collector received from it, and
+# collectd's CPU % and RSS.
 #
 #   tests/bench/probes_footprint.sh [SECONDS] [LINES_PER_S]        default 120 100
 #
@@ -171,8 +173,97 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [ "$(cstat agents_connected)" = 1 ] || die "agent did not connect: $(tail -n 5 "$RUN/agent.log")"
-log "agent pid $AGENT_PID streaming; warmup 20 s, then $SECS s"
+
+# ---- collectd with the equivalent plugins, same peers, same 10 s, to a UDP sink ----------------
+# (host: cpu memory load df disk interface; proc: processes; http: curl; logtail: tail;
+# pgsql: postgresql; mysql: mysql. collectd has no Nagios-plugin runner, so the exec checks
+# have no counterpart; compare with the agent's own CPU, without its plugins.)
+python3 - "$RUN/sink.port" <<'PYS' &
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+while True:
+    s.recv(65535)
+PYS
+PIDS+=($!)
+wait_file "$RUN/sink.port" || die "UDP sink did not start"
+mkdir -p "$RUN/collectd"
+cat > "$RUN/collectd.conf" <<CONF
+Hostname "inspect"
+FQDNLookup false
+BaseDir "$RUN/collectd"
+PIDFile "$RUN/collectd/collectd.pid"
+TypesDB "/usr/share/collectd/types.db"
+Interval 10
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin load
+LoadPlugin df
+LoadPlugin disk
+LoadPlugin interface
+LoadPlugin processes
+LoadPlugin curl
+LoadPlugin tail
+LoadPlugin postgresql
+LoadPlugin mysql
+LoadPlugin network
+<Plugin processes>
+  ProcessMatch "collector" "watchpost-collector"
+  ProcessMatch "postgres" "postgres"
+  ProcessMatch "mariadb" "mariadbd"
+</Plugin>
+<Plugin curl>
+  <Page "login">
+    URL "http://127.0.0.1:$(cat "$RUN/http.port")/login"
+    MeasureResponseTime true
+    MeasureResponseCode true
+    <Match>
+      Regex "name=\"password\""
+      DSType "CounterInc"
+      Type "counter"
+      Instance "form"
+    </Match>
+  </Page>
+</Plugin>
+<Plugin tail>
+  <File "$RUN/alert_orcl.log">
+    Instance "ora"
+    <Match>
+      Regex "ORA-(00600|07445|04031)"
+      DSType "CounterInc"
+      Type "counter"
+      Instance "internal"
+    </Match>
+  </File>
+</Plugin>
+<Plugin postgresql>
+  <Database "postgres">
+    Host "127.0.0.1"
+    Port "$PGPORT"
+    User "watchpost"
+    Password "s3cret"
+  </Database>
+</Plugin>
+<Plugin mysql>
+  <Database "main">
+    Host "127.0.0.1"
+    Port "$MYPORT"
+    User "watchpost"
+    Password "s3cret"
+  </Database>
+</Plugin>
+<Plugin network>
+  Server "127.0.0.1" "$(cat "$RUN/sink.port")"
+</Plugin>
+CONF
+/usr/sbin/collectd -f -C "$RUN/collectd.conf" > "$RUN/collectd.log" 2>&1 &
+COLLECTD_PID=$!
+PIDS+=("$COLLECTD_PID")
+
+log "agent pid $AGENT_PID and collectd pid $COLLECTD_PID running; warmup 20 s, then $SECS s"
 sleep 20
+kill -0 "$COLLECTD_PID" 2>/dev/null || die "collectd exited: $(tail -n 5 "$RUN/collectd.log")"
 
 snap() {
     echo "time $(date +%s.%N)"
@@ -180,13 +271,16 @@ snap() {
     # CPU of reaped children (the plugins exec runs): cutime + cstime, in clock ticks
     echo "child_ticks $(sed 's/.*) //' /proc/"$AGENT_PID"/stat | awk '{print $14 + $15}')"
     echo "values $(cstat values_received)"
+    echo "cd_ns $(cat /proc/"$COLLECTD_PID"/task/*/schedstat | awk '{s += $1} END {print s + 0}')"
 }
 snap > "$RUN/snap.start"
 : > "$RUN/rss.txt"
 for _ in $(seq 1 "$SECS"); do
     sleep 1
     echo "$(awk '/^VmRSS:/ {print $2}' /proc/"$AGENT_PID"/status)" \
-        "$(awk '/^Pss:/ {print $2}' /proc/"$AGENT_PID"/smaps_rollup)" >> "$RUN/rss.txt"
+        "$(awk '/^Pss:/ {print $2}' /proc/"$AGENT_PID"/smaps_rollup)" \
+        "$(awk '/^VmRSS:/ {print $2}' /proc/"$COLLECTD_PID"/status)" \
+        "$(awk '/^Pss:/ {print $2}' /proc/"$COLLECTD_PID"/smaps_rollup)" >> "$RUN/rss.txt"
 done
 snap > "$RUN/snap.end"
 kill -0 "$AGENT_PID" || die "the agent died"
@@ -197,7 +291,7 @@ def snap(n):
     return {k: float(v) for k, v in (l.split() for l in open(f"{run}/snap.{n}") if l.strip())}
 a, b = snap("start"), snap("end")
 secs = b["time"] - a["time"]
-rss = [tuple(map(int, l.split())) for l in open(f"{run}/rss.txt") if l.strip()]
+rss = [tuple(map(int, l.split())) for l in open(f"{run}/rss.txt") if len(l.split()) == 4]
 cpu = 100.0 * (b["ns"] - a["ns"]) / 1e9 / secs
 vps = (b["values"] - a["values"]) / secs
 print(f"==== inspection probes footprint over {secs:.0f} s (every probe at 10 s; log grows "
@@ -206,8 +300,13 @@ import os
 child = 100.0 * (b["child_ticks"] - a["child_ticks"]) / os.sysconf("SC_CLK_TCK") / secs
 print(f"agent CPU          {cpu:.3f} % of one core (the agent process)")
 print(f"plugins CPU        {child:.3f} % of one core (exec's children, reaped)")
-print(f"agent RSS max      {max(r for r, _ in rss) / 1024:.1f} MiB (PSS max "
-      f"{max(p for _, p in rss) / 1024:.1f} MiB)")
+print(f"agent RSS max      {max(r[0] for r in rss) / 1024:.1f} MiB (PSS max "
+      f"{max(r[1] for r in rss) / 1024:.1f} MiB)")
 print(f"values received    {vps:.1f} /s at the collector (metrics, checks and events)")
+cd = 100.0 * (b["cd_ns"] - a["cd_ns"]) / 1e9 / secs
+print(f"collectd CPU       {cd:.3f} % of one core (cpu memory load df disk interface processes "
+      f"curl tail postgresql mysql network, Interval 10)")
+print(f"collectd RSS max   {max(r[2] for r in rss) / 1024:.1f} MiB (PSS max "
+      f"{max(r[3] for r in rss) / 1024:.1f} MiB)")
 print(f"run dir: {run}")
 PY
