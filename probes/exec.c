@@ -772,103 +772,17 @@ static void close_fd(int *fd)
 /* Start r->chk's plugin. 0, or -errno with nothing left running. */
 static int run_start(struct exec_run *r)
 {
-    int rc = 0;
-    int pfd[2] = {-1, -1};
-    int fa_ok = 0;
-    int at_ok = 0;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, deflt;
     pid_t pid = 0;
-    static const int reset_sigs[] = {SIGPIPE, SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGCHLD, SIGUSR1,
-                                     SIGUSR2, SIGALRM, SIGXFSZ, SIGTSTP, SIGTTIN, SIGTTOU};
+    int fd = -1;
+    int rc = wp_probe_spawn(r->chk->argv, r->chk->envp, &pid, &fd);
 
-    if (pipe2(pfd, O_CLOEXEC) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    /* never let the write end land on 0..2, where the dup2 actions would clobber it */
-    while (pfd[1] <= 2) {
-        int fd = fcntl(pfd[1], F_DUPFD_CLOEXEC, 3);
-        if (fd < 0) {
-            rc = -errno;
-            goto out;
-        }
-        close(pfd[1]);
-        pfd[1] = fd;
-    }
-    if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    rc = -posix_spawn_file_actions_init(&fa);
     if (rc < 0) {
-        goto out;
-    }
-    fa_ok = 1;
-    rc = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (rc == 0) {
-        rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    }
-    if (rc == 0) {
-        rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    }
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    if (rc == 0) {
-        rc = -posix_spawn_file_actions_addclosefrom_np(&fa, 3); /* fds some library leaked */
-    }
-#endif
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
-    if (rc == 0) {
-        rc = -posix_spawn_file_actions_addchdir_np(&fa, "/");
-    }
-#endif
-    if (rc < 0) {
-        goto out;
-    }
-    rc = -posix_spawnattr_init(&at);
-    if (rc < 0) {
-        goto out;
-    }
-    at_ok = 1;
-    sigemptyset(&none);
-    sigemptyset(&deflt);
-    for (size_t i = 0; i < sizeof(reset_sigs) / sizeof(reset_sigs[0]); i++) {
-        sigaddset(&deflt, reset_sigs[i]);
-    }
-    rc = -posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF);
-    if (rc == 0) {
-        rc = -posix_spawnattr_setpgroup(&at, 0);
-    }
-    if (rc == 0) {
-        rc = -posix_spawnattr_setsigmask(&at, &none);
-    }
-    if (rc == 0) {
-        rc = -posix_spawnattr_setsigdefault(&at, &deflt);
-    }
-    if (rc < 0) {
-        goto out;
-    }
-    /* glibc reports a failed exec as the return value (CLONE_VFORK) */
-    rc = -posix_spawn(&pid, r->chk->argv[0], &fa, &at, r->chk->argv, r->chk->envp);
-    if (rc < 0) {
-        goto out;
+        return rc;
     }
     r->pid = pid;
-    r->out_fd = pfd[0];
-    pfd[0] = -1;
+    r->out_fd = fd;
     r->pid_fd = pidfd_for(pid);
-out:
-    if (at_ok) {
-        posix_spawnattr_destroy(&at);
-    }
-    if (fa_ok) {
-        posix_spawn_file_actions_destroy(&fa);
-    }
-    close_fd(&pfd[0]);
-    close_fd(&pfd[1]);
-    return rc;
+    return 0;
 }
 
 /* Read what the pipe has (up to a budget); close it at EOF or on an error. */

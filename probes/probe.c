@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -240,6 +242,106 @@ int wp_probe_map_names_ok(const struct wp_probe *p, const struct wp_strlist *map
         }
     }
     return 0;
+}
+
+int wp_probe_spawn(char *const *argv, char *const *envp, pid_t *pid, int *out_fd)
+{
+    int rc = 0;
+    int pfd[2] = {-1, -1};
+    int fa_ok = 0;
+    int at_ok = 0;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, deflt;
+    static const int reset_sigs[] = {SIGPIPE, SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGCHLD, SIGUSR1,
+                                     SIGUSR2, SIGALRM, SIGXFSZ, SIGTSTP, SIGTTIN, SIGTTOU};
+
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    while (pfd[1] <= 2) { /* keep the write end off 0..2, which the dup2 actions overwrite */
+        int fd = fcntl(pfd[1], F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) {
+            rc = -errno;
+            goto out;
+        }
+        close(pfd[1]);
+        pfd[1] = fd;
+    }
+    if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = -posix_spawn_file_actions_init(&fa);
+    if (rc < 0) {
+        goto out;
+    }
+    fa_ok = 1;
+    rc = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0) {
+        rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    }
+    if (rc == 0) {
+        rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+    }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    if (rc == 0) {
+        rc = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    }
+#endif
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+    if (rc == 0) {
+        rc = -posix_spawn_file_actions_addchdir_np(&fa, "/");
+    }
+#endif
+    if (rc < 0) {
+        goto out;
+    }
+    rc = -posix_spawnattr_init(&at);
+    if (rc < 0) {
+        goto out;
+    }
+    at_ok = 1;
+    sigemptyset(&none);
+    sigemptyset(&deflt);
+    for (size_t i = 0; i < sizeof(reset_sigs) / sizeof(reset_sigs[0]); i++) {
+        sigaddset(&deflt, reset_sigs[i]);
+    }
+    rc = -posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                            POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0) {
+        rc = -posix_spawnattr_setpgroup(&at, 0);
+    }
+    if (rc == 0) {
+        rc = -posix_spawnattr_setsigmask(&at, &none);
+    }
+    if (rc == 0) {
+        rc = -posix_spawnattr_setsigdefault(&at, &deflt);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    rc = -posix_spawn(pid, argv[0], &fa, &at, argv, envp);
+    if (rc < 0) {
+        goto out;
+    }
+    *out_fd = pfd[0];
+    pfd[0] = -1;
+out:
+    if (at_ok) {
+        posix_spawnattr_destroy(&at);
+    }
+    if (fa_ok) {
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    if (pfd[0] >= 0) {
+        close(pfd[0]);
+    }
+    if (pfd[1] >= 0) {
+        close(pfd[1]);
+    }
+    return rc;
 }
 
 double wp_probe_mono_s(void)

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -128,6 +129,13 @@ int wp_probe_read_secret(const struct wp_probe *p, const char *path, char *buf, 
  * what names the option in the error. 0 or WP_ECONFIG (logged). */
 int wp_probe_map_names_ok(const struct wp_probe *p, const struct wp_strlist *map,
                           const char *what);
+
+/* Start argv[0] (absolute path, no shell) with envp: stdin /dev/null, stdout and stderr
+ * into one pipe whose read end (non-blocking, close-on-exec) goes to *out_fd, in its own
+ * process group (kill(-pid, ...) reaches everything it starts), working directory /, no
+ * other inherited fds, default signal dispositions and an empty signal mask. The caller
+ * reaps *pid. 0, or -errno with nothing started. */
+int wp_probe_spawn(char *const *argv, char *const *envp, pid_t *pid, int *out_fd);
 
 /* Monotonic seconds, for timing what a probe measures. */
 double wp_probe_mono_s(void);
