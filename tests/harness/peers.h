@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "capture.h"
@@ -40,6 +43,48 @@ static inline int peers_free_port(void)
     }
     close(fd);
     return ntohs(a.sin_port);
+}
+
+static inline int64_t peers_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void peers_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+#define assert_contains(hay, needle)                                     \
+    do {                                                                 \
+        if (strstr((hay), (needle)) == NULL) {                           \
+            fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle)); \
+        }                                                                \
+    } while (0)
+
+/* Stop a server child: SIGTERM, wait up to grace_ms, then SIGKILL; always reaped. *pid = 0. */
+static inline void peers_stop(pid_t *pid, int64_t grace_ms)
+{
+    int64_t end = peers_mono_ms() + grace_ms;
+
+    if (*pid <= 0) {
+        return;
+    }
+    kill(*pid, SIGTERM);
+    while (waitpid(*pid, NULL, WNOHANG) == 0) {
+        if (peers_mono_ms() >= end) {
+            kill(*pid, SIGKILL);
+            waitpid(*pid, NULL, 0);
+            break;
+        }
+        peers_sleep_ms(10);
+    }
+    *pid = 0;
 }
 
 /* system() of a formatted command. */

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "peers.h"
 #include "probe.h"
 #include "wp/conf.h"
 #include "wp/err.h"
@@ -59,46 +60,10 @@ static struct env g_env;
 
 /* ---- helpers ---- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-#define assert_contains(hay, needle)                                     \
-    do {                                                                 \
-        if (strstr((hay), (needle)) == NULL) {                           \
-            fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle)); \
-        }                                                                \
-    } while (0)
-
 /* SIGTERM, wait up to 2 s, then SIGKILL and reap. */
 static void server_stop(struct server *s)
 {
-    int64_t end = mono_ms() + 2000;
-
-    if (s->pid <= 0) {
-        return;
-    }
-    kill(s->pid, SIGTERM);
-    while (waitpid(s->pid, NULL, WNOHANG) == 0) {
-        if (mono_ms() >= end) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            break;
-        }
-        sleep_ms(20);
-    }
-    s->pid = 0;
+    peers_stop(&s->pid, 2000);
 }
 
 /* Start httpd.py (HTTPS when cert is set) and read its port; 0 or -1. */
@@ -145,8 +110,8 @@ static int server_start(const char *tag, const char *cert, const char *key, stru
         execvp("python3", (char *const *)(uintptr_t)argv);
         _exit(127);
     }
-    end = mono_ms() + SERVER_WAIT_MS;
-    while (mono_ms() < end) {
+    end = peers_mono_ms() + SERVER_WAIT_MS;
+    while (peers_mono_ms() < end) {
         FILE *fp = fopen(pf, "re");
         if (fp != NULL) {
             int port = 0;
@@ -162,7 +127,7 @@ static int server_start(const char *tag, const char *cert, const char *key, stru
             s->pid = 0;
             return -1;
         }
-        sleep_ms(20);
+        peers_sleep_ms(20);
     }
     fprintf(stderr, "httpd.py (%s) wrote no port in %d ms\n", tag, SERVER_WAIT_MS);
     server_stop(s);
@@ -378,13 +343,13 @@ static void http_status_unexpected(void **state)
 static void http_timeout(void **state)
 {
     char *rest = wp_xasprintf("url: \"http://127.0.0.1:%d/slow\", timeout: 1s", g_env.http.port);
-    int64_t t0 = mono_ms();
+    int64_t t0 = peers_mono_ms();
     int64_t took = 0;
     const struct cap_rec *r = NULL;
 
     (void)state;
     run_http("slow", rest);
-    took = mono_ms() - t0;
+    took = peers_mono_ms() - t0;
     free(rest);
     r = check_of("http_slow");
     assert_int_equal(r->level, WP_CHECK_CRITICAL);
@@ -402,12 +367,12 @@ static void http_targets_concurrent(void **state)
                               "  - {name: slow2, url: \"http://127.0.0.1:%d/slow\", timeout: 1s}\n"
                               "  - {name: login, url: \"http://127.0.0.1:%d/login\"}\n",
                               g_env.http.port, g_env.http.port, g_env.http.port);
-    int64_t t0 = mono_ms();
+    int64_t t0 = peers_mono_ms();
     int64_t took = 0;
 
     (void)state;
     run_probe(&wp_probe_http, yaml);
-    took = mono_ms() - t0;
+    took = peers_mono_ms() - t0;
     free(yaml);
     assert_true(took < 1900);
     assert_int_equal(capture_count(&g_env.cap, "http"), 3);

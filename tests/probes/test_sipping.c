@@ -58,46 +58,10 @@ static struct env g_env;
 
 /* ---- helpers ---- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-#define assert_contains(hay, needle)                                     \
-    do {                                                                 \
-        if (strstr((hay), (needle)) == NULL) {                           \
-            fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle)); \
-        }                                                                \
-    } while (0)
-
 /* SIGTERM, wait up to 1 s, then SIGKILL and reap. */
 static void sipp_stop(struct sipp *s)
 {
-    int64_t end = mono_ms() + 1000;
-
-    if (s->pid <= 0) {
-        return;
-    }
-    kill(s->pid, SIGTERM);
-    while (waitpid(s->pid, NULL, WNOHANG) == 0) {
-        if (mono_ms() >= end) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    s->pid = 0;
+    peers_stop(&s->pid, 1000);
 }
 
 /* Does SIPp pid answer an OPTIONS on 127.0.0.1:port within ms? (Its To tag holds its pid:
@@ -130,7 +94,7 @@ static int sip_answers(int port, pid_t pid, int ms)
                  "Call-ID: ready-%d-%lld\r\n"
                  "CSeq: 1 OPTIONS\r\n"
                  "Content-Length: 0\r\n\r\n",
-                 port, port, port, port, (long long)mono_ms());
+                 port, port, port, port, (long long)peers_mono_ms());
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && send(fd, req, (size_t)n, 0) == n) {
         pfd.fd = fd;
         pfd.events = POLLIN;
@@ -207,13 +171,13 @@ static int sipp_start(const char *scenario, int port, struct sipp *s)
     }
     for (int attempt = 0; attempt < 5; attempt++) {
         int p = port != 0 ? port : peers_free_port();
-        int64_t end = mono_ms() + SIPP_WAIT_MS;
+        int64_t end = peers_mono_ms() + SIPP_WAIT_MS;
         pid_t pid = p > 0 ? sipp_spawn(scenario, p) : -1;
 
         if (pid < 0) {
             continue;
         }
-        while (mono_ms() < end) {
+        while (peers_mono_ms() < end) {
             if (waitpid(pid, NULL, WNOHANG) == pid) {
                 pid = 0; /* the port was taken, most likely: try again */
                 break;
@@ -228,7 +192,7 @@ static int sipp_start(const char *scenario, int port, struct sipp *s)
             struct sipp dead = {.pid = pid};
             sipp_stop(&dead);
         }
-        sleep_ms(100);
+        peers_sleep_ms(100);
     }
     fprintf(stderr, "sipp (%s) did not answer OPTIONS\n", scenario);
     return -1;
@@ -242,13 +206,13 @@ static struct wp_probe *probe_new(const char *yaml)
 /* Sample p once into g_env.cap (cleared first); returns the time it took in ms. */
 static int64_t sample(struct wp_probe *p)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = peers_mono_ms();
 
     capture_clear(&g_env.cap);
     g_env.cap.sink.ts_ms += 10000;
     assert_int_equal(p->ops->sample(p, &g_env.cap.sink), 0);
     assert_int_equal(g_env.cap.bad, 0);
-    return mono_ms() - t0;
+    return peers_mono_ms() - t0;
 }
 
 static double val(const char *inst, const char *field)
@@ -510,7 +474,7 @@ static void *noisy_main(void *arg)
     len = snprintf(msg, sizeof(msg), "SIP/2.0 100 Trying\r\n%s%s%s%s%sContent-Length: 0\r\n\r\n",
                    via, fromh, to, cid, cseq);
     SEND(msg, len);
-    sleep_ms(50);
+    peers_sleep_ms(50);
     len = snprintf(msg, sizeof(msg),
                    "SIP/2.0 486 Busy Here\r\n%s%s%s;tag=ok\r\n%s%sContent-Length: 0\r\n\r\n", via,
                    fromh, to, cid, cseq);
