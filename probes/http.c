@@ -293,14 +293,6 @@ static int parse_expect(const char *s, struct http_expect *e)
 }
 
 /* The node of key in the target mapping, or the mapping itself (for error positions). */
-static struct wp_conf_node *at_key(struct wp_conf_doc *doc, struct wp_conf_node *it,
-                                   const char *key)
-{
-    struct wp_conf_node *n = wp_conf_map_get(doc, it, key);
-
-    return n != NULL ? n : it;
-}
-
 /* Accept only http and https URLs that curl can parse. The URL is not echoed in messages:
  * it may carry a password. */
 static int check_url(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
@@ -317,13 +309,13 @@ static int check_url(struct wp_conf_doc *doc, struct wp_conf_node *it, const cha
         goto out;
     }
     if (colon == NULL) {
-        rc = wp_conf_errorf(doc, at_key(doc, it, "url"), err,
+        rc = wp_conf_errorf(doc, wp_probe_at_key(doc, it, "url"), err,
                             "%s.url: expected an http:// or https:// URL", path);
         goto out;
     }
     if (!((colon - url == 4 && strncasecmp(url, "http", 4) == 0) ||
           (colon - url == 5 && strncasecmp(url, "https", 5) == 0))) {
-        rc = wp_conf_errorf(doc, at_key(doc, it, "url"), err,
+        rc = wp_conf_errorf(doc, wp_probe_at_key(doc, it, "url"), err,
                             "%s.url: expected an http:// or https:// URL, got scheme \"%.*s\"",
                             path, (int)(colon - url > 16 ? 16 : colon - url), url);
         goto out;
@@ -331,7 +323,7 @@ static int check_url(struct wp_conf_doc *doc, struct wp_conf_node *it, const cha
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
-        rc = wp_conf_errorf(doc, at_key(doc, it, "url"), err,
+        rc = wp_conf_errorf(doc, wp_probe_at_key(doc, it, "url"), err,
                             "%s.url: not a valid URL (expected http://host[:port]/path)", path);
         goto out;
     }
@@ -352,31 +344,23 @@ static int target_check(struct wp_conf_doc *doc, struct wp_conf_node *it, const 
     int rc = 0;
     size_t tl = 0;
 
-    if (!wp_probe_name_ok(t->name, HTTP_NAME_MAX)) {
-        return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
-                              "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', got "
-                              "\"%s\"",
-                              path, HTTP_NAME_MAX, t->name);
-    }
-    for (size_t j = 0; j < idx; j++) {
-        if (strcmp(all->v[j].name, t->name) == 0) {
-            return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
-                                  "%s.name: \"%s\" is already the name of targets[%zu]", path,
-                                  t->name, j);
-        }
+    rc = wp_probe_target_name(doc, it, err, path, t->name, HTTP_NAME_MAX, &all->v[0].name,
+                              sizeof(all->v[0]), idx);
+    if (rc < 0) {
+        return rc;
     }
     rc = check_url(doc, it, path, t->url, err);
     if (rc < 0) {
         return rc;
     }
     if (t->expect_status.n == 0 || t->expect_status.n > HTTP_EXPECT_MAX) {
-        return wp_conf_errorf(doc, at_key(doc, it, "expect_status"), err,
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "expect_status"), err,
                               "%s.expect_status: expected 1 to %d codes like [200, 3xx]", path,
                               HTTP_EXPECT_MAX);
     }
     for (size_t i = 0; i < t->expect_status.n; i++) {
         if (parse_expect(t->expect_status.v[i], &t->expect[i]) < 0) {
-            return wp_conf_errorf(doc, at_key(doc, it, "expect_status"), err,
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "expect_status"), err,
                                   "%s.expect_status: expected status codes like 200 or 2xx, got "
                                   "\"%s\"",
                                   path, t->expect_status.v[i]);
@@ -392,29 +376,29 @@ static int target_check(struct wp_conf_doc *doc, struct wp_conf_node *it, const 
         strcat(t->expect_text, t->expect_status.v[i]);
     }
     if (t->bearer != NULL && (t->user != NULL || t->password != NULL)) {
-        return wp_conf_errorf(doc, at_key(doc, it, "bearer"), err,
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "bearer"), err,
                               "%s.bearer: use either bearer or user/password, not both", path);
     }
     if (t->password != NULL && t->user == NULL) {
-        return wp_conf_errorf(doc, at_key(doc, it, "password"), err, "%s.password: needs user",
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "password"), err, "%s.password: needs user",
                               path);
     }
     if (t->method == HTTP_HEAD && t->body_regex != NULL) {
-        return wp_conf_errorf(doc, at_key(doc, it, "body_regex"), err,
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "body_regex"), err,
                               "%s.body_regex: a HEAD request has no body (use method: GET)", path);
     }
     for (size_t i = 0; i + 1 < t->headers.n; i += 2) {
         const char *k = t->headers.v[i];
         const char *v = t->headers.v[i + 1];
         if (k[0] == '\0' || strpbrk(k, ": \t\r\n") != NULL || strpbrk(v, "\r\n") != NULL) {
-            return wp_conf_errorf(doc, at_key(doc, it, "headers"), err,
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "headers"), err,
                                   "%s.headers: bad header \"%s\" (a name without ':' or blanks, "
                                   "a value on one line)",
                                   path, k);
         }
     }
     if (t->ca != NULL && t->insecure) {
-        return wp_conf_errorf(doc, at_key(doc, it, "insecure"), err,
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "insecure"), err,
                               "%s.insecure: ca and insecure: true exclude each other", path);
     }
     if (t->body_regex != NULL) {
@@ -425,7 +409,7 @@ static int target_check(struct wp_conf_doc *doc, struct wp_conf_node *it, const 
         if (t->re == NULL) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(ecode, msg, sizeof(msg));
-            return wp_conf_errorf(doc, at_key(doc, it, "body_regex"), err,
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "body_regex"), err,
                                   "%s.body_regex: %s at offset %zu", path, (const char *)msg,
                                   (size_t)eoff);
         }

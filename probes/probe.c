@@ -344,6 +344,41 @@ out:
     return rc;
 }
 
+struct wp_conf_node *wp_probe_at_key(struct wp_conf_doc *doc, struct wp_conf_node *item,
+                                     const char *key)
+{
+    struct wp_conf_node *n = wp_conf_map_get(doc, item, key);
+
+    return n != NULL ? n : item;
+}
+
+int wp_probe_target_name(struct wp_conf_doc *doc, struct wp_conf_node *item,
+                         struct wp_conf_err *err, const char *path, const char *name, size_t max,
+                         char *const *names, size_t stride, size_t i)
+{
+    if (!wp_probe_name_ok(name, max)) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, item, "name"), err,
+                              "%s.name: expected 1 to %zu letters, digits, '_', '-' or '.', got "
+                              "\"%s\"",
+                              path, max, name != NULL ? name : "");
+    }
+    for (size_t j = 0; j < i; j++) {
+        const char *other = *(char *const *)(const void *)((const char *)names + j * stride);
+        if (strcmp(other, name) == 0) {
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, item, "name"), err,
+                                  "%s.name: \"%s\" is already the name of targets[%zu]", path,
+                                  name, j);
+        }
+    }
+    return 0;
+}
+
+char *wp_probe_hostport(const char *host, int64_t port)
+{
+    return strchr(host, ':') != NULL ? wp_xasprintf("[%s]:%lld", host, (long long)port)
+                                     : wp_xasprintf("%s:%lld", host, (long long)port);
+}
+
 double wp_probe_mono_s(void)
 {
     struct timespec ts;

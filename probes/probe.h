@@ -137,6 +137,19 @@ int wp_probe_map_names_ok(const struct wp_probe *p, const struct wp_strlist *map
  * reaps *pid. 0, or -errno with nothing started. */
 int wp_probe_spawn(char *const *argv, char *const *envp, pid_t *pid, int *out_fd);
 
+/* Decoding a probe's list of targets: the node of key in item, or item when absent (for
+ * error positions). */
+struct wp_conf_node *wp_probe_at_key(struct wp_conf_doc *doc, struct wp_conf_node *item,
+                                     const char *key);
+/* Check target i's name (path "targets[i]"): wp_probe_name_ok(max) and not the name of an
+ * earlier target. names points at targets[0]'s name field and stride is sizeof(target), so
+ * target j's name is *(char **)((char *)names + j * stride). 0 or the error in err. */
+int wp_probe_target_name(struct wp_conf_doc *doc, struct wp_conf_node *item,
+                         struct wp_conf_err *err, const char *path, const char *name, size_t max,
+                         char *const *names, size_t stride, size_t i);
+/* "host:port", or "[host]:port" for an IPv6 address (malloc'd). */
+char *wp_probe_hostport(const char *host, int64_t port);
+
 /* Monotonic seconds, for timing what a probe measures. */
 double wp_probe_mono_s(void);
 

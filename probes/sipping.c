@@ -209,14 +209,6 @@ static const struct wp_series_kind kind_sip = {"sipping", sip_fields, 4, WP_DS_G
 
 /* ---- config ---- */
 
-static struct wp_conf_node *at_key(struct wp_conf_doc *doc, struct wp_conf_node *it,
-                                   const char *key)
-{
-    struct wp_conf_node *n = wp_conf_map_get(doc, it, key);
-
-    return n != NULL ? n : it;
-}
-
 /* A host goes into the Request-URI and To: letters, digits, '.', '-', ':' (IPv6) only. */
 static int host_ok(const char *h)
 {
@@ -264,32 +256,22 @@ static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, vo
         if (rc < 0) {
             return rc;
         }
-        if (!wp_probe_name_ok(t->name, SIP_NAME_MAX)) {
-            return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
-                                  "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', "
-                                  "got \"%s\"",
-                                  path, SIP_NAME_MAX, t->name);
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(ts->v[j].name, t->name) == 0) {
-                return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
-                                      "%s.name: \"%s\" is already the name of targets[%zu]", path,
-                                      t->name, j);
-            }
+        rc = wp_probe_target_name(doc, it, err, path, t->name, SIP_NAME_MAX, &ts->v[0].name,
+                                  sizeof(ts->v[0]), i);
+        if (rc < 0) {
+            return rc;
         }
         if (!host_ok(t->host)) {
-            return wp_conf_errorf(doc, at_key(doc, it, "host"), err,
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
                                   "%s.host: expected a host name or an IP address", path);
         }
         if (t->user != NULL && !wp_probe_name_ok(t->user, SIP_NAME_MAX)) {
-            return wp_conf_errorf(doc, at_key(doc, it, "user"), err,
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "user"), err,
                                   "%s.user: expected 1 to %d letters, digits, '_', '-' or '.'",
                                   path, SIP_NAME_MAX);
         }
         t->check = wp_xasprintf("sipping_%s", t->name);
-        t->where = strchr(t->host, ':') != NULL
-                       ? wp_xasprintf("[%s]:%lld", t->host, (long long)t->port)
-                       : wp_xasprintf("%s:%lld", t->host, (long long)t->port);
+        t->where = wp_probe_hostport(t->host, t->port);
         t->uri = wp_xasprintf("sip:%s%s%s", t->user != NULL ? t->user : "",
                               t->user != NULL ? "@" : "", t->where);
     }

@@ -123,14 +123,6 @@ static const struct wp_series_kind kind_tcp = {"tcp", tcp_fields, 2, WP_DS_GAUGE
 
 /* ---- config ---- */
 
-static struct wp_conf_node *at_key(struct wp_conf_doc *doc, struct wp_conf_node *it,
-                                   const char *key)
-{
-    struct wp_conf_node *n = wp_conf_map_get(doc, it, key);
-
-    return n != NULL ? n : it;
-}
-
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                           struct wp_conf_err *err)
 {
@@ -156,27 +148,17 @@ static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, vo
         if (rc < 0) {
             return rc;
         }
-        if (!wp_probe_name_ok(t->name, TCP_NAME_MAX)) {
-            return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
-                                  "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', "
-                                  "got \"%s\"",
-                                  path, TCP_NAME_MAX, t->name);
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(ts->v[j].name, t->name) == 0) {
-                return wp_conf_errorf(doc, at_key(doc, it, "name"), err,
-                                      "%s.name: \"%s\" is already the name of targets[%zu]", path,
-                                      t->name, j);
-            }
+        rc = wp_probe_target_name(doc, it, err, path, t->name, TCP_NAME_MAX, &ts->v[0].name,
+                                  sizeof(ts->v[0]), i);
+        if (rc < 0) {
+            return rc;
         }
         if (t->host[0] == '\0' || strlen(t->host) > 253) {
-            return wp_conf_errorf(doc, at_key(doc, it, "host"), err,
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
                                   "%s.host: expected a host name or an IP address", path);
         }
         t->check = wp_xasprintf("tcp_%s", t->name);
-        t->where = strchr(t->host, ':') != NULL
-                       ? wp_xasprintf("[%s]:%lld", t->host, (long long)t->port)
-                       : wp_xasprintf("%s:%lld", t->host, (long long)t->port);
+        t->where = wp_probe_hostport(t->host, t->port);
     }
     return 0;
 }
