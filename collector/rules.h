@@ -52,6 +52,11 @@
  *   check: {status: critical, consecutive: 3}              status warning = warning or worse
  *   forecast: {limit: 100, within: 6d, window: 1d}         least squares over `window`
  *         reaches `limit` within `within` (the metric must be given)
+ *   line_mass: {states: [blocked, unavailable], share: 80, within: 60s, min_lines: 5}
+ *         at least `share` % of a group's lines (and min_lines of them) entered one of
+ *         `states` within `within`: one problem for the group (the PBX or the middleware),
+ *         and while it fires the group's line_state and line_share problems are suppressed;
+ *         it recovers when fewer than `share` % of the lines are still in those states
  */
 #ifndef WP_COLLECTOR_RULES_H
 #define WP_COLLECTOR_RULES_H
@@ -85,7 +90,8 @@ struct rule_expr {
 };
 
 enum rule_kind { RULE_THRESHOLD, RULE_NODATA, RULE_LOG, RULE_LINE_STATE, RULE_LINE_SHARE,
-                 RULE_CHECK, RULE_FORECAST };
+                 RULE_CHECK, RULE_FORECAST, RULE_LINE_MASS };
+#define RULE_KIND_LAST RULE_LINE_MASS
 
 enum rule_level { RULE_HIGH = 1, RULE_MEDIUM = 2, RULE_LOW = 3 };
 
@@ -114,10 +120,12 @@ struct rule {
     int64_t log_count;
     int64_t log_window_ms;
 
-    char **states; /* RULE_LINE_STATE (one) / RULE_LINE_SHARE (one or more) */
+    char **states; /* RULE_LINE_STATE (one) / RULE_LINE_SHARE, RULE_LINE_MASS (one or more) */
     size_t nstates;
     int64_t state_for_ms;
-    double share_above_pct;
+    double share_above_pct; /* RULE_LINE_SHARE: above; RULE_LINE_MASS: share (at least) */
+    int64_t mass_within_ms; /* RULE_LINE_MASS */
+    int64_t mass_min_lines;
 
     enum check_status check_status; /* RULE_CHECK */
     int64_t check_consecutive;

@@ -12,7 +12,7 @@
  *   - weekly windows: days are sun..sat or sunday..saturday (any case); to "24:00" ends at
  *     midnight; a window that wraps midnight belongs to the day it starts on;
  *   - `for` applies to when: and forecast: rules, recover/recover_for to when: rules only;
- *     log, line_state and line_share rules take no metric;
+ *     log, line_state, line_share and line_mass rules take no metric;
  *   - maintenance hosts: or groups: given as an empty list is an error (leaving both out
  *     means every host).
  */
@@ -42,10 +42,10 @@ static const char *const fn_names[] = {"last", "avg",  "min",   "max",
                                        "p95",  "rate", "delta", "count"};
 #define FN_LIST "last, avg, min, max, p95, rate, delta or count"
 
-static const char *const cond_keys[] = {"when",       "nodata", "log",     "line_state",
-                                        "line_share", "check",  "forecast"};
+static const char *const cond_keys[] = {"when",  "nodata",   "log",      "line_state", "line_share",
+                                        "check", "forecast", "line_mass"};
 #define NCOND     (sizeof(cond_keys) / sizeof(cond_keys[0]))
-#define COND_LIST "when, nodata, log, line_state, line_share, check or forecast"
+#define COND_LIST "when, nodata, log, line_state, line_share, check, forecast or line_mass"
 
 /* ---- YAML view ----
  *
@@ -1215,6 +1215,21 @@ static int decode_above(struct wp_conf_doc *doc, struct wp_conf_node *node, void
     return rc;
 }
 
+static int decode_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                        struct wp_conf_err *err)
+{
+    double *v = field;
+    int rc = decode_number(doc, node, v, "line_mass.share", err);
+
+    if (rc == 0 && !(*v > 0 && *v <= 100)) {
+        rc = wp_conf_errorf(doc, node, err,
+                            "line_mass.share: expected a percentage above 0 and at most 100, "
+                            "got %g",
+                            *v);
+    }
+    return rc;
+}
+
 static int decode_limit(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                         struct wp_conf_err *err)
 {
@@ -1291,6 +1306,42 @@ static const struct wp_opt line_share_opts[] = {
      .offset = offsetof(struct line_share_in, above),
      .required = 1,
      .custom = decode_above},
+    WP_OPT_TABLE_END,
+};
+
+struct line_mass_in {
+    struct wp_strlist states;
+    double share;
+    int64_t within_ms;
+    int64_t min_lines;
+};
+
+static const struct wp_opt line_mass_opts[] = {
+    {.name = "states",
+     .type = WP_OPT_STRLIST,
+     .help = "line states a mass change goes into (default blocked, unavailable, "
+             "out_of_service)",
+     .offset = offsetof(struct line_mass_in, states)},
+    {.name = "share",
+     .type = WP_OPT_CUSTOM,
+     .help = "percent of the group's lines that changed, above 0 and at most 100 (default "
+             "80)",
+     .offset = offsetof(struct line_mass_in, share),
+     .custom = decode_share},
+    {.name = "within",
+     .type = WP_OPT_DURATION,
+     .def = "60s",
+     .help = "the window the changes happened in",
+     .offset = offsetof(struct line_mass_in, within_ms),
+     .min = 1000,
+     .max = 86400000},
+    {.name = "min_lines",
+     .type = WP_OPT_INT,
+     .def = "5",
+     .help = "groups with fewer lines changed never count as a mass change",
+     .offset = offsetof(struct line_mass_in, min_lines),
+     .min = 1,
+     .max = 1000000},
     WP_OPT_TABLE_END,
 };
 
@@ -1526,6 +1577,46 @@ out:
     return rc;
 }
 
+static int parse_line_mass(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
+                           struct wp_conf_err *err)
+{
+    struct line_mass_in lm;
+    int rc = 0;
+
+    memset(&lm, 0, sizeof(lm));
+    rc = wp_opts_apply(doc, node, line_mass_opts, &lm, "line_mass", err);
+    if (rc < 0) {
+        goto out;
+    }
+    if (lm.states.n == 0 && wp_conf_map_get(doc, node, "states") != NULL) {
+        rc = wp_conf_errorf(doc, wp_conf_map_get(doc, node, "states"), err,
+                            "line_mass.states: expected at least one line state");
+        goto out;
+    }
+    if (lm.states.n == 0) {
+        static const char *const def[] = {"blocked", "unavailable", "out_of_service"};
+        size_t nd = sizeof(def) / sizeof(def[0]);
+        lm.states.v = wp_xcalloc(nd + 1, sizeof(*lm.states.v));
+        for (size_t i = 0; i < nd; i++) {
+            lm.states.v[i] = wp_xstrdup(def[i]);
+        }
+        lm.states.n = nd;
+    }
+    if (wp_conf_map_get(doc, node, "share") == NULL) {
+        lm.share = 80;
+    }
+    r->kind = RULE_LINE_MASS;
+    r->states = lm.states.v;
+    r->nstates = lm.states.n;
+    memset(&lm.states, 0, sizeof(lm.states));
+    r->share_above_pct = lm.share;
+    r->mass_within_ms = lm.within_ms;
+    r->mass_min_lines = lm.min_lines;
+out:
+    wp_opts_free(line_mass_opts, &lm);
+    return rc;
+}
+
 static int parse_check(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
                        struct wp_conf_err *err)
 {
@@ -1692,6 +1783,12 @@ static int decode_line_state(struct wp_conf_doc *doc, struct wp_conf_node *node,
     return parse_line_state(doc, node, &((struct rule_in *)field)->r, err);
 }
 
+static int decode_line_mass(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                            struct wp_conf_err *err)
+{
+    return parse_line_mass(doc, node, &((struct rule_in *)field)->r, err);
+}
+
 static int decode_line_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                              struct wp_conf_err *err)
 {
@@ -1764,6 +1861,11 @@ static const struct wp_opt rule_opts[] = {
      .type = WP_OPT_CUSTOM,
      .help = "{states, above}: share (%) of a group's lines in these states",
      .custom = decode_line_share},
+    {.name = "line_mass",
+     .type = WP_OPT_CUSTOM,
+     .help = "{states, share, within, min_lines}: share (%) of a group's lines that changed "
+             "into these states within a window",
+     .custom = decode_line_mass},
     {.name = "check",
      .type = WP_OPT_CUSTOM,
      .help = "{status, consecutive}: a check failing N times in a row",
@@ -1814,7 +1916,7 @@ static int check_condition(struct wp_conf_doc *doc, struct wp_conf_node *item, s
 {
     static const enum rule_kind kinds[NCOND] = {RULE_THRESHOLD,  RULE_NODATA,     RULE_LOG,
                                                 RULE_LINE_STATE, RULE_LINE_SHARE, RULE_CHECK,
-                                                RULE_FORECAST};
+                                                RULE_FORECAST,   RULE_LINE_MASS};
     struct wp_conf_node *at[NCOND];
     size_t first = NCOND;
     size_t second = NCOND;
@@ -1851,7 +1953,7 @@ static const char *kind_key(enum rule_kind k)
     static const char *const names[] = {
         [RULE_THRESHOLD] = "when",        [RULE_NODATA] = "nodata",         [RULE_LOG] = "log",
         [RULE_LINE_STATE] = "line_state", [RULE_LINE_SHARE] = "line_share", [RULE_CHECK] = "check",
-        [RULE_FORECAST] = "forecast",
+        [RULE_FORECAST] = "forecast",     [RULE_LINE_MASS] = "line_mass",
     };
     return names[k];
 }
@@ -1871,7 +1973,8 @@ static int check_kind_keys(struct wp_conf_doc *doc, struct wp_conf_node *item,
     }
     n = wp_conf_map_get(doc, item, "metric");
     if (n != NULL &&
-        (r->kind == RULE_LOG || r->kind == RULE_LINE_STATE || r->kind == RULE_LINE_SHARE)) {
+        (r->kind == RULE_LOG || r->kind == RULE_LINE_STATE || r->kind == RULE_LINE_SHARE ||
+         r->kind == RULE_LINE_MASS)) {
         return wp_conf_errorf(doc, n, err,
                               "metric: not used by %s rules (select with match: on the event's "
                               "labels)",

@@ -130,11 +130,22 @@ struct saved {
     int64_t last_signal;
 };
 
+struct lgroup;
+
 struct line {
     char *host_line; /* key: host \x1f line */
     struct rules_host *h;
     char *name, *group, *state;
     int64_t since;
+    struct lgroup *g; /* its group on its host */
+    size_t gi;        /* its index in g->v */
+    int changed;      /* since is a change we saw (not the first report of the line) */
+};
+
+/* The lines of one group on one host (share and mass-change rules count over it). */
+struct lgroup {
+    struct line **v;
+    size_t n, cap;
 };
 
 struct prob;
@@ -202,6 +213,7 @@ struct rules_eng {
     struct hmap probs;   /* fp -> prob */
     struct hmap restore; /* fp -> saved */
     struct hmap lines;   /* host \x1f line -> line */
+    struct hmap lgroups; /* host \x1f group -> lgroup */
     struct rules_host *hlist;
     struct rules_series *slist;
     struct prob *plist;
@@ -296,7 +308,7 @@ static char *fingerprint(const struct rule *r, const struct ctx *c)
     /* events always tell their problems apart by what they are about */
     static const char *const natural[] = {
         [RULE_LOG] = "source", [RULE_LINE_STATE] = "line", [RULE_LINE_SHARE] = "group",
-        [RULE_CHECK] = "check"};
+        [RULE_CHECK] = "check", [RULE_LINE_MASS] = "group"};
     const char *nk = (size_t)r->kind < sizeof(natural) / sizeof(natural[0]) ? natural[r->kind]
                                                                            : NULL;
     const char *nv = nk != NULL ? label_of(c, nk) : NULL;
@@ -348,7 +360,10 @@ static char *expand(const char *tpl, const struct prob *p, const struct ctx *c)
                 fmt_value(num, sizeof(num), p->has_value ? p->value : NAN);
                 rep = num;
             } else if (strcmp(name, "threshold") == 0) {
-                double th = p->r->kind == RULE_FORECAST ? p->r->fc_limit : p->r->when.threshold;
+                double th = p->r->kind == RULE_FORECAST ? p->r->fc_limit
+                            : p->r->kind == RULE_LINE_SHARE || p->r->kind == RULE_LINE_MASS
+                                ? p->r->share_above_pct
+                                : p->r->when.threshold;
                 fmt_value(num, sizeof(num), th);
                 rep = num;
             } else if (strcmp(name, "text") == 0) {
@@ -394,6 +409,7 @@ static void prob_ctx(const struct prob *p, struct ctx *c)
         c->line = p->key_value;
         break;
     case RULE_LINE_SHARE:
+    case RULE_LINE_MASS:
         c->group = p->key_value;
         break;
     case RULE_CHECK:
@@ -521,7 +537,40 @@ static void host_supp_get(struct rules_eng *e, const struct rules_host *h, int64
     }
 }
 
-/* Is this problem suppressed now, and why (maintenance, a silent host, a firing parent)? */
+/* The group of a line problem's line ("" when the line is gone). */
+static const char *line_group(struct rules_eng *e, const struct prob *p)
+{
+    char key[600];
+    snprintf(key, sizeof(key), "%s\x1f%s", p->h->host, p->key_value != NULL ? p->key_value : "");
+    const struct line *l = hmap_get(&e->lines, key);
+    return l != NULL ? l->group : "";
+}
+
+/* A line_state or line_share problem whose group has a firing mass change on its host: the
+ * name of that mass-change rule, else NULL. */
+static const char *mass_change_of(struct rules_eng *e, const struct prob *p,
+                                  const char **group)
+{
+    if (p->r->kind != RULE_LINE_STATE && p->r->kind != RULE_LINE_SHARE) {
+        return NULL;
+    }
+    for (struct prob *q = p->h->active; q != NULL; q = q->anext) {
+        if (q->r->kind != RULE_LINE_MASS || q->key_value == NULL) {
+            continue;
+        }
+        if (*group == NULL) {
+            *group = p->r->kind == RULE_LINE_SHARE ? (p->key_value != NULL ? p->key_value : "")
+                                                    : line_group(e, p);
+        }
+        if (strcmp(q->key_value, *group) == 0) {
+            return q->r->name;
+        }
+    }
+    return NULL;
+}
+
+/* Is this problem suppressed now, and why (maintenance, a silent host, a firing parent, a
+ * mass change of its group)? */
 static const char *suppress_reason(struct rules_eng *e, struct prob *p,
                                    const struct host_supp *hs, char *buf, size_t len)
 {
@@ -531,6 +580,12 @@ static const char *suppress_reason(struct rules_eng *e, struct prob *p,
     }
     if (hs->silent != NULL && hs->silent != p) {
         snprintf(buf, len, "host %s silent (%s)", p->h->host, hs->silent->r->name);
+        return buf;
+    }
+    const char *group = NULL;
+    const char *mass = mass_change_of(e, p, &group);
+    if (mass != NULL) {
+        snprintf(buf, len, "mass change of group %s on %s (%s)", group, p->h->host, mass);
         return buf;
     }
     for (size_t d = 0; d < e->rs->ndeps; d++) {
@@ -834,6 +889,13 @@ static void free_probs_all(struct rules_eng *e, int keep_state)
     e->st.problems = 0;
 }
 
+static void lgroup_free(void *v)
+{
+    struct lgroup *g = v;
+    free(g->v);
+    free(g);
+}
+
 static void line_free(void *v)
 {
     struct line *l = v;
@@ -855,6 +917,7 @@ void rules_eng_free(struct rules_eng *e)
     free(e->glob_rules.idx);
     hmap_clear(&e->restore, free);
     hmap_clear(&e->lines, line_free);
+    hmap_clear(&e->lgroups, lgroup_free);
     hmap_clear(&e->hosts, NULL);
     while (e->hlist != NULL) {
         struct rules_host *nx = e->hlist->next;
@@ -1195,40 +1258,97 @@ void rules_log(struct rules_eng *e, struct rules_host *h, const char *source, co
     }
 }
 
-static void line_share_eval(struct rules_eng *e, const struct rule *r, struct rules_host *h,
-                            const char *group, int64_t at)
+static int state_listed(const struct rule *r, const char *state)
 {
-    size_t total = 0, bad = 0;
-    char prefix[600];
-    struct ctx c;
-
-    snprintf(prefix, sizeof(prefix), "%s\x1f", h->host);
-    for (size_t b = 0; b < e->lines.cap; b++) {
-        for (struct hent *he = e->lines.b[b]; he != NULL; he = he->next) {
-            struct line *l = he->val;
-            if (l->h != h || strcmp(l->group, group) != 0) {
-                continue;
-            }
-            total++;
-            for (size_t s = 0; s < r->nstates; s++) {
-                if (strcmp(r->states[s], l->state) == 0) {
-                    bad++;
-                    break;
-                }
-            }
+    for (size_t s = 0; s < r->nstates; s++) {
+        if (strcmp(r->states[s], state) == 0) {
+            return 1;
         }
     }
-    if (total == 0) {
+    return 0;
+}
+
+static void line_share_eval(struct rules_eng *e, const struct rule *r, struct rules_host *h,
+                            const struct lgroup *g, const char *group, int64_t at)
+{
+    size_t bad = 0;
+    struct ctx c;
+
+    if (g->n == 0) {
         return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        bad += state_listed(r, g->v[i]->state) ? 1 : 0;
     }
     memset(&c, 0, sizeof(c));
     c.h = h;
     c.group = group;
     struct prob *p = prob_get(e, r, h, NULL, &c, group);
-    p->value = 100.0 * (double)bad / (double)total;
+    p->value = 100.0 * (double)bad / (double)g->n;
     p->has_value = 1;
     int holds = p->value > r->share_above_pct;
     step(e, p, holds, !holds, at, at);
+}
+
+/* Mass change: how many of the group's lines entered one of the states within the window
+ * (and are still in it) against the share; recovery when fewer than the share remain in
+ * those states. */
+static void line_mass_eval(struct rules_eng *e, const struct rule *r, struct rules_host *h,
+                           const struct lgroup *g, const char *group, int64_t at)
+{
+    size_t recent = 0, in = 0;
+    struct ctx c;
+
+    if (g->n == 0) {
+        return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        const struct line *l = g->v[i];
+        if (state_listed(r, l->state)) {
+            in++;
+            /* the first report of a line (a restarted collector) is no change */
+            recent += l->changed && at - l->since <= r->mass_within_ms ? 1 : 0;
+        }
+    }
+    double share = 100.0 * (double)recent / (double)g->n;
+    int holds = (int64_t)recent >= r->mass_min_lines && share >= r->share_above_pct;
+    int recovers = 100.0 * (double)in / (double)g->n < r->share_above_pct;
+    memset(&c, 0, sizeof(c));
+    c.h = h;
+    c.group = group;
+    struct prob *p = prob_get(e, r, h, NULL, &c, group);
+    if (holds || p->st == RS_OK) {
+        p->value = share;
+        p->has_value = 1;
+    }
+    step(e, p, holds, recovers, at, at);
+}
+
+/* Put a line into the group index of its host (or move it there). */
+static void lgroup_join(struct rules_eng *e, struct line *l, const char *group)
+{
+    char key[600];
+
+    if (l->g != NULL) {
+        struct lgroup *og = l->g;
+        og->v[l->gi] = og->v[--og->n];
+        og->v[l->gi]->gi = l->gi;
+    }
+    free(l->group);
+    l->group = wp_xstrdup(group);
+    snprintf(key, sizeof(key), "%s\x1f%s", l->h->host, l->group);
+    struct lgroup *g = hmap_get(&e->lgroups, key);
+    if (g == NULL) {
+        g = wp_xcalloc(1, sizeof(*g));
+        hmap_put(&e->lgroups, key, g);
+    }
+    if (g->n == g->cap) {
+        g->cap = g->cap == 0 ? 16 : g->cap * 2;
+        g->v = wp_xrealloc(g->v, g->cap * sizeof(*g->v));
+    }
+    l->g = g;
+    l->gi = g->n;
+    g->v[g->n++] = l;
 }
 
 void rules_line(struct rules_eng *e, struct rules_host *h, const char *line, const char *group,
@@ -1239,19 +1359,28 @@ void rules_line(struct rules_eng *e, struct rules_host *h, const char *line, con
 
     snprintf(key, sizeof(key), "%s\x1f%s", h->host, line);
     struct line *l = hmap_get(&e->lines, key);
+    if (group == NULL) {
+        group = "";
+    }
     if (l == NULL) {
         l = wp_xcalloc(1, sizeof(*l));
         l->host_line = wp_xstrdup(key);
         l->h = h;
         l->name = wp_xstrdup(line);
-        l->group = wp_xstrdup(group != NULL ? group : "");
         l->state = wp_xstrdup(state);
         l->since = ts_ms;
         hmap_put(&e->lines, key, l);
-    } else if (strcmp(l->state, state) != 0) {
-        free(l->state);
-        l->state = wp_xstrdup(state);
-        l->since = ts_ms;
+        lgroup_join(e, l, group);
+    } else {
+        if (strcmp(l->state, state) != 0) {
+            free(l->state);
+            l->state = wp_xstrdup(state);
+            l->since = ts_ms;
+            l->changed = 1;
+        }
+        if (strcmp(l->group, group) != 0) {
+            lgroup_join(e, l, group);
+        }
     }
     memset(&c, 0, sizeof(c));
     c.h = h;
@@ -1268,7 +1397,9 @@ void rules_line(struct rules_eng *e, struct rules_host *h, const char *line, con
             }
             step(e, p, in, !in, ts_ms, ts_ms);
         } else if (r->kind == RULE_LINE_SHARE && selects(e->rs, r, &c)) {
-            line_share_eval(e, r, h, l->group, ts_ms);
+            line_share_eval(e, r, h, l->g, l->group, ts_ms);
+        } else if (r->kind == RULE_LINE_MASS && selects(e->rs, r, &c)) {
+            line_mass_eval(e, r, h, l->g, l->group, ts_ms);
         }
     }
 }

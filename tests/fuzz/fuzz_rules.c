@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < rs->nrules; i++) {
         const struct rule *r = &rs->rules[i];
         check(r->name != NULL && r->name[0] != '\0', "rules have names");
-        check(r->kind >= RULE_THRESHOLD && r->kind <= RULE_FORECAST, "kind in range");
+        check(r->kind >= RULE_THRESHOLD && r->kind <= RULE_KIND_LAST, "kind in range");
         check(r->impact >= RULE_HIGH && r->impact <= RULE_LOW, "impact in range");
         check(r->urgency >= RULE_HIGH && r->urgency <= RULE_LOW, "urgency in range");
         check(r->for_ms >= 0 && r->recover_for_ms >= 0, "durations not negative");

@@ -115,6 +115,10 @@ static const char full_yaml[] = "groups:\n"                    /* 1 */
                                 "    line_state: {state: blocked, for: 10m}\n"
                                 "  - name: share\n"
                                 "    line_share: {states: [blocked, unavailable], above: 12.5}\n"
+                                "  - name: mass\n"
+                                "    line_mass: {states: [blocked], share: 75, within: 2m}\n"
+                                "  - name: mass_default\n"
+                                "    line_mass: {}\n"
                                 "  - name: pbx_down\n"
                                 "    check: {status: critical, consecutive: 3}\n"
                                 "    match: {check: {eq: pbx}}\n"
@@ -134,7 +138,7 @@ static void full_file(void **state)
     const struct rule *r = NULL;
 
     (void)state;
-    assert_int_equal(rs->nrules, 11);
+    assert_int_equal(rs->nrules, 13);
     assert_int_equal(rs->ngroups, 2);
     assert_string_equal(rs->groups[0].name, "db");
     assert_int_equal(rs->groups[0].nhosts, 2);
@@ -241,6 +245,18 @@ static void full_file(void **state)
     assert_int_equal(r->nstates, 2);
     assert_string_equal(r->states[1], "unavailable");
     assert_true(r->share_above_pct == 12.5);
+
+    r = find(rs, "mass");
+    assert_int_equal(r->kind, RULE_LINE_MASS);
+    assert_int_equal(r->nstates, 1);
+    assert_true(r->share_above_pct == 75);
+    assert_true(r->mass_within_ms == 120000);
+    assert_true(r->mass_min_lines == 5);
+    r = find(rs, "mass_default");
+    assert_int_equal(r->nstates, 3);
+    assert_string_equal(r->states[2], "out_of_service");
+    assert_true(r->share_above_pct == 80);
+    assert_true(r->mass_within_ms == 60000);
 
     r = find(rs, "pbx_down");
     assert_int_equal(r->kind, RULE_CHECK);
@@ -430,7 +446,7 @@ static void err_conditions(void **state)
                "    metric: m\n",
                "t.yaml:2:5: rule \"a\" has no condition (expected one of when, "
                "nodata, log, "
-               "line_state, line_share, check or forecast)");
+               "line_state, line_share, check, forecast or line_mass)");
     expect_err("rules:\n"
                "  - name: a\n"
                "    metric: m\n"
@@ -991,14 +1007,14 @@ static void default_file_loads(void **state)
     assert_int_equal(rc, 0);
     assert_true(rs->nrules >= 18);
     /* every kind is used, and every rule says what to do */
-    int kinds[RULE_FORECAST + 1] = {0};
+    int kinds[RULE_KIND_LAST + 1] = {0};
     for (size_t i = 0; i < rs->nrules; i++) {
         kinds[rs->rules[i].kind]++;
         assert_non_null(rs->rules[i].runbook);
         assert_non_null(rs->rules[i].description);
         assert_non_null(rs->rules[i].summary);
     }
-    for (int k = 0; k <= RULE_FORECAST; k++) {
+    for (int k = 0; k <= RULE_KIND_LAST; k++) {
         assert_true(kinds[k] > 0);
     }
     const struct rule *r = find(rs, "disk_space_low");

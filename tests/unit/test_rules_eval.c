@@ -34,11 +34,23 @@ struct rec {
     char last_reason[256];
     int64_t last_fire_at, last_clear_at;
     /* persisted states */
-    char state_fp[16][256];
-    int state[16];
-    int64_t state_since[16];
+    char state_fp[128][256];
+    int state[128];
+    int64_t state_since[128];
     int nstates;
+    char fired[128][128]; /* every fingerprint that fired (distinct) */
+    int nfired;
 };
+
+static const char *find_fp(const struct rec *r, const char *fp)
+{
+    for (int i = 0; i < r->nfired; i++) {
+        if (strcmp(r->fired[i], fp) == 0) {
+            return r->fired[i];
+        }
+    }
+    return NULL;
+}
 
 static int r_fire(void *arg, const struct inc_signal *sig, int64_t now)
 {
@@ -47,6 +59,9 @@ static int r_fire(void *arg, const struct inc_signal *sig, int64_t now)
     r->opens += r->firing ? 0 : 1;
     r->firing = 1;
     snprintf(r->last_fp, sizeof(r->last_fp), "%s", sig->fingerprint);
+    if (find_fp(r, sig->fingerprint) == NULL && r->nfired < 128) {
+        snprintf(r->fired[r->nfired++], sizeof(r->fired[0]), "%s", sig->fingerprint);
+    }
     snprintf(r->last_summary, sizeof(r->last_summary), "%s", sig->summary);
     snprintf(r->last_values, sizeof(r->last_values), "%s", sig->values_json);
     r->last_fire_at = now;
@@ -92,7 +107,7 @@ static int r_state_put(void *arg, const char *fp, int state, int64_t since)
     struct rec *r = arg;
     int i = find_state(r, fp);
     if (i < 0) {
-        assert_true(r->nstates < 16);
+        assert_true(r->nstates < 128);
         i = r->nstates++;
         snprintf(r->state_fp[i], sizeof(r->state_fp[i]), "%s", fp);
     }
@@ -468,6 +483,106 @@ static void test_line_share_and_check(void **state)
     teardown_rules(&f);
 }
 
+/* A middleware hang: 40 of 50 seats go blocked within 40 s. One mass-change problem for the
+ * group, the per-line and share problems of that group suppressed while it fires; a group on
+ * another middleware is untouched; the first report of every line (a restarted collector)
+ * is no change; recovery when fewer than 80 % are still blocked. */
+static void test_line_mass_change(void **state)
+{
+    struct fix f;
+    char name[16];
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "rules:\n"
+                    "  - name: middleware_mass\n"
+                    "    line_mass: {states: [blocked, unavailable], share: 80, within: 60s}\n"
+                    "  - name: seat_blocked\n"
+                    "    line_state: {state: blocked, for: 0s}\n"
+                    "  - name: seats_down\n"
+                    "    line_share: {states: [blocked], above: 50}\n");
+    /* first sight: 45 of 50 seats already blocked is a standing condition, not a change */
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "80%02d", i);
+        rules_line(f.e, f.h, name, "seats", i < 45 ? "blocked" : "idle", T0);
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "90%02d", i);
+        rules_line(f.e, f.h, name, "ivr", "idle", T0);
+    }
+    assert_null(find_fp(&f.rec, "middleware_mass|db-1|group=seats"));
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "80%02d", i);
+        rules_line(f.e, f.h, name, "seats", "idle", T0 + MIN_MS);
+    }
+    int fires0 = f.rec.fires;
+    int clears0 = f.rec.clears;
+
+    /* 39 seats in 40 s (78 %): not yet; the 40th makes 80 % */
+    for (int i = 0; i < 39; i++) {
+        snprintf(name, sizeof(name), "80%02d", i);
+        rules_line(f.e, f.h, name, "seats", "blocked", T0 + 10 * MIN_MS + i * 1000);
+    }
+    assert_null(find_fp(&f.rec, "middleware_mass|db-1|group=seats"));
+    int supp0 = f.rec.supp_on;
+    rules_line(f.e, f.h, "8039", "seats", "blocked", T0 + 10 * MIN_MS + 40000);
+    assert_non_null(find_fp(&f.rec, "middleware_mass|db-1|group=seats"));
+    /* every seat_blocked problem and seats_down are suppressed, with the reason */
+    assert_int_equal(f.rec.supp_on - supp0, 41);
+    assert_non_null(strstr(f.rec.last_reason, "mass change of group seats"));
+    /* a seat blocked later in the same group is suppressed at birth */
+    supp0 = f.rec.supp_on;
+    rules_line(f.e, f.h, "8045", "seats", "blocked", T0 + 12 * MIN_MS);
+    assert_int_equal(f.rec.supp_on - supp0, 1);
+    /* the IVR group is not suppressed by the seats' mass change */
+    supp0 = f.rec.supp_on;
+    rules_line(f.e, f.h, "9000", "ivr", "blocked", T0 + 12 * MIN_MS);
+    assert_int_equal(f.rec.supp_on - supp0, 0);
+    assert_non_null(find_fp(&f.rec, "seat_blocked|db-1|line=9000"));
+
+    /* recovery: the middleware comes back, seats go idle; below 80 % blocked clears */
+    int clears1 = f.rec.clears;
+    for (int i = 0; i < 41; i++) {
+        snprintf(name, sizeof(name), "80%02d", i);
+        rules_line(f.e, f.h, name, "seats", "idle", T0 + 20 * MIN_MS + i * 100);
+    }
+    assert_true(f.rec.clears - clears1 >= 42); /* mass + 41 seats (+ the share rule) */
+    (void)fires0;
+    (void)clears0;
+    teardown_rules(&f);
+}
+
+/* A group too small for a mass change (min_lines) and a slow drift (outside the window). */
+static void test_line_mass_change_not(void **state)
+{
+    struct fix f;
+    char name[16];
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    setup_rules(&f, "rules:\n"
+                    "  - name: mass\n"
+                    "    line_mass: {share: 80, within: 60s, min_lines: 5}\n");
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof(name), "70%02d", i);
+        rules_line(f.e, f.h, name, "trunks", "idle", T0);
+    }
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof(name), "70%02d", i);
+        rules_line(f.e, f.h, name, "trunks", "out_of_service", T0 + MIN_MS + i * 1000);
+    }
+    assert_int_equal(f.rec.fires, 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "80%02d", i);
+        rules_line(f.e, f.h, name, "seats", "idle", T0);
+    }
+    /* one seat every 30 s: never 80 % within a minute */
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "80%02d", i);
+        rules_line(f.e, f.h, name, "seats", "unavailable", T0 + 5 * MIN_MS + i * 30000);
+    }
+    assert_int_equal(f.rec.fires, 0);
+    teardown_rules(&f);
+}
+
 /* ---- forecast ---------------------------------------------------------------------------- */
 
 static void test_forecast_linear_fill(void **state)
@@ -571,6 +686,8 @@ int main(void)
         cmocka_unit_test(test_dependency_and_maintenance),
         cmocka_unit_test(test_log_pattern_count),
         cmocka_unit_test(test_line_share_and_check),
+        cmocka_unit_test(test_line_mass_change),
+        cmocka_unit_test(test_line_mass_change_not),
         cmocka_unit_test(test_forecast_linear_fill),
         cmocka_unit_test(test_restart_mid_for),
     };
