@@ -12,6 +12,7 @@
 
 #include "coll_conf.h"
 #include "coll_rules.h"
+#include "linerrd.h"
 #include "lines.h"
 #include "db.h"
 #include "ingest.h"
@@ -126,6 +127,15 @@ static void tick_cb(uv_timer_t *t)
         if (n > 0) {
             WP_INFO("collector", "line history: %d rows older than %d days dropped", n,
                     (int)(LINES_KEEP_MS / 86400000));
+        }
+    }
+    if (s->lines != NULL &&
+        wp_clock_mono_ms() - s->last_linerrd_ms >= COLL_LINERRD_STEP_S * 1000) {
+        s->last_linerrd_ms = wp_clock_mono_ms();
+        /* a little in the past, so changes in flight are not written behind a refresh */
+        int n = coll_linerrd_refresh(s, wp_clock_now_ms() - 5000);
+        if (n < 0) {
+            WP_WARN("collector", "per-line RRD refresh failed: %s", wp_strerror(n));
         }
     }
     if (wp_clock_mono_ms() - s->last_release_ms >= RELEASE_EVERY_MS) {

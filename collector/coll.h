@@ -71,6 +71,7 @@ struct coll_server {
     struct coll_rules *rules;
     struct coll_lines *lines; /* line states (lines.db) */
     int64_t last_prune_ms;
+    int64_t last_linerrd_ms; /* the once-a-minute per-line RRD refresh (linerrd.h) */
 
     uv_tcp_t listener;
     int listening;

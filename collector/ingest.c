@@ -11,6 +11,7 @@
 #include "coll.h"
 #include "coll_conf.h"
 #include "coll_rules.h"
+#include "linerrd.h"
 #include "lines.h"
 #include "db.h"
 #include "journal.h"
@@ -282,6 +283,8 @@ static void store_line(struct coll_server *s, const struct coll_agent *a, const 
                        raw, info, r->ts_ms) < 0) {
         WP_ERROR("collector", "line %s of agent %s not stored: %s", object, a->id,
                  coll_lines_errmsg(s->lines));
+    } else {
+        coll_linerrd_put(s, a->id, object, state, r->ts_ms);
     }
     free(object);
     free(group);

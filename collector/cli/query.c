@@ -7,11 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "coll_conf.h"
 #include "ctlc.h"
 #include "db.h"
+#include "linerrd.h"
+#include "lines.h"
+#include "rrdw.h"
 #include "rrdq.h"
 #include "wp/clock.h"
 #include "wp/conf.h"
@@ -40,7 +44,8 @@ static void usage(FILE *f)
             "                       [--state-dir DIR | -c collector.yaml]\n"
             "  e.g. watchpost query --host db1 --metric df.used_pct --instance /u01 --since 24h\n"
             "  GROUP.FIELD: cpu.user, mem.available, load.load1, df.used_pct, disk.busy_pct,\n"
-            "  net.rx_bytes, system.procs, ... (the collector's series of that host)\n");
+            "  net.rx_bytes, system.procs, ... (the collector's series of that host);\n"
+            "  line.state, line.avail, line.busy per phone line (--instance 8001)\n");
 }
 
 static void print_row(struct query *q, const char *inst, time_t t, double v)
@@ -116,6 +121,50 @@ static int series_cb(void *arg, const char *agent, const struct wp_series_def *d
         }
     }
     return 0;
+}
+
+/* Per-line series (linerrd.h) are the collector's own, not in the agent's series registry:
+ * the lines of the agent come from lines.db. */
+struct line_q {
+    struct query *q;
+    const char *agent;
+    const char *inst;
+};
+
+static int line_cb(void *arg, const struct coll_line *l)
+{
+    struct line_q *lq = arg;
+    char name[256];
+
+    if (strcmp(l->agent, lq->agent) != 0 || (lq->inst != NULL && strcmp(l->object, lq->inst) != 0)) {
+        return 0;
+    }
+    if (wp_rrd_file_name(COLL_LINERRD_GROUP, l->object, name, sizeof(name)) < 0) {
+        return 0;
+    }
+    char *file = wp_xasprintf("%s/%s", l->agent, name);
+    lq->q->matched++;
+    fetch(lq->q, l->object, file);
+    free(file);
+    return 0;
+}
+
+static void query_lines(struct query *q, const char *state, const char *agent, const char *inst)
+{
+    char path[4096];
+    struct coll_lines *lines = NULL;
+    int known = 0;
+
+    for (size_t i = 0; i < COLL_LINERRD_NFIELDS; i++) {
+        known |= strcmp(q->field, coll_linerrd_fields[i]) == 0;
+    }
+    snprintf(path, sizeof(path), "%s/lines.db", state);
+    if (!known || access(path, R_OK) != 0 || coll_lines_open(path, &lines) < 0) {
+        return;
+    }
+    struct line_q lq = {.q = q, .agent = agent, .inst = inst};
+    coll_lines_each(lines, NULL, NULL, NULL, line_cb, &lq);
+    coll_lines_close(lines);
 }
 
 int cli_query(int argc, char **argv)
@@ -240,6 +289,9 @@ int cli_query(int argc, char **argv)
         fputs("\xEF\xBB\xBFtime,host,instance,value\n", stdout); /* BOM: Excel reads UTF-8 */
     }
     coll_db_series_of(db, agent, group, inst, series_cb, &q);
+    if (q.matched == 0 && strcmp(group, COLL_LINERRD_GROUP) == 0) {
+        query_lines(&q, state, agent, inst);
+    }
     if (q.matched == 0) {
         fprintf(stderr, "query: host %s has no series %s%s%s\n", q.host, metric,
                 inst ? " with instance " : "", inst ? inst : "");

@@ -55,6 +55,17 @@ sed -i 's/^18\t8006\t8006\tY\tExtension\tBlocked\tBlocked/18\t8006\t8006\tY\tExt
 wait_for 20 "line 8006 stored as idle" is 8006 idle
 resolved() { inc resolved | grep -q "line=8006"; }
 wait_for 20 "line_blocked resolved" resolved
+# per-line RRD series (the collector's own): the query finds them through lines.db and
+# flushes them; the last row of each line is its state's code, availability and occupancy
+"$BIN_CLI" query --state-dir "$T/state" --host pbx1 --metric line.avail --instance 8006 \
+    --since 10m --format raw > "$T/q" || { cat "$T/q"; fail "query line.avail of 8006 failed"; }
+last_of() { # last_of LINE: "state avail busy" of the line's last RRD update
+    rrdtool lastupdate "$T/state/rrd/pbx1/line-$1.rrd" | awk 'END { print $2, $3, $4 }'
+}
+line_is() { [ "$(last_of "$1")" = "$2" ]; }
+wait_for 20 "8006 idle in its RRD file" line_is 8006 "1 1 0"
+line_is 8003 "5 1 1" || fail "8003 (busy) RRD row is $(last_of 8003), want 5 1 1"
+line_is 8004 "7 0 0" || fail "8004 (out of service) RRD row is $(last_of 8004), want 7 0 0"
 lines history --host pbx1 --line 8006 > "$T/history"
 grep -q "8006 .*blocked" "$T/history" && grep -q "8006 .*idle" "$T/history" ||
     { cat "$T/history"; fail "the history lacks 8006's change"; }
