@@ -73,9 +73,9 @@ static const char *const default_map[] = {
     "in_use", "OutOfService", "out_of_service", "Blocked", "blocked", NULL};
 
 /* the normalised states this probe emits (pointers compared by identity after lookup) */
-static const char *const norm_states[] = {"idle",    "in_use",         "busy",
-                                          "ringing", "out_of_service", "blocked",
-                                          "unknown", "unavailable",    NULL};
+static const char *const norm_states[] = {"idle",    "in_use",      "on_hold",        "busy",
+                                          "ringing", "unavailable", "out_of_service", "blocked",
+                                          "unknown", NULL};
 
 /* One known phone line. Strings are heap copies. */
 struct lt_line {

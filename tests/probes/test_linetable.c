@@ -360,6 +360,22 @@ static void group_column(void **state)
     expect_state(e, "8001", "Extension", "idle", "Idle");
 }
 
+/* Every normalised state can be a state_map target, on_hold too (it was refused). */
+static void state_map_targets(void **state)
+{
+    struct env *e = *state;
+    char *y = wp_xasprintf("{kind: linetable, name: devlink, file: %s, group: ivr,\n"
+                           "  state_map: {Busy: on_hold, Ringing: unavailable}}",
+                           e->file);
+
+    make_ok(e, y);
+    free(y);
+    sample(e);
+    expect_state(e, "8003", "ivr", "on_hold", "Busy");
+    expect_state(e, "8005", "ivr", "unavailable", "Ringing");
+    expect_state(e, "8001", "ivr", "idle", "Idle");
+}
+
 static void config_errors(void **state)
 {
     struct env *e = *state;
@@ -405,6 +421,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(command_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(command_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(group_column, setup, teardown),
+        cmocka_unit_test_setup_teardown(state_map_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(config_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
