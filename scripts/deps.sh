@@ -8,7 +8,9 @@ PKGS=(build-essential cmake pkg-config git
       libpcre2-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
       rrdtool sqlite3 python3 clang libclang-rt-14-dev
       monitoring-plugins-basic monitoring-plugins-standard logrotate
-      libpq-dev postgresql libmariadb-dev mariadb-server libosip2-dev sip-tester)
+      libpq-dev postgresql libmariadb-dev mariadb-server libosip2-dev sip-tester
+      kamailio baresip-core
+      request-tracker5 rt5-db-sqlite exim4-daemon-light)
 if [ "${1:-}" = "--bench" ]; then
     PKGS+=(collectd-core)
 fi
@@ -29,3 +31,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The kamreg tests start their own Kamailio on loopback; the packaged service would listen on
+# *:5060 with Debian's sample config, so a fresh install leaves it stopped and disabled.
+if printf '%s\n' "${missing[@]}" | grep -qx kamailio && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now kamailio > /dev/null 2>&1 || true
+fi
