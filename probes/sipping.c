@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The sipping probe: SIP OPTIONS "qualify" of phones, IVR ports and trunks over UDP.
+ * The sipping probe: SIP OPTIONS "qualify" of phones, IVR ports and trunks over UDP or TCP.
  *
  * Config:
  *   - kind: sipping
@@ -13,6 +13,7 @@
  *     from_user: watchpost
  *     targets:
  *       - {name: "8001", host: 10.1.2.31, port: 5060, user: "8001"}
+ *       - {name: sbc1, host: 10.1.2.5, port: 5060, transport: tcp}
  *
  * Each sample sends one OPTIONS to every target (one UDP socket per address family, bound to
  * an ephemeral port) with its own Call-ID, Via branch and From tag, then polls for answers
@@ -23,14 +24,24 @@
  * makes a UAS answer OPTIONS as it would an INVITE. 1xx responses are ignored. No
  * retransmission: a lost datagram is one miss, which the down_after hysteresis absorbs.
  *
+ * transport: tcp opens a new connection per target and round (uv_tcp on a private libuv loop
+ * for the round, whose backend fd joins the UDP poll set, so both kinds run concurrently; at
+ * most SIP_TCP_PARALLEL connections at once), sends the OPTIONS with "Via: SIP/2.0/TCP", reads
+ * into a bounded buffer (SIP_TCP_BUF), frames each message by its Content-Length (no header
+ * means 0; CRLF keepalives are skipped) and hands the framed message to libosip2 as a
+ * datagram would be. The timeout covers connect and answer. A refused or failed connect, a
+ * connection closed before the answer, or an answer larger than the buffer is a miss; the
+ * connection is closed when the round ends. rtt_s is from the write to the final response.
+ *
  * Per target: series group "sipping", instance <name>, gauges up (1/0 after the hysteresis,
  * NaN until the first decision), rtt_s (send to final response, NaN without one),
  * status_code (NaN without an answer) and misses (consecutive). A state for object <name> in
  * the group: "idle" when up (raw "200 OK", the status line's words), "unavailable" when down
- * (raw "no answer"), "unknown" until decided; info "host:port"; sent on the first sample and
- * when the state or the status code changes. A check "sipping_<name>": OK "SIP OK: 200 OK in
- * 0.003 s", WARNING for a miss before down_after, CRITICAL "SIP CRITICAL: no answer to OPTIONS
- * in 2 s (3 in a row)" once down.
+ * (raw "no answer"), "unknown" until decided; info "host:port" ("host:port/tcp"); sent on the
+ * first sample and when the state or the status code changes. A check "sipping_<name>": OK
+ * "SIP OK: 200 OK in 0.003 s", WARNING for a miss before down_after, CRITICAL "SIP CRITICAL: no
+ * answer to OPTIONS in 2 s (3 in a row)" once down (over TCP the reason when there is one:
+ * "SIP CRITICAL: host:port/tcp: cannot connect: Connection refused (3 in a row)").
  *
  * Names are resolved with getaddrinfo(), which the timeout does not bound: WP_PROBE_BLOCKING.
  */
@@ -46,10 +57,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include <osipparser2/osip_message.h>
 #include <osipparser2/osip_parser.h>
@@ -59,24 +73,32 @@
 #include "wp/err.h"
 #include "wp/mem.h"
 
-#define SIP_NAME_MAX    64
-#define SIP_TARGETS_MAX 10000
-#define SIP_DGRAM_MAX   8192 /* larger datagrams are ignored */
-#define SIP_READS_PER   4    /* datagrams read per target and round, at most ... */
-#define SIP_READS_MIN   64   /* ... but this many for a few targets */
-#define SIP_REASON_MAX  64
+#define SIP_NAME_MAX     64
+#define SIP_TARGETS_MAX  10000
+#define SIP_DGRAM_MAX    8192 /* larger datagrams are ignored */
+#define SIP_READS_PER    4    /* datagrams read per target and round, at most ... */
+#define SIP_READS_MIN    64   /* ... but this many for a few targets */
+#define SIP_REASON_MAX   64
+#define SIP_TCP_BUF      16384 /* bytes buffered per TCP connection; a larger message is a miss */
+#define SIP_TCP_MSGS     16    /* messages read per TCP connection and round */
+#define SIP_TCP_PARALLEL 256   /* TCP connections open at once */
 
 enum sip_state { SIP_UNKNOWN = 0, SIP_UP, SIP_DOWN };
+enum sip_transport { SIP_UDP = 0, SIP_TCP };
+
+static const char *const transport_names[] = {"udp", "tcp", NULL};
 
 struct sip_target {
     char *name;
     char *host;
     int64_t port;
     char *user; /* Request-URI user part, or NULL */
+    int transport;
 
     char *check; /* "sipping_<name>" */
     char *where; /* "host:port" ("[v6]:port") */
-    char *uri;   /* "sip:[user@]host:port" */
+    char *uri;   /* "sip:[user@]host:port[;transport=tcp]" */
+    char *info;  /* the state's info: where, "/tcp" added for TCP */
 
     /* kept across samples (zeroed by the decoder) */
     enum sip_state state;
@@ -114,6 +136,8 @@ struct sip_run {
     int code;
     int err;     /* -errno of a send failure */
     int gai_err; /* getaddrinfo() failure */
+    int tcp;
+    const char *fail; /* TCP: what went wrong ("cannot connect", ...); err may add why */
     char reason[SIP_REASON_MAX];
     char call_id[48];
     char branch[32];
@@ -147,7 +171,7 @@ static const struct wp_opt target_opts[] = {
     {.name = "port",
      .type = WP_OPT_INT,
      .def = "5060",
-     .help = "SIP UDP port",
+     .help = "SIP port",
      .offset = TGT(port),
      .min = 1,
      .max = 65535},
@@ -155,6 +179,12 @@ static const struct wp_opt target_opts[] = {
      .type = WP_OPT_STR,
      .help = "user part of the Request-URI (sip:user@host:port); none by default",
      .offset = TGT(user)},
+    {.name = "transport",
+     .type = WP_OPT_ENUM,
+     .def = "udp",
+     .help = "udp, or tcp (a new connection every round)",
+     .offset = TGT(transport),
+     .enum_names = transport_names},
     WP_OPT_TABLE_END,
 };
 
@@ -163,7 +193,7 @@ static const struct wp_opt target_opts[] = {
 static const struct wp_opt sip_opts[] = {
     {.name = "targets",
      .type = WP_OPT_CUSTOM,
-     .help = "SIP endpoints to qualify: [{name, host, port, user}]",
+     .help = "SIP endpoints to qualify: [{name, host, port, user, transport}]",
      .offset = CO(targets),
      .required = 1,
      .custom = decode_targets,
@@ -272,8 +302,10 @@ static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, vo
         }
         t->check = wp_xasprintf("sipping_%s", t->name);
         t->where = wp_probe_hostport(t->host, t->port);
-        t->uri = wp_xasprintf("sip:%s%s%s", t->user != NULL ? t->user : "",
-                              t->user != NULL ? "@" : "", t->where);
+        t->uri =
+            wp_xasprintf("sip:%s%s%s%s", t->user != NULL ? t->user : "", t->user != NULL ? "@" : "",
+                         t->where, t->transport == SIP_TCP ? ";transport=tcp" : "");
+        t->info = wp_xasprintf("%s%s", t->where, t->transport == SIP_TCP ? "/tcp" : "");
     }
     return 0;
 }
@@ -323,6 +355,7 @@ static void free_targets(void *field)
         free(ts->v[i].check);
         free(ts->v[i].where);
         free(ts->v[i].uri);
+        free(ts->v[i].info);
     }
     free(ts->v);
     ts->v = NULL;
@@ -459,6 +492,23 @@ static int open_socket(int family, unsigned *port)
 
 /* ---- one round ---- */
 
+struct sip_round;
+
+/* One TCP connection of a round; lives in the round's conns array until the loop is closed. */
+struct sip_conn {
+    uv_tcp_t h;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct sip_round *rd;
+    struct sip_run *r;
+    char out[2048];
+    char *in; /* SIP_TCP_BUF + 1 bytes, allocated on the first read */
+    size_t inlen;
+    unsigned msgs;
+    int open;    /* uv_tcp_init done, close callback not run yet */
+    int closing; /* uv_close called */
+};
+
 struct sip_round {
     struct sip_ctx *c;
     struct sip_run *runs;
@@ -467,6 +517,15 @@ struct sip_round {
     unsigned ports[2];
     int fd_err[2];
     char buf[SIP_DGRAM_MAX + 1];
+
+    /* TCP targets: a private loop, the runs' indices and their connections */
+    uv_loop_t loop;
+    int loop_ok;
+    size_t *tcp_idx;
+    struct sip_conn *conns;
+    size_t ntcp;
+    size_t tcp_next;   /* next connection to start */
+    size_t tcp_active; /* started and not closing */
 };
 
 static int family_slot(int family)
@@ -486,8 +545,8 @@ static void run_prepare(struct sip_round *rd, struct sip_run *r, size_t idx)
     r->sock = -1;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_protocol = IPPROTO_UDP;
+    hints.ai_socktype = r->tcp ? SOCK_STREAM : SOCK_DGRAM;
+    hints.ai_protocol = r->tcp ? IPPROTO_TCP : IPPROTO_UDP;
     hints.ai_flags = AI_NUMERICSERV;
     snprintf(port, sizeof(port), "%lld", (long long)r->t->port);
     rc = getaddrinfo(r->t->host, port, &hints, &ai);
@@ -500,6 +559,15 @@ static void run_prepare(struct sip_round *rd, struct sip_run *r, size_t idx)
     memcpy(&r->addr, ai->ai_addr, ai->ai_addrlen);
     r->addrlen = ai->ai_addrlen;
     freeaddrinfo(ai);
+    rand_hex(r->branch, 10);
+    {
+        char rnd[33];
+        rand_hex(rnd, 8);
+        snprintf(r->call_id, sizeof(r->call_id), "wp%zu.%s", idx, rnd);
+    }
+    if (r->tcp) {
+        return; /* connected when the round starts */
+    }
     slot = family_slot(r->addr.ss_family);
     if (rd->fds[slot] < 0 && rd->fd_err[slot] == 0) {
         rc = open_socket(r->addr.ss_family, &rd->ports[slot]);
@@ -515,39 +583,32 @@ static void run_prepare(struct sip_round *rd, struct sip_run *r, size_t idx)
         return;
     }
     r->sock = slot;
-    rand_hex(r->branch, 10);
-    {
-        char rnd[33];
-        rand_hex(rnd, 8);
-        snprintf(r->call_id, sizeof(r->call_id), "wp%zu.%s", idx, rnd);
-    }
 }
 
-/* The OPTIONS request of r into buf; its length. */
-static size_t build_request(struct sip_round *rd, const struct sip_run *r, char *buf, size_t len)
+/* The OPTIONS request of r into buf, sent from me:lport (me is URI host text); its length. */
+static size_t build_request(struct sip_round *rd, const struct sip_run *r, const char *me,
+                            unsigned lport, char *buf, size_t len)
 {
-    char me[INET6_ADDRSTRLEN + 2];
     char tag[17];
-    unsigned lport = rd->ports[r->sock];
     int n = 0;
 
-    local_host(&r->addr, r->addrlen, me, sizeof(me));
     rand_hex(tag, 8);
     n = snprintf(buf, len,
                  "OPTIONS %s SIP/2.0\r\n"
-                 "Via: SIP/2.0/UDP %s:%u;branch=z9hG4bK%s;rport\r\n"
+                 "Via: SIP/2.0/%s %s:%u;branch=z9hG4bK%s%s\r\n"
                  "Max-Forwards: 70\r\n"
                  "From: <sip:%s@%s>;tag=%s\r\n"
                  "To: <%s>\r\n"
                  "Call-ID: %s\r\n"
                  "CSeq: %u OPTIONS\r\n"
-                 "Contact: <sip:%s@%s:%u>\r\n"
+                 "Contact: <sip:%s@%s:%u%s>\r\n"
                  "Accept: application/sdp\r\n"
                  "User-Agent: watchpost\r\n"
                  "Content-Length: 0\r\n"
                  "\r\n",
-                 r->t->uri, me, lport, r->branch, rd->c->from_user, me, tag, r->t->uri, r->call_id,
-                 (unsigned)rd->c->cseq, rd->c->from_user, me, lport);
+                 r->t->uri, r->tcp ? "TCP" : "UDP", me, lport, r->branch, r->tcp ? "" : ";rport",
+                 rd->c->from_user, me, tag, r->t->uri, r->call_id, (unsigned)rd->c->cseq,
+                 rd->c->from_user, me, lport, r->tcp ? ";transport=tcp" : "");
     if (n < 0 || (size_t)n >= len) {
         return 0;
     }
@@ -646,6 +707,311 @@ static void drain(struct sip_round *rd, int fd, size_t *budget)
     }
 }
 
+/* ---- TCP ---- */
+
+static void conn_closed(uv_handle_t *h)
+{
+    struct sip_conn *k = h->data;
+
+    k->open = 0;
+}
+
+/* The run of k is over (answered or not): close the connection. */
+static void conn_finish(struct sip_conn *k)
+{
+    k->r->done = 1;
+    if (!k->closing) {
+        k->closing = 1;
+        k->rd->tcp_active--;
+        uv_close((uv_handle_t *)&k->h, conn_closed);
+    }
+}
+
+static void conn_fail(struct sip_conn *k, const char *fail, int err)
+{
+    if (!k->r->done) {
+        k->r->fail = fail;
+        k->r->err = err;
+    }
+    conn_finish(k);
+}
+
+/* The Content-Length of the header block hdr (hdr_len bytes, ending with the blank line): 0
+ * when absent, -1 when malformed or above SIP_TCP_BUF. Long form or compact "l". */
+static long content_length(const char *hdr, size_t hdr_len)
+{
+    const char *p = memchr(hdr, '\n', hdr_len); /* past the status line */
+    const char *end = hdr + hdr_len;
+
+    while (p != NULL && p + 1 < end) {
+        const char *line = p + 1;
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        size_t n = eol != NULL ? (size_t)(eol - line) : (size_t)(end - line);
+        const char *v = NULL;
+
+        if (n >= 15 && strncasecmp(line, "Content-Length", 14) == 0) {
+            v = line + 14;
+        } else if (n >= 2 && (line[0] == 'l' || line[0] == 'L') &&
+                   (line[1] == ':' || line[1] == ' ' || line[1] == '\t')) {
+            v = line + 1;
+        }
+        if (v != NULL) {
+            long val = 0;
+            int digits = 0;
+            while (v < line + n && (*v == ' ' || *v == '\t')) {
+                v++;
+            }
+            if (v < line + n && *v == ':') {
+                v++;
+                while (v < line + n && (*v == ' ' || *v == '\t')) {
+                    v++;
+                }
+                while (v < line + n && *v >= '0' && *v <= '9') {
+                    val = val * 10 + (*v - '0');
+                    digits++;
+                    if (val > SIP_TCP_BUF) {
+                        return -1;
+                    }
+                    v++;
+                }
+                while (v < line + n && (*v == ' ' || *v == '\t' || *v == '\r')) {
+                    v++;
+                }
+                return digits > 0 && v == line + n ? val : -1;
+            }
+        }
+        p = eol;
+    }
+    return 0;
+}
+
+/* Hand every complete message in k->in to the SIP parser; finish k when its run is done. */
+static void conn_frame(struct sip_conn *k)
+{
+    while (!k->r->done) {
+        size_t skip = 0;
+        const char *he = NULL;
+        size_t hdr_len = 0;
+        long clen = 0;
+        size_t total = 0;
+        char save = 0;
+
+        while (skip < k->inlen && (k->in[skip] == '\r' || k->in[skip] == '\n')) {
+            skip++; /* CRLF keepalives (RFC 5626) */
+        }
+        if (skip > 0) {
+            memmove(k->in, k->in + skip, k->inlen - skip);
+            k->inlen -= skip;
+        }
+        he = memmem(k->in, k->inlen, "\r\n\r\n", 4);
+        if (he == NULL) {
+            if (k->inlen >= SIP_TCP_BUF) {
+                conn_fail(k, "answer larger than 16 KiB", 0);
+            }
+            return;
+        }
+        hdr_len = (size_t)(he - k->in) + 4;
+        clen = content_length(k->in, hdr_len);
+        if (clen < 0 || hdr_len + (size_t)clen > SIP_TCP_BUF) {
+            conn_fail(
+                k, clen < 0 ? "bad Content-Length in the answer" : "answer larger than 16 KiB", 0);
+            return;
+        }
+        total = hdr_len + (size_t)clen;
+        if (k->inlen < total) {
+            return; /* the body is still coming */
+        }
+        save = k->in[total];
+        k->in[total] = '\0';
+        handle_datagram(k->rd, k->in, total, mono_ns());
+        k->in[total] = save;
+        memmove(k->in, k->in + total, k->inlen - total);
+        k->inlen -= total;
+        if (++k->msgs >= SIP_TCP_MSGS && !k->r->done) {
+            conn_fail(k, "no answer among the messages read", 0);
+            return;
+        }
+    }
+    conn_finish(k);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct sip_conn *k = h->data;
+
+    (void)hint;
+    if (k->in == NULL) {
+        k->in = wp_xmalloc(SIP_TCP_BUF + 1);
+    }
+    *buf = uv_buf_init(k->in + k->inlen, (unsigned)(SIP_TCP_BUF - k->inlen));
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct sip_conn *k = s->data;
+
+    (void)buf;
+    if (k->r->done || k->closing) {
+        return;
+    }
+    if (nread == UV_EOF) {
+        conn_fail(k, "connection closed before an answer", 0);
+        return;
+    }
+    if (nread == UV_ENOBUFS) {
+        conn_fail(k, "answer larger than 16 KiB", 0);
+        return;
+    }
+    if (nread < 0) {
+        conn_fail(k, "connection lost before an answer", (int)nread);
+        return;
+    }
+    k->inlen += (size_t)nread;
+    conn_frame(k);
+}
+
+static void conn_written(uv_write_t *req, int status)
+{
+    struct sip_conn *k = req->data;
+
+    if (status < 0 && status != UV_ECANCELED && !k->closing) {
+        conn_fail(k, "cannot send OPTIONS", status);
+    }
+}
+
+static void conn_connected(uv_connect_t *req, int status)
+{
+    struct sip_conn *k = req->data;
+    struct sip_run *r = k->r;
+    struct sockaddr_storage me;
+    int mlen = (int)sizeof(me);
+    char host[INET6_ADDRSTRLEN + 2] = "127.0.0.1";
+    char ip[INET6_ADDRSTRLEN] = "";
+    unsigned lport = 0;
+    size_t len = 0;
+    uv_buf_t b;
+    int rc = 0;
+
+    if (status == UV_ECANCELED || k->closing) {
+        return;
+    }
+    if (status < 0) {
+        conn_fail(k, "cannot connect", status);
+        return;
+    }
+    if (uv_tcp_getsockname(&k->h, (struct sockaddr *)&me, &mlen) == 0) {
+        if (me.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&me;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+            snprintf(host, sizeof(host), "[%s]", ip);
+            lport = ntohs(s6->sin6_port);
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&me;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+            snprintf(host, sizeof(host), "%s", ip);
+            lport = ntohs(s4->sin_port);
+        }
+    }
+    len = build_request(k->rd, r, host, lport, k->out, sizeof(k->out));
+    if (len == 0) {
+        conn_fail(k, "cannot send OPTIONS", -EMSGSIZE);
+        return;
+    }
+    b = uv_buf_init(k->out, (unsigned)len);
+    r->t0_ns = mono_ns();
+    r->sent = 1;
+    rc = uv_write(&k->wreq, (uv_stream_t *)&k->h, &b, 1, conn_written);
+    if (rc == 0) {
+        rc = uv_read_start((uv_stream_t *)&k->h, conn_alloc, conn_read);
+    }
+    if (rc < 0) {
+        conn_fail(k, "cannot send OPTIONS", rc);
+    }
+}
+
+/* Start TCP connections up to SIP_TCP_PARALLEL at once. */
+static void tcp_start_more(struct sip_round *rd)
+{
+    while (rd->tcp_next < rd->ntcp && rd->tcp_active < SIP_TCP_PARALLEL) {
+        struct sip_conn *k = &rd->conns[rd->tcp_next];
+        struct sip_run *r = &rd->runs[rd->tcp_idx[rd->tcp_next]];
+        int rc = 0;
+
+        rd->tcp_next++;
+        if (r->done) {
+            continue; /* not resolved */
+        }
+        k->rd = rd;
+        k->r = r;
+        rc = uv_tcp_init(&rd->loop, &k->h);
+        if (rc < 0) {
+            r->fail = "cannot connect";
+            r->err = rc;
+            r->done = 1;
+            continue;
+        }
+        k->open = 1;
+        k->h.data = k;
+        k->creq.data = k;
+        k->wreq.data = k;
+        rd->tcp_active++;
+        r->deadline_ns = mono_ns() + rd->c->timeout_ms * 1000000;
+        rc = uv_tcp_connect(&k->creq, &k->h, (const struct sockaddr *)&r->addr, conn_connected);
+        if (rc < 0) {
+            conn_fail(k, "cannot connect", rc);
+        }
+    }
+}
+
+/* Close the connections whose timeout passed; the time until the next deadline in ns (or -1
+ * when none is pending). */
+static int64_t tcp_deadlines(struct sip_round *rd, int64_t now)
+{
+    int64_t wait = -1;
+
+    for (size_t i = 0; i < rd->tcp_next; i++) {
+        struct sip_conn *k = &rd->conns[i];
+        if (!k->open || k->closing || k->r->done) {
+            continue;
+        }
+        if (k->r->deadline_ns <= now) {
+            conn_finish(k); /* no answer */
+        } else if (wait < 0 || k->r->deadline_ns - now < wait) {
+            wait = k->r->deadline_ns - now;
+        }
+    }
+    return wait;
+}
+
+static int tcp_all_done(const struct sip_round *rd)
+{
+    return !rd->loop_ok || (rd->tcp_next == rd->ntcp && rd->tcp_active == 0);
+}
+
+/* Close what is still open and the loop itself. */
+static void tcp_cleanup(struct sip_round *rd)
+{
+    if (!rd->loop_ok) {
+        return;
+    }
+    for (size_t i = 0; i < rd->tcp_next; i++) {
+        if (rd->conns[i].open) {
+            conn_finish(&rd->conns[i]);
+        }
+    }
+    /* only close callbacks and cancelled requests are left: this returns */
+    uv_run(&rd->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&rd->loop) != 0) {
+        abort(); /* a handle still open: a bug here, not bad input */
+    }
+    rd->loop_ok = 0;
+    for (size_t i = 0; i < rd->ntcp; i++) {
+        free(rd->conns[i].in);
+    }
+}
+
+/* ---- the round ---- */
+
 static void run_round(struct sip_round *rd)
 {
     size_t n = rd->n;
@@ -655,23 +1021,30 @@ static void run_round(struct sip_round *rd)
     int64_t timeout_ns = rd->c->timeout_ms * 1000000;
     int64_t round_end = mono_ns() + 2 * timeout_ns; /* bounds a send buffer that stays full */
     char req[2048];
+    char me[INET6_ADDRSTRLEN + 2];
 
     for (;;) {
-        struct pollfd pfd[2];
+        struct pollfd pfd[3];
         nfds_t np = 0;
         int64_t now = 0;
         int64_t wait_ns = -1;
+        int64_t tcp_wait = -1;
         int blocked = 0;
 
+        if (rd->loop_ok) {
+            tcp_start_more(rd);
+            uv_run(&rd->loop, UV_RUN_NOWAIT);
+        }
         /* send until the socket buffer is full */
         while (next < n) {
             struct sip_run *r = &rd->runs[next];
             size_t len = 0;
-            if (r->done) {
+            if (r->done || r->tcp) {
                 next++;
                 continue;
             }
-            len = build_request(rd, r, req, sizeof(req));
+            local_host(&r->addr, r->addrlen, me, sizeof(me));
+            len = build_request(rd, r, me, rd->ports[r->sock], req, sizeof(req));
             if (len == 0) {
                 r->err = -EMSGSIZE;
                 r->done = 1;
@@ -697,17 +1070,17 @@ static void run_round(struct sip_round *rd)
         now = mono_ns();
         if (blocked && now >= round_end) {
             for (; next < n; next++) {
-                if (!rd->runs[next].done) {
+                if (!rd->runs[next].done && !rd->runs[next].tcp) {
                     rd->runs[next].err = -ENOBUFS;
                     rd->runs[next].done = 1;
                 }
             }
             blocked = 0;
         }
-        /* runs are sent in order with one timeout, so deadlines come in order too */
+        /* UDP runs are sent in order with one timeout, so their deadlines come in order too */
         while (oldest < next) {
             struct sip_run *r = &rd->runs[oldest];
-            if (!r->done && r->sent) {
+            if (!r->tcp && !r->done && r->sent) {
                 if (r->deadline_ns > now) {
                     wait_ns = r->deadline_ns - now;
                     break;
@@ -716,7 +1089,11 @@ static void run_round(struct sip_round *rd)
             }
             oldest++;
         }
-        if (oldest == next && next == n) {
+        if (rd->loop_ok) {
+            tcp_wait = tcp_deadlines(rd, now);
+            tcp_start_more(rd); /* slots the deadlines freed */
+        }
+        if (oldest == next && next == n && tcp_all_done(rd)) {
             break;
         }
         if (budget == 0) {
@@ -724,6 +1101,9 @@ static void run_round(struct sip_round *rd)
         }
         if (wait_ns < 0 || blocked) {
             wait_ns = wait_ns < 0 ? 100000000 : (wait_ns < 100000000 ? wait_ns : 100000000);
+        }
+        if (tcp_wait >= 0 && tcp_wait < wait_ns) {
+            wait_ns = tcp_wait;
         }
         for (int s = 0; s < 2; s++) {
             if (rd->fds[s] >= 0) {
@@ -733,6 +1113,16 @@ static void run_round(struct sip_round *rd)
                 np++;
             }
         }
+        if (rd->loop_ok) {
+            /* the private loop's epoll fd: readable when one of its sockets is ready */
+            pfd[np].fd = uv_backend_fd(&rd->loop);
+            pfd[np].events = POLLIN;
+            pfd[np].revents = 0;
+            np++;
+            if (uv_backend_timeout(&rd->loop) == 0) {
+                wait_ns = 0; /* callbacks are pending */
+            }
+        }
         if (np == 0) {
             break;
         }
@@ -740,17 +1130,19 @@ static void run_round(struct sip_round *rd)
             break;
         }
         for (nfds_t i = 0; i < np; i++) {
-            if (pfd[i].revents & (POLLIN | POLLERR)) {
+            if ((pfd[i].revents & (POLLIN | POLLERR)) &&
+                (pfd[i].fd == rd->fds[0] || pfd[i].fd == rd->fds[1])) {
                 drain(rd, pfd[i].fd, &budget);
             }
         }
     }
     /* what is left (a flood used up the reads) counts as unanswered */
     for (size_t i = 0; i < n; i++) {
-        if (!rd->runs[i].done && rd->runs[i].sent) {
+        if (!rd->runs[i].done) {
             rd->runs[i].done = 1;
         }
     }
+    tcp_cleanup(rd);
 }
 
 /* ---- reporting ---- */
@@ -797,6 +1189,10 @@ static void report(struct wp_probe *p, struct sip_run *r, struct wp_sink *out)
                      status == WP_CHECK_CRITICAL ? "CRITICAL" : "WARNING", t->where,
                      r->gai_err == EAI_SYSTEM ? wp_strerror(r->err) : gai_strerror(r->gai_err),
                      t->misses);
+        } else if (r->fail != NULL) {
+            snprintf(msg, sizeof(msg), "SIP %s: %s: %s%s%s (%u in a row)",
+                     status == WP_CHECK_CRITICAL ? "CRITICAL" : "WARNING", t->info, r->fail,
+                     r->err != 0 ? ": " : "", r->err != 0 ? wp_strerror(r->err) : "", t->misses);
         } else if (r->err != 0) {
             snprintf(msg, sizeof(msg), "SIP %s: %s: cannot send OPTIONS: %s (%u in a row)",
                      status == WP_CHECK_CRITICAL ? "CRITICAL" : "WARNING", t->where,
@@ -817,7 +1213,7 @@ static void report(struct wp_probe *p, struct sip_run *r, struct wp_sink *out)
      * up; misses before down_after change nothing */
     if (!t->reported || t->state != t->reported_state ||
         (r->answered && t->state == SIP_UP && r->code != t->reported_code)) {
-        wp_sink_state(out, t->name, c->group, state_name(t->state), raw, t->where);
+        wp_sink_state(out, t->name, c->group, state_name(t->state), raw, t->info);
         t->reported = 1;
         t->reported_state = t->state;
         t->reported_code = r->answered ? r->code : 0;
@@ -842,7 +1238,35 @@ static int sip_sample(struct wp_probe *p, struct wp_sink *out)
     c->cseq = c->cseq % 2000000000u + 1;
     for (size_t i = 0; i < n; i++) {
         rd->runs[i].t = &c->targets.v[i];
-        run_prepare(rd, &rd->runs[i], i);
+        rd->runs[i].tcp = c->targets.v[i].transport == SIP_TCP;
+        rd->ntcp += rd->runs[i].tcp;
+    }
+    if (rd->ntcp > 0) {
+        int rc = uv_loop_init(&rd->loop);
+        if (rc < 0) {
+            WP_PLOG(p, WP_LOG_WARN, "cannot start a loop for the TCP targets: %s", uv_strerror(rc));
+        } else {
+            rd->loop_ok = 1;
+            rd->tcp_idx = wp_xcalloc(rd->ntcp, sizeof(*rd->tcp_idx));
+            rd->conns = wp_xcalloc(rd->ntcp, sizeof(*rd->conns));
+        }
+        for (size_t i = 0, k = 0; i < n; i++) {
+            if (!rd->runs[i].tcp) {
+                continue;
+            }
+            if (rd->loop_ok) {
+                rd->tcp_idx[k++] = i;
+            } else {
+                rd->runs[i].fail = "cannot connect";
+                rd->runs[i].err = rc;
+                rd->runs[i].done = 1;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!rd->runs[i].done) {
+            run_prepare(rd, &rd->runs[i], i);
+        }
     }
     for (int s = 0; s < 2; s++) {
         if (rd->fd_err[s] < 0) {
@@ -859,6 +1283,8 @@ static int sip_sample(struct wp_probe *p, struct wp_sink *out)
             close(rd->fds[s]);
         }
     }
+    free(rd->tcp_idx);
+    free(rd->conns);
     free(rd->runs);
     free(rd);
     return 0;

@@ -2,9 +2,9 @@
 /*
  * The sipping probe against SIPp as a UAS on 127.0.0.1 (the scenarios in tests/fixtures/sip;
  * SIPp cannot take port 0, so a free port from peers_free_port() and a retry when the bind
- * fails), a port where nothing listens, and an in-test responder thread that sends noise
- * before its answer. SIPp dies with the test: PR_SET_PDEATHSIG, and SIGTERM/SIGKILL with a
- * bounded wait in every path.
+ * fails), over UDP and over TCP (-t t1), a port where nothing listens, and in-test responder
+ * threads that send noise before their answer (UDP) or split, pad and oversize it (TCP). SIPp dies
+ * with the test: PR_SET_PDEATHSIG, and SIGTERM/SIGKILL with a bounded wait in every path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +43,7 @@ extern const struct wp_probe_ops wp_probe_sipping;
 struct sipp {
     pid_t pid;
     int port;
+    int tcp; /* -t t1 */
     char scenario[64];
 };
 
@@ -51,6 +52,7 @@ struct env {
     struct sipp ok;  /* options_uas.xml: 200 OK */
     struct sipp nf;  /* options_404.xml: 404 Not Found */
     struct sipp tmp; /* started and stopped by one test */
+    struct sipp tcp; /* options_uas.xml over TCP */
     struct capture cap;
 };
 
@@ -66,14 +68,14 @@ static void sipp_stop(struct sipp *s)
 
 /* Does SIPp pid answer an OPTIONS on 127.0.0.1:port within ms? (Its To tag holds its pid:
  * an answer from anything else on the port does not count.) */
-static int sip_answers(int port, pid_t pid, int ms)
+static int sip_answers(int port, int tcp, pid_t pid, int ms)
 {
     char tag[32];
 
     struct sockaddr_in a;
     char req[512];
     char buf[2048];
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
     struct pollfd pfd;
     int ok = 0;
     int n = 0;
@@ -87,14 +89,14 @@ static int sip_answers(int port, pid_t pid, int ms)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     n = snprintf(req, sizeof(req),
                  "OPTIONS sip:127.0.0.1:%d SIP/2.0\r\n"
-                 "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKready%d;rport\r\n"
+                 "Via: SIP/2.0/%s 127.0.0.1:9;branch=z9hG4bKready%d;rport\r\n"
                  "Max-Forwards: 70\r\n"
                  "From: <sip:ready@127.0.0.1>;tag=r1\r\n"
                  "To: <sip:127.0.0.1:%d>\r\n"
                  "Call-ID: ready-%d-%lld\r\n"
                  "CSeq: 1 OPTIONS\r\n"
                  "Content-Length: 0\r\n\r\n",
-                 port, port, port, port, (long long)peers_mono_ms());
+                 port, tcp ? "TCP" : "UDP", port, port, port, (long long)peers_mono_ms());
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && send(fd, req, (size_t)n, 0) == n) {
         pfd.fd = fd;
         pfd.events = POLLIN;
@@ -112,7 +114,7 @@ static int sip_answers(int port, pid_t pid, int ms)
 }
 
 /* Fork and exec SIPp on port; the pid or -1. */
-static pid_t sipp_spawn(const char *scenario, int port)
+static pid_t sipp_spawn(const char *scenario, int port, int tcp)
 {
     const char *fix = getenv("WP_FIXTURES");
     char sf[512];
@@ -150,15 +152,16 @@ static pid_t sipp_spawn(const char *scenario, int port)
         if (chdir(g_env.dir) != 0) {
             _exit(127);
         }
-        execlp("sipp", "sipp", "-sf", sf, "-i", "127.0.0.1", "-p", ports, "-m", "1000000", "-nd",
-               "-nostdin", "-trace_err", "-error_file", errf, (char *)NULL);
+        execlp("sipp", "sipp", "-sf", sf, "-i", "127.0.0.1", "-p", ports, "-t", tcp ? "t1" : "u1",
+               "-m", "1000000", "-nd", "-nostdin", "-trace_err", "-error_file", errf, (char *)NULL);
         _exit(127);
     }
     return pid;
 }
 
-/* Start SIPp with scenario on port (0: a free port, retried on bind failure); 0 or -1. */
-static int sipp_start(const char *scenario, int port, struct sipp *s)
+/* Start SIPp with scenario on port (0: a free port, retried on bind failure), over TCP when
+ * tcp; 0 or -1. */
+static int sipp_start_t(const char *scenario, int port, int tcp, struct sipp *s)
 {
     const char *fix = getenv("WP_FIXTURES");
 
@@ -172,7 +175,7 @@ static int sipp_start(const char *scenario, int port, struct sipp *s)
     for (int attempt = 0; attempt < 5; attempt++) {
         int p = port != 0 ? port : peers_free_port();
         int64_t end = peers_mono_ms() + SIPP_WAIT_MS;
-        pid_t pid = p > 0 ? sipp_spawn(scenario, p) : -1;
+        pid_t pid = p > 0 ? sipp_spawn(scenario, p, tcp) : -1;
 
         if (pid < 0) {
             continue;
@@ -182,10 +185,14 @@ static int sipp_start(const char *scenario, int port, struct sipp *s)
                 pid = 0; /* the port was taken, most likely: try again */
                 break;
             }
-            if (sip_answers(p, pid, 100)) {
+            if (sip_answers(p, tcp, pid, 100)) {
                 s->pid = pid;
                 s->port = p;
+                s->tcp = tcp;
                 return 0;
+            }
+            if (tcp) {
+                peers_sleep_ms(20); /* a refused connect returns at once */
             }
         }
         if (pid > 0) {
@@ -194,8 +201,13 @@ static int sipp_start(const char *scenario, int port, struct sipp *s)
         }
         peers_sleep_ms(100);
     }
-    fprintf(stderr, "sipp (%s) did not answer OPTIONS\n", scenario);
+    fprintf(stderr, "sipp (%s%s) did not answer OPTIONS\n", scenario, tcp ? ", tcp" : "");
     return -1;
+}
+
+static int sipp_start(const char *scenario, int port, struct sipp *s)
+{
+    return sipp_start_t(scenario, port, 0, s);
 }
 
 static struct wp_probe *probe_new(const char *yaml)
@@ -550,6 +562,267 @@ static void sipping_ipv6(void **state)
     assert_contains(capture_rec(&g_env.cap, WP_REC_STATE, "seat1")->info, "[::1]:");
 }
 
+/* ---- TCP ---- */
+
+/* A TCP UAS (SIPp -t t1) and a UDP one in one probe: both answered in the same round, over a
+ * new connection every round. */
+static void sipping_tcp_answered(void **state)
+{
+    char yaml[512];
+    char where[48];
+    struct wp_probe *p = NULL;
+    const struct cap_rec *st = NULL;
+
+    (void)state;
+    snprintf(yaml, sizeof(yaml),
+             "kind: sipping\nname: mixed\ntimeout: 2s\n"
+             "targets:\n  - {name: sbc1, host: 127.0.0.1, port: %d, transport: tcp}\n"
+             "  - {name: \"8001\", host: 127.0.0.1, port: %d, transport: udp}\n",
+             g_env.tcp.port, g_env.ok.port);
+    p = probe_new(yaml);
+    assert_true(sample(p) < 1500);
+    assert_true(val("sbc1", "up") == 1.0);
+    assert_true(val("sbc1", "status_code") == 200.0);
+    assert_true(val("sbc1", "rtt_s") >= 0.0 && val("sbc1", "rtt_s") < 1.5);
+    assert_true(val("8001", "up") == 1.0);
+    st = capture_rec(&g_env.cap, WP_REC_STATE, "sbc1");
+    assert_non_null(st);
+    assert_string_equal(st->text, "idle");
+    assert_string_equal(st->raw, "200 OK");
+    snprintf(where, sizeof(where), "127.0.0.1:%d/tcp", g_env.tcp.port);
+    assert_string_equal(st->info, where);
+    assert_int_equal(check_of("sipping_sbc1")->level, WP_CHECK_OK);
+    assert_contains(check_of("sipping_sbc1")->text, "SIP OK: 200 OK in ");
+    for (int i = 0; i < 3; i++) {
+        sample(p);
+        assert_true(val("sbc1", "status_code") == 200.0);
+        assert_true(val("sbc1", "misses") == 0.0);
+        assert_int_equal(states_of("sbc1"), 0);
+    }
+    wp_probe_free(p);
+}
+
+/* Nothing listens: the refused connect is a miss at once, not after the timeout. */
+static void sipping_tcp_refused(void **state)
+{
+    char yaml[512];
+    char want[128];
+    struct wp_probe *p = NULL;
+    int dead = peers_free_port();
+    int64_t ms = 0;
+
+    (void)state;
+    assert_true(dead > 0);
+    snprintf(yaml, sizeof(yaml),
+             "kind: sipping\ntimeout: 2s\ndown_after: 1\n"
+             "targets:\n  - {name: gone, host: 127.0.0.1, port: %d, transport: tcp}\n",
+             dead);
+    p = probe_new(yaml);
+    ms = sample(p);
+    assert_true(ms < 1000);
+    assert_true(val("gone", "up") == 0.0);
+    assert_true(val("gone", "misses") == 1.0);
+    assert_true(isnan(val("gone", "rtt_s")));
+    assert_string_equal(capture_rec(&g_env.cap, WP_REC_STATE, "gone")->text, "unavailable");
+    assert_int_equal(check_of("sipping_gone")->level, WP_CHECK_CRITICAL);
+    snprintf(want, sizeof(want),
+             "SIP CRITICAL: 127.0.0.1:%d/tcp: cannot connect: Connection refused (1 in a row)",
+             dead);
+    assert_string_equal(check_of("sipping_gone")->text, want);
+    wp_probe_free(p);
+}
+
+/* A TCP responder that answers by a script, one mode per connection: "split" (a CRLF
+ * keepalive, a foreign answer with a body, then the real one with a compact Content-Length,
+ * sent in three pieces), "big" (17 KB with no end of headers), "close" (hangs up), "silent". */
+struct tcpnoise {
+    int fd;
+    const char *const *modes;
+    size_t n;
+    size_t served;
+};
+
+static void send_all(int c, const char *b, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t w = send(c, b + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) {
+            return;
+        }
+        off += (size_t)w;
+    }
+}
+
+static void *tcpnoise_main(void *arg)
+{
+    struct tcpnoise *tn = arg;
+
+    for (size_t i = 0; i < tn->n; i++) {
+        struct pollfd lp = {.fd = tn->fd, .events = POLLIN, .revents = 0};
+        char req[4096];
+        size_t got = 0;
+        int64_t end = peers_mono_ms() + 2000;
+        char via[512], fromh[512], to[512], cid[256], cseq[128];
+        const char *mode = tn->modes[i];
+        int c = -1;
+
+        if (poll(&lp, 1, 5000) <= 0) {
+            return NULL;
+        }
+        c = accept(tn->fd, NULL, NULL);
+        if (c < 0) {
+            return NULL;
+        }
+        while (got + 1 < sizeof(req) && peers_mono_ms() < end) {
+            struct pollfd cp = {.fd = c, .events = POLLIN, .revents = 0};
+            ssize_t r = poll(&cp, 1, 100) > 0 ? recv(c, req + got, sizeof(req) - 1 - got, 0) : 0;
+            if (r < 0) {
+                break;
+            }
+            got += (size_t)(r > 0 ? r : 0);
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n") != NULL) {
+                break;
+            }
+        }
+        copy_header(req, "Via:", via, sizeof(via));
+        copy_header(req, "From:", fromh, sizeof(fromh));
+        copy_header(req, "To:", to, sizeof(to));
+        to[strcspn(to, "\r")] = '\0';
+        copy_header(req, "Call-ID:", cid, sizeof(cid));
+        copy_header(req, "CSeq:", cseq, sizeof(cseq));
+        if (strcmp(mode, "split") == 0) {
+            char msg[4096];
+            int len =
+                snprintf(msg, sizeof(msg),
+                         "\r\n\r\nSIP/2.0 503 Foreign\r\n%s%s%s;tag=f\r\nCall-ID: wp0.ffff\r\n"
+                         "%sContent-Length: 5\r\n\r\nhello"
+                         "SIP/2.0 486 Busy Here\r\n%s%s%s;tag=ok\r\n%s%sl: 4\r\n\r\nabcd",
+                         via, fromh, to, cseq, via, fromh, to, cid, cseq);
+            send_all(c, msg, (size_t)len / 3);
+            peers_sleep_ms(30);
+            send_all(c, msg + len / 3, (size_t)len / 3);
+            peers_sleep_ms(30);
+            send_all(c, msg + 2 * (len / 3), (size_t)len - 2 * (size_t)(len / 3));
+        } else if (strcmp(mode, "big") == 0) {
+            char *big = wp_xmalloc(17000);
+            memcpy(big, "SIP/2.0 200 OK\r\nX-Pad: ", 23);
+            memset(big + 23, 'a', 17000 - 23);
+            send_all(c, big, 17000);
+            free(big);
+        }
+        if (strcmp(mode, "close") != 0) {
+            /* keep the connection until the client hangs up */
+            int64_t wend = peers_mono_ms() + 3000;
+            while (peers_mono_ms() < wend) {
+                struct pollfd cp = {.fd = c, .events = POLLIN, .revents = 0};
+                char tmp[4096];
+                if (poll(&cp, 1, 100) > 0 && recv(c, tmp, sizeof(tmp), 0) <= 0) {
+                    break;
+                }
+            }
+        }
+        close(c);
+        tn->served++;
+    }
+    return NULL;
+}
+
+static void sipping_tcp_framing(void **state)
+{
+    static const char *const modes[] = {"split", "big", "close", "silent"};
+    struct tcpnoise tn = {.fd = -1, .modes = modes, .n = 4};
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    pthread_t th;
+    char yaml[512];
+    struct wp_probe *p = NULL;
+    int64_t ms = 0;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    tn.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(tn.fd >= 0);
+    assert_int_equal(bind(tn.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(tn.fd, 4), 0);
+    assert_int_equal(getsockname(tn.fd, (struct sockaddr *)&a, &alen), 0);
+    assert_int_equal(pthread_create(&th, NULL, tcpnoise_main, &tn), 0);
+    snprintf(yaml, sizeof(yaml),
+             "kind: sipping\ntimeout: 500ms\ndown_after: 1\n"
+             "targets:\n  - {name: seat1, host: 127.0.0.1, port: %d, transport: tcp}\n",
+             ntohs(a.sin_port));
+    p = probe_new(yaml);
+
+    sample(p); /* split */
+    assert_true(val("seat1", "up") == 1.0);
+    assert_true(val("seat1", "status_code") == 486.0);
+    assert_true(val("seat1", "rtt_s") >= 0.05);
+    assert_string_equal(capture_rec(&g_env.cap, WP_REC_STATE, "seat1")->raw, "486 Busy Here");
+
+    sample(p); /* big */
+    assert_true(val("seat1", "up") == 0.0);
+    assert_contains(check_of("sipping_seat1")->text,
+                    "/tcp: answer larger than 16 KiB (1 in a row)");
+
+    sample(p); /* close */
+    assert_contains(check_of("sipping_seat1")->text,
+                    "/tcp: connection closed before an answer (2 in a row)");
+
+    ms = sample(p); /* silent */
+    assert_true(ms >= 450 && ms < 1500);
+    assert_contains(check_of("sipping_seat1")->text,
+                    "SIP CRITICAL: no answer to OPTIONS in 0.5 s (3 in a row)");
+
+    wp_probe_free(p);
+    pthread_join(th, NULL);
+    close(tn.fd);
+    assert_int_equal(tn.served, 4);
+}
+
+/* The same over IPv6 (Via and Contact carry [::1]); skipped without IPv6. */
+static void sipping_tcp_ipv6(void **state)
+{
+    static const char *const modes[] = {"split"};
+    struct tcpnoise tn = {.fd = -1, .modes = modes, .n = 1};
+    struct sockaddr_in6 a;
+    socklen_t alen = sizeof(a);
+    pthread_t th;
+    char yaml[512];
+    struct wp_probe *p = NULL;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    tn.fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (tn.fd < 0 || bind(tn.fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        if (tn.fd >= 0) {
+            close(tn.fd);
+        }
+        skip();
+    }
+    assert_int_equal(listen(tn.fd, 4), 0);
+    assert_int_equal(getsockname(tn.fd, (struct sockaddr *)&a, &alen), 0);
+    assert_int_equal(pthread_create(&th, NULL, tcpnoise_main, &tn), 0);
+    snprintf(yaml, sizeof(yaml),
+             "kind: sipping\ntimeout: 1s\n"
+             "targets:\n  - {name: seat6, host: \"::1\", port: %d, transport: tcp}\n",
+             ntohs(a.sin6_port));
+    p = probe_new(yaml);
+    sample(p);
+    wp_probe_free(p);
+    pthread_join(th, NULL);
+    close(tn.fd);
+    assert_true(val("seat6", "up") == 1.0);
+    assert_true(val("seat6", "status_code") == 486.0);
+    assert_contains(capture_rec(&g_env.cap, WP_REC_STATE, "seat6")->info, "[::1]:");
+    assert_contains(capture_rec(&g_env.cap, WP_REC_STATE, "seat6")->info, "/tcp");
+}
+
 /* ---- config ---- */
 
 static void expect_config_error(const char *yaml, const char *prefix, const char *what)
@@ -597,6 +870,8 @@ static void sipping_config_errors(void **state)
                         "sip.yaml:2:12: ", "from_user: expected");
     expect_config_error("kind: sipping\ngroup: [a]\ntargets: [{name: a, host: h}]\n",
                         "sip.yaml:2:8: ", "group: expected");
+    expect_config_error("kind: sipping\ntargets: [{name: a, host: h, transport: tls}]\n",
+                        "sip.yaml:2:", "targets[0].transport");
 
     /* at most 10,000 targets */
     cap = 64 + 10001 * 32;
@@ -621,8 +896,10 @@ static int group_setup(void **state)
     }
     capture_init(&g_env.cap, 1700000000000, 10);
     if (sipp_start("options_uas.xml", 0, &g_env.ok) < 0 ||
-        sipp_start("options_404.xml", 0, &g_env.nf) < 0) {
+        sipp_start("options_404.xml", 0, &g_env.nf) < 0 ||
+        sipp_start_t("options_uas.xml", 0, 1, &g_env.tcp) < 0) {
         sipp_stop(&g_env.ok);
+        sipp_stop(&g_env.nf);
         return -1;
     }
     return 0;
@@ -634,6 +911,7 @@ static int group_teardown(void **state)
     sipp_stop(&g_env.ok);
     sipp_stop(&g_env.nf);
     sipp_stop(&g_env.tmp);
+    sipp_stop(&g_env.tcp);
     capture_cleanup(&g_env.cap);
     peers_rmtree(g_env.dir);
     return 0;
@@ -648,6 +926,10 @@ int main(void)
         cmocka_unit_test(sipping_restart),
         cmocka_unit_test(sipping_ignores_noise),
         cmocka_unit_test(sipping_ipv6),
+        cmocka_unit_test(sipping_tcp_answered),
+        cmocka_unit_test(sipping_tcp_refused),
+        cmocka_unit_test(sipping_tcp_framing),
+        cmocka_unit_test(sipping_tcp_ipv6),
         cmocka_unit_test(sipping_config_errors),
     };
 
