@@ -13,6 +13,7 @@
 #include "coll_rules.h"
 #include "linerrd.h"
 #include "lines.h"
+#include "seats.h"
 #include "db.h"
 #include "journal.h"
 #include "rrdw.h"
@@ -293,6 +294,25 @@ static void store_line(struct coll_server *s, const struct coll_agent *a, const 
     free(info);
 }
 
+/* A seat session event (rule "seat", from the ami probe) into lines.db, in the same
+ * transaction as the batch's line states; the store ignores replays. */
+static void store_seat(struct coll_server *s, const struct coll_agent *a, const struct wp_rec *r,
+                       int *tx)
+{
+    if (r->group.len != 4 || memcmp(r->group.p, "seat", 4) != 0) {
+        return;
+    }
+    if (!*tx) {
+        *tx = coll_lines_begin(s->lines) == 0;
+    }
+    int rc = coll_seats_put_fields(coll_lines_seats(s->lines), a->host != NULL ? a->host : a->id,
+                                   r->fields);
+    if (rc < 0) {
+        WP_ERROR("collector", "seat event of agent %s not stored: %s", a->id,
+                 rc == WP_EDB ? coll_lines_errmsg(s->lines) : wp_strerror(rc));
+    }
+}
+
 /* Queue every metric row of a checked batch to the RRD writer; a live batch (not a journal
  * replay) also goes to the rules engine, in the same pass over the records. */
 static void batch_apply(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m,
@@ -313,6 +333,9 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
         if (r.kind != WP_REC_METRIC) {
             if (live && r.kind == WP_REC_STATE && s->lines != NULL) {
                 store_line(s, a, &r, &lines_tx);
+            }
+            if (live && r.kind == WP_REC_EVENT && s->lines != NULL) {
+                store_seat(s, a, &r, &lines_tx);
             }
             if (live && r.kind != WP_REC_HEARTBEAT) {
                 coll_rules_record(s, a, &r);

@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "seats.h"
 #include "wp/err.h"
 #include "wp/log.h"
 #include "wp/mem.h"
@@ -46,6 +47,7 @@ static const char *const schema =
 struct coll_lines {
     sqlite3 *db;
     sqlite3_stmt *st[S_N];
+    struct coll_seats *seats; /* seat sessions, in the same file (seats.h) */
 };
 
 int coll_lines_open(const char *path, struct coll_lines **out)
@@ -70,6 +72,10 @@ int coll_lines_open(const char *path, struct coll_lines **out)
             goto out;
         }
     }
+    rc = coll_seats_attach(l->db, &l->seats);
+    if (rc < 0) {
+        goto out;
+    }
     *out = l;
     l = NULL;
 out:
@@ -82,6 +88,7 @@ void coll_lines_close(struct coll_lines *l)
     if (l == NULL) {
         return;
     }
+    coll_seats_free(l->seats);
     for (int i = 0; i < S_N; i++) {
         sqlite3_finalize(l->st[i]);
     }
@@ -174,7 +181,14 @@ int coll_lines_prune(struct coll_lines *l, int64_t before_ms)
     if (step_done(l->st[S_PRUNE]) < 0) {
         return WP_EDB;
     }
-    return sqlite3_changes(l->db);
+    int n = sqlite3_changes(l->db);
+    int ns = coll_seats_prune(l->seats, before_ms);
+    return ns < 0 ? ns : n + ns;
+}
+
+struct coll_seats *coll_lines_seats(struct coll_lines *l)
+{
+    return l->seats;
 }
 
 static int each_rows(sqlite3_stmt *s, int with_since,

@@ -36,8 +36,13 @@ int coll_lines_put(struct coll_lines *l, const char *agent, const char *host,
 int coll_lines_begin(struct coll_lines *l);
 int coll_lines_commit(struct coll_lines *l);
 
-/* Drop history older than before_ms. Returns rows deleted or <0. */
+/* Drop history older than before_ms, and seat sessions that ended before it (seats.h).
+ * Returns rows deleted or <0. */
 int coll_lines_prune(struct coll_lines *l, int64_t before_ms);
+
+/* The seat session store on the same file and connection (its writes join the current
+ * coll_lines_begin() transaction). Owned by l. */
+struct coll_seats *coll_lines_seats(struct coll_lines *l);
 
 /* Current lines, filtered (NULL = any; host matches the host or the agent id), ordered by host,
  * group, object. fn returns nonzero

@@ -15,6 +15,8 @@ int cli_status(int argc, char **argv);
 int cli_reload(int argc, char **argv);
 /* watchpost lines [list|history] (lines.c) */
 int cli_lines(int argc, char **argv);
+/* watchpost seats: seat sessions with their pauses (seats.c) */
+int cli_seats(int argc, char **argv);
 /* watchpost rules test FILE... --at TIME (rules.c) */
 int cli_rules(int argc, char **argv);
 /* watchpost incidents list|show|ack|resolve|close (incidents.c) */

@@ -17,6 +17,7 @@ static const struct {
     {"rules", cli_rules, "rules test FILE... [--at TIME]     what the rules would fire on stored data"},
     {"reload", cli_reload, "reload [--state-dir DIR]           reload the running collector's rules"},
     {"lines", cli_lines, "lines [list|history] [--host H] [--group G] [--state S]  line states"},
+    {"seats", cli_seats, "seats [--host H] [--since 24h] [--csv]  seat sessions and pauses"},
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
 };
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Tests of the ami probe: its message parser (the recorded session split at every byte, LF
+/* Tests of the ami probe: its message parser (the recorded sessions split at every byte, LF
  * and CRLF, limits) and the probe against a scripted AMI server thread that replays the
- * server side of the recorded session (tests/fixtures/telephony/ami-session.txt). */
+ * server side of recorded sessions (tests/fixtures/telephony/ami-session.txt; ami-queues.txt
+ * then ami-queues-reconnect.txt, Asterisk 20: queues, calls, contacts, agents, seats). */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -27,6 +28,7 @@
 #include "capture.h"
 #include "peers.h"
 #include "probe.h"
+#include "wp/clock.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -34,7 +36,7 @@ extern const struct wp_probe_ops wp_probe_ami;
 
 /* ---- helpers ---- */
 
-static char *load_fixture(size_t *len)
+static char *load_fixture_named(const char *name, size_t *len)
 {
     const char *dir = getenv("WP_FIXTURES");
     char path[1024];
@@ -42,8 +44,7 @@ static char *load_fixture(size_t *len)
     char *buf = NULL;
     long n = 0;
 
-    snprintf(path, sizeof(path), "%s/telephony/ami-session.txt",
-             dir != NULL ? dir : "tests/fixtures");
+    snprintf(path, sizeof(path), "%s/telephony/%s", dir != NULL ? dir : "tests/fixtures", name);
     fp = fopen(path, "rb");
     if (fp == NULL) {
         fail_msg("cannot open %s", path);
@@ -57,6 +58,11 @@ static char *load_fixture(size_t *len)
     fclose(fp);
     *len = (size_t)n;
     return buf;
+}
+
+static char *load_fixture(size_t *len)
+{
+    return load_fixture_named("ami-session.txt", len);
 }
 
 /* Messages rendered as text: "B banner\n" or "K\tV\n"... then "--\n". */
@@ -268,15 +274,26 @@ struct blk {
     char *text;    /* including the final empty line */
 };
 
+/* One recorded session: the server side of connection k comes from fixture min(k, nfx - 1). */
+struct fxs {
+    char banner[128];
+    struct blk b[128];
+    size_t nb;
+};
+
 struct srv {
     int lfd;
     int port;
     int ctl[2]; /* the test writes commands to ctl[1]: see srv_conn */
     pthread_t th;
-    char banner[128];
-    struct blk b[64];
+    struct fxs fx[2];
+    size_t nfx;
+    const char *banner; /* the current connection's fixture */
+    struct blk *b;
     size_t nb;
-    size_t held[16]; /* blocks sent on E */
+    int cut;         /* M: the next QueueStatus closes the link after its first member */
+    int bytewise;    /* B: send everything one byte per send() from now on */
+    size_t held[32]; /* blocks sent on E */
     size_t nheld;
     char held_from[32], held_to[32]; /* ActionID substitution for the held blocks */
     int hold;                        /* H: the next list holds back its completion too */
@@ -304,10 +321,10 @@ static void blk_field(const char *text, const char *key, char *out, size_t len)
     snprintf(out, len, "%.*s", (int)n, s);
 }
 
-static void srv_load(struct srv *s)
+static void srv_load(struct fxs *s, const char *name)
 {
     size_t len = 0;
-    char *fx = load_fixture(&len);
+    char *fx = load_fixture_named(name, &len);
     char *at = strstr(fx, "\r\n");
 
     assert_non_null(at);
@@ -316,7 +333,7 @@ static void srv_load(struct srv *s)
     while (*at != '\0') {
         char *end = strstr(at, "\r\n\r\n");
         assert_non_null(end);
-        assert_true(s->nb < 64);
+        assert_true(s->nb < 128);
         struct blk *b = &s->b[s->nb++];
         b->text = wp_xasprintf("%.*s\r\n\r\n", (int)(end - at), at);
         b->action = strncmp(at, "Action:", 7) == 0;
@@ -332,7 +349,7 @@ static void srv_send(struct srv *s, const char *text)
     size_t len = strlen(text);
 
     while (len > 0) {
-        ssize_t n = send(s->fd, text, len, MSG_NOSIGNAL);
+        ssize_t n = send(s->fd, text, s->bytewise ? 1 : len, MSG_NOSIGNAL);
         if (n <= 0) {
             return;
         }
@@ -425,13 +442,19 @@ static int srv_on_msg(void *arg, const struct wp_ami_msg *m)
             done = 1;
         }
         if (done) {
-            if (s->nheld < 16) {
+            if (s->nheld < 32) {
                 s->held[s->nheld++] = j; /* asynchronous events for later (E) */
             }
             continue;
         }
         if (!(s->omit && strstr(s->b[j].text, "Device: Queue:hotline_avail\r\n") != NULL)) {
             srv_send_blk(s, &s->b[j], s->b[i].aid, aid);
+        }
+        if (s->cut && strcasecmp(action, "QueueStatus") == 0 &&
+            strstr(s->b[j].text, "Event: QueueMember\r\n") != NULL) {
+            s->cut = 0; /* the link breaks mid-list */
+            s->close_now = 1;
+            return -1;
         }
         if (strstr(s->b[j].text, "EventList: Complete") != NULL) {
             done = 1;
@@ -443,7 +466,8 @@ static int srv_on_msg(void *arg, const struct wp_ami_msg *m)
 /* Serve one connection until it closes or the test says C or Q. Returns 0 on Q. Commands:
  * E send the held blocks (the events after a list; with H also its completion), C close,
  * S go silent, R restart (Uptime 5 in the next FullyBooted), D leave a device out of the
- * next lists, H hold back the next list's completion, Q quit. */
+ * next lists, H hold back the next list's completion, M close the link after the first member
+ * of the next QueueStatus, B send one byte per send() from now on, Q quit. */
 static int srv_conn(struct srv *s, struct wp_ami_parser *p)
 {
     char buf[4096];
@@ -474,6 +498,10 @@ static int srv_conn(struct srv *s, struct wp_ami_parser *p)
                 s->omit = 1;
             } else if (cmd == 'R') {
                 s->restart = 1;
+            } else if (cmd == 'M') {
+                s->cut = 1;
+            } else if (cmd == 'B') {
+                s->bytewise = 1;
             } else if (cmd == 'E') {
                 for (size_t i = 0; i < s->nheld; i++) {
                     srv_send_blk(s, &s->b[s->held[i]], s->held_from, s->held_to);
@@ -522,6 +550,11 @@ static void *srv_main(void *arg)
             continue;
         }
         s->accepted++;
+        struct fxs *f =
+            &s->fx[(size_t)s->accepted - 1 < s->nfx ? (size_t)s->accepted - 1 : s->nfx - 1];
+        s->banner = f->banner;
+        s->b = f->b;
+        s->nb = f->nb;
         run = srv_conn(s, p);
         close(s->fd);
         s->fd = -1;
@@ -531,13 +564,21 @@ static void *srv_main(void *arg)
     return NULL;
 }
 
-static void srv_start(struct srv *s)
+/* Start the server on the fixtures fx1 (the first connection) and fx2 (the later ones; NULL:
+ * fx1 again). */
+static void srv_start(struct srv *s, const char *fx1, const char *fx2, int bytewise)
 {
     struct sockaddr_in a;
     socklen_t alen = sizeof(a);
 
     memset(s, 0, sizeof(*s));
-    srv_load(s);
+    srv_load(&s->fx[0], fx1);
+    s->nfx = 1;
+    if (fx2 != NULL) {
+        srv_load(&s->fx[1], fx2);
+        s->nfx = 2;
+    }
+    s->bytewise = bytewise;
     s->fd = -1;
     s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(s->lfd >= 0);
@@ -564,8 +605,10 @@ static void srv_stop(struct srv *s)
     close(s->lfd);
     close(s->ctl[0]);
     close(s->ctl[1]);
-    for (size_t i = 0; i < s->nb; i++) {
-        free(s->b[i].text);
+    for (size_t k = 0; k < s->nfx; k++) {
+        for (size_t i = 0; i < s->fx[k].nb; i++) {
+            free(s->fx[k].b[i].text);
+        }
     }
 }
 
@@ -577,7 +620,55 @@ struct env {
     struct capture cap;
     struct wp_probe *p;
     char secret[64];
+    char *seats; /* every seat event sampled: "seat|queue|interface|action|reason|at|observed"
+                    (and "|login_at" when present), one a line */
+    size_t seats_len;
+    char *board[64]; /* the last state of every object sampled: "object\tstate\traw\tinfo" */
+    size_t nboard;
 };
+
+/* Append the seat events of the last sample to e->seats; update e->board. */
+static void collect_seats(struct env *e)
+{
+    for (size_t i = 0; i < e->cap.nrecs; i++) {
+        const struct cap_rec *r = &e->cap.recs[i];
+        size_t k = 0;
+        if (r->kind != WP_REC_STATE) {
+            continue;
+        }
+        size_t on = strlen(r->name);
+        for (k = 0; k < e->nboard; k++) {
+            if (strncmp(e->board[k], r->name, on) == 0 && e->board[k][on] == '\t') {
+                break;
+            }
+        }
+        if (k == e->nboard) {
+            assert_true(e->nboard < 64);
+            e->nboard++;
+        } else {
+            free(e->board[k]);
+        }
+        e->board[k] = wp_xasprintf("%s\t%s\t%s\t%s", r->name, r->text, r->raw, r->info);
+    }
+    for (size_t i = 0; i < e->cap.nrecs; i++) {
+        const struct cap_rec *r = &e->cap.recs[i];
+        if (r->kind != WP_REC_EVENT || strcmp(r->group, "seat") != 0) {
+            continue;
+        }
+        assert_string_equal(r->name, "ami:pbx1");
+        const char *la = capture_field(r, "login_at");
+        char *line = wp_xasprintf("%s|%s|%s|%s|%s|%s|%s%s%s\n", capture_field(r, "seat"),
+                                  capture_field(r, "queue"), capture_field(r, "interface"),
+                                  capture_field(r, "action"), capture_field(r, "reason"),
+                                  capture_field(r, "at"), capture_field(r, "observed"),
+                                  la != NULL ? "|" : "", la != NULL ? la : "");
+        size_t n = strlen(line);
+        e->seats = wp_xrealloc(e->seats, e->seats_len + n + 1);
+        memcpy(e->seats + e->seats_len, line, n + 1);
+        e->seats_len += n;
+        free(line);
+    }
+}
 
 static double mono_ms(void)
 {
@@ -606,6 +697,7 @@ static int sample_until(struct env *e, const char *object, const char *state)
         spin(e, 5);
         capture_clear(&e->cap);
         assert_int_equal(e->p->ops->sample(e->p, &e->cap.sink), 0);
+        collect_seats(e);
         const struct cap_rec *r = capture_rec(&e->cap, WP_REC_STATE, object);
         if (r != NULL && (state == NULL || strcmp(r->text, state) == 0)) {
             return 1;
@@ -644,13 +736,14 @@ static double metric(const struct env *e, const char *field)
     return peers_field(&e->cap, "ami", "pbx1", field);
 }
 
-static void env_start(struct env *e, const char *user, const char *extra)
+static void env_start_fx(struct env *e, const char *user, const char *extra, const char *fx1,
+                         const char *fx2, int bytewise)
 {
     FILE *fp = NULL;
     char *yaml = NULL;
 
     memset(e, 0, sizeof(*e));
-    srv_start(&e->srv);
+    srv_start(&e->srv, fx1, fx2, bytewise);
     snprintf(e->secret, sizeof(e->secret), "/tmp/wp-ami-secret-XXXXXX");
     int fd = mkstemp(e->secret);
     assert_true(fd >= 0);
@@ -666,6 +759,11 @@ static void env_start(struct env *e, const char *user, const char *extra)
     capture_init(&e->cap, 1700000000000, 1);
     assert_int_equal(uv_loop_init(&e->loop), 0);
     assert_int_equal(e->p->ops->start(e->p, &e->loop), 0);
+}
+
+static void env_start(struct env *e, const char *user, const char *extra)
+{
+    env_start_fx(e, user, extra, "ami-session.txt", NULL, 0);
 }
 
 static void env_stop(struct env *e)
@@ -688,6 +786,12 @@ static void env_stop(struct env *e)
     assert_int_equal(e->cap.bad, 0);
     capture_cleanup(&e->cap);
     unlink(e->secret);
+    free(e->seats);
+    e->seats = NULL;
+    for (size_t i = 0; i < e->nboard; i++) {
+        free(e->board[i]);
+    }
+    e->nboard = 0;
 }
 
 static void expect_snapshot(struct env *e)
@@ -895,6 +999,201 @@ static void ami_resync_waits_for_complete(void **state)
     free(e);
 }
 
+/* ---- queues, calls, contacts and seats (ami-queues*.txt, Asterisk 20) ---- */
+
+/* Every split of the recorded queue sessions parses like the whole. */
+static void parser_every_split_queues(void **state)
+{
+    static const char *const names[] = {"ami-queues.txt", "ami-queues-reconnect.txt"};
+
+    (void)state;
+    for (size_t f = 0; f < 2; f++) {
+        size_t len = 0;
+        char *fx = load_fixture_named(names[f], &len);
+        int rc = 0;
+        char *whole = parse_cut(fx, len, NULL, 0, &rc);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(whole, "B Asterisk Call Manager/9.0.0\n--\n"));
+        assert_non_null(strstr(whole, "EventList\tComplete\nListItems\t5\n--\n"));
+        for (size_t k = 1; k < len; k++) {
+            char *got = parse_cut(fx, len, &k, 1, &rc);
+            assert_int_equal(rc, 0);
+            if (strcmp(got, whole) != 0) {
+                fail_msg("%s: split at %zu differs", names[f], k);
+            }
+            free(got);
+        }
+        free(whole);
+        free(fx);
+    }
+}
+
+static void expect_line(const struct env *e, const char *object, const char *state, const char *raw,
+                        const char *info)
+{
+    const struct cap_rec *r = capture_rec(&e->cap, WP_REC_STATE, object);
+
+    if (r == NULL) {
+        fail_msg("no state for %s", object);
+    }
+    if (strcmp(r->group, "pbx1") != 0 || strcmp(r->text, state) != 0 || strcmp(r->raw, raw) != 0 ||
+        strcmp(r->info, info) != 0) {
+        fail_msg("%s: got %s (raw %s, info \"%s\"), expected %s (raw %s, info \"%s\")", object,
+                 r->text, r->raw, r->info, state, raw, info);
+    }
+}
+
+/* The last sampled state of object is "state\traw\tinfo". */
+static void expect_board(const struct env *e, const char *object, const char *want)
+{
+    size_t on = strlen(object);
+
+    for (size_t k = 0; k < e->nboard; k++) {
+        if (strncmp(e->board[k], object, on) == 0 && e->board[k][on] == '\t') {
+            if (strcmp(e->board[k] + on + 1, want) != 0) {
+                fail_msg("%s: got \"%s\", expected \"%s\"", object, e->board[k] + on + 1, want);
+            }
+            return;
+        }
+    }
+    fail_msg("no state for %s", object);
+}
+
+static double seat_metric(const struct env *e, const char *field)
+{
+    return peers_field(&e->cap, "ami_seats", "pbx1", field);
+}
+
+/* Sample until e->seats holds want (a suffix of the seat events so far). */
+static void seats_until(struct env *e, const char *want)
+{
+    double end = mono_ms() + 5000;
+
+    while (mono_ms() < end) {
+        spin(e, 5);
+        capture_clear(&e->cap);
+        assert_int_equal(e->p->ops->sample(e->p, &e->cap.sink), 0);
+        collect_seats(e);
+        if (e->seats != NULL && strstr(e->seats, want) != NULL) {
+            return;
+        }
+    }
+    fail_msg("seat events:\n%s\nexpected:\n%s", e->seats != NULL ? e->seats : "", want);
+}
+
+/* The queue session: resync with the four lists (call info, extension fallback, members
+ * logged in as observed), live events (seats, calls, contacts, agents), an over-privileged
+ * account warned about once, then a link lost in the middle of the next QueueStatus: the
+ * partial resync is discarded and the complete one gives the outage's logout and login. */
+static void queues_run(int bytewise)
+{
+    struct env *e = wp_xcalloc(1, sizeof(*e));
+    char logpath[] = "/tmp/wp-ami-log-XXXXXX";
+    int logfd = mkstemp(logpath);
+    int saved = dup(STDERR_FILENO);
+    char buf[16384];
+    ssize_t n = 0;
+    size_t mark = 0;
+
+    assert_true(logfd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(logfd, STDERR_FILENO);
+    wp_clock_set_fake(1767254455000LL); /* the link comes up at 08:00:55Z */
+    env_start_fx(e, "monitor", "", "ami-queues.txt", "ami-queues-reconnect.txt", bytewise);
+
+    assert_true(sample_until(e, "ami:pbx1", "available"));
+    expect_line(e, "PJSIP/1001", "in_use", "INUSE",
+                "caller=1001 (Alice) connected=0800555123 state=Up since=2026-01-01T07:59:15Z");
+    expect_line(e, "PJSIP/carrier-trunk", "in_use", "INUSE",
+                "caller=0800555123 connected=1001 (Alice) state=Up since=2026-01-01T07:59:17Z");
+    expect_line(e, "PJSIP/1002", "idle", "NOT_INUSE", "");
+    expect_line(e, "PJSIP/1003", "idle", "NOT_INUSE", "");
+    expect_line(e, "PJSIP/1004", "idle", "NOT_INUSE", "");
+    /* no device state: the hint's (PJSIP/1001&PJSIP/1002 names two devices: ignored) */
+    expect_line(e, "PJSIP/1005", "unavailable", "Unavailable", "");
+    assert_int_equal(nstates(e), 7);
+    assert_true(metric(e, "lines") == 6.0);
+    assert_true(seat_metric(e, "logged_in") == 3.0);
+    assert_true(seat_metric(e, "paused") == 1.0);
+    /* the static member (Night Desk) has no session */
+    assert_string_equal(e->seats, "Alice|support|PJSIP/1001|login||1767250800000|1\n"
+                                  "Bob|support|PJSIP/1002|login||1767251400000|1\n"
+                                  "Bob|support|PJSIP/1002|pause|lunch|1767253800000|1\n"
+                                  "Alice|sales|PJSIP/1001|login||1767250805000|1\n");
+    mark = e->seats_len;
+
+    /* live events */
+    srv_cmd(&e->srv, 'E');
+    seats_until(e, "Bob|support|PJSIP/1002|logout||1767254700000|0\n");
+    assert_string_equal(e->seats + mark, "Carol|support|PJSIP/1003|login||1767254460000|0\n"
+                                         "Alice|support|PJSIP/1001|pause|break|1767254520501|0\n"
+                                         "Bob|support|PJSIP/1002|unpause||1767254580100|0\n"
+                                         "2001||PJSIP/1004-00000014|login||1767254590000|0\n"
+                                         "2001|||logout||1767254680000|0|1767254590000\n"
+                                         "Bob|support|PJSIP/1002|logout||1767254700000|0\n");
+    mark = e->seats_len;
+    /* the call moved from 1001 to 1002; 1003's contact is unreachable (device state idle) */
+    expect_board(e, "PJSIP/1001", "idle\tNOT_INUSE\t");
+    expect_board(e, "PJSIP/carrier-trunk", "in_use\tINUSE\t");
+    expect_board(e, "PJSIP/1002",
+                 "in_use\tINUSE\tcaller=1002 (Bob) connected=1004 (Dave) "
+                 "state=Up since=2026-01-01T08:03:30Z");
+    expect_board(e, "PJSIP/1003", "unavailable\tUnreachable\t");
+    expect_board(e, "PJSIP/1005", "idle\tIdle\t");   /* ExtensionStatus */
+    assert_true(seat_metric(e, "logged_in") == 3.0); /* Alice twice, Carol */
+    assert_true(seat_metric(e, "paused") == 1.0);
+    assert_true(seat_metric(e, "agent_calls") == 1.0);
+    assert_true(seat_metric(e, "talk_s") == 42.0);
+
+    /* the link breaks in the middle of the next QueueStatus; the attempt after it completes */
+    wp_clock_set_fake(1767255100000LL);
+    srv_cmd(&e->srv, 'M');
+    srv_cmd(&e->srv, 'C');
+    assert_true(sample_until(e, "ami:pbx1", "unavailable"));
+    assert_true(sample_until(e, "ami:pbx1", "available"));
+    /* Carol left during the outage (logout when the link came back), Dave came; nothing from
+     * the partial list (it named Alice/support only: no logout for Alice/sales) */
+    assert_string_equal(e->seats + mark, "Carol|support|PJSIP/1003|logout||1767255100000|1\n"
+                                         "Dave|support|PJSIP/1004|login||1767254900000|1\n");
+    expect_line(e, "PJSIP/1003", "unavailable", "UNAVAILABLE", ""); /* contacts start afresh */
+    expect_line(e, "PJSIP/1002", "idle", "NOT_INUSE", "");          /* no calls listed */
+    expect_line(e, "PJSIP/1005", "idle", "Idle", "");               /* hints refused: kept */
+    assert_int_equal(nstates(e), 7);
+    assert_true(seat_metric(e, "logged_in") == 3.0);
+
+    env_stop(e);
+    assert_int_equal(e->srv.accepted, 3);
+    wp_clock_set_fake(-1);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    n = pread(logfd, buf, sizeof(buf) - 1, 0);
+    close(logfd);
+    unlink(logpath);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    fputs(buf, stderr);
+    const char *w = "AMI user monitor has more rights than it needs (write=originate,command)";
+    const char *hit = strstr(buf, w);
+    assert_non_null(hit);
+    assert_null(strstr(hit + 1, w)); /* once: the second account's rights are fine */
+    assert_null(strstr(buf, "s3cr3t"));
+    free(e);
+}
+
+static void ami_queues(void **state)
+{
+    (void)state;
+    queues_run(0);
+}
+
+/* The same with the server writing one byte at a time. */
+static void ami_queues_bytewise(void **state)
+{
+    (void)state;
+    queues_run(1);
+}
+
 static void ami_connect_refused(void **state)
 {
     (void)state;
@@ -953,6 +1252,9 @@ int main(void)
         cmocka_unit_test(ami_pbx_restart),
         cmocka_unit_test(ami_device_removed),
         cmocka_unit_test(ami_resync_waits_for_complete),
+        cmocka_unit_test(parser_every_split_queues),
+        cmocka_unit_test(ami_queues),
+        cmocka_unit_test(ami_queues_bytewise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
