@@ -12,8 +12,10 @@
 
 #include "coll_conf.h"
 #include "coll_rules.h"
+#include "deliver.h"
 #include "linerrd.h"
 #include "lines.h"
+#include "outbox.h"
 #include "db.h"
 #include "ingest.h"
 #include "journal.h"
@@ -121,6 +123,9 @@ static void tick_cb(uv_timer_t *t)
 
     coll_ingest_save_registry(s, 0);
     coll_rules_tick(s);
+    if (s->deliver != NULL) {
+        deliver_pump(s->deliver, wp_clock_now_ms());
+    }
     if (s->lines != NULL && wp_clock_mono_ms() - s->last_prune_ms >= LINES_PRUNE_EVERY_MS) {
         s->last_prune_ms = wp_clock_mono_ms();
         int n = coll_lines_prune(s->lines, wp_clock_now_ms() - LINES_KEEP_MS);
@@ -240,6 +245,15 @@ int coll_server_start(struct coll_server *s, uv_loop_t *loop, struct coll_conf *
     if ((rc = coll_rules_start(s)) < 0) {
         return rc;
     }
+    if (conf->notify != NULL) {
+        snprintf(path, sizeof(path), "%s/incidents.db", conf->state_dir);
+        if ((rc = outbox_open(path, conf->notify, &s->outbox)) < 0 ||
+            (rc = deliver_start(loop, conf->notify, s->outbox, coll_rules_store(s),
+                                &s->deliver)) < 0) {
+            WP_ERROR("collector", "notifications: %s", wp_strerror(rc));
+            return rc;
+        }
+    }
     snprintf(path, sizeof(path), "%s/lines.db", conf->state_dir);
     if ((rc = coll_lines_open(path, &s->lines)) < 0) {
         return rc;
@@ -333,6 +347,10 @@ void coll_server_stop(struct coll_server *s)
         s->ctl = NULL;
     }
     coll_close_all_conns(s, "collector shutting down");
+    if (s->deliver != NULL) {
+        deliver_stop(s->deliver, NULL, NULL); /* what is in flight stays queued */
+        s->deliver = NULL;
+    }
     if (s->handles_started) {
         uv_close((uv_handle_t *)&s->tick_timer, NULL);
         uv_close((uv_handle_t *)&s->crl_timer, NULL);
@@ -350,6 +368,8 @@ void coll_server_stop(struct coll_server *s)
 
 void coll_server_cleanup(struct coll_server *s)
 {
+    outbox_close(s->outbox);
+    s->outbox = NULL;
     coll_rules_stop(s);
     coll_lines_close(s->lines);
     s->lines = NULL;

@@ -70,6 +70,8 @@ struct coll_server {
     struct coll_ctl *ctl;
     struct coll_rules *rules;
     struct coll_lines *lines; /* line states (lines.db) */
+    struct outbox *outbox;    /* notification outbox (incidents.db), NULL without notify: */
+    struct deliver *deliver;
     int64_t last_prune_ms;
     int64_t last_linerrd_ms; /* the once-a-minute per-line RRD refresh (linerrd.h) */
 

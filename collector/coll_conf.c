@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The collector's configuration: option tables for collector.yaml. */
 #include "coll_conf.h"
+#include "notify.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -275,6 +276,12 @@ static const struct wp_opt top_opts[] = {
      .help = "rules files and the incident policy",
      .offset = offsetof(struct coll_conf, incidents),
      .sub = incidents_opts},
+    {.name = "notify",
+     .type = WP_OPT_CUSTOM,
+     .help = "tickets and notifications: destinations and routes (docs/NOTIFY.md)",
+     .offset = offsetof(struct coll_conf, notify),
+     .custom = notify_conf_decode,
+     .custom_free = notify_conf_free},
     WP_OPT_TABLE_END,
 };
 

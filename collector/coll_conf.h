@@ -8,6 +8,7 @@
 #include "wp/conf.h"
 
 struct wp_rrd_archive;
+struct notify_conf;
 
 /*
  * collector.yaml:
@@ -24,6 +25,8 @@ struct wp_rrd_archive;
  *               matrix: {high: [P1, P2, P3], medium: [P2, P3, P4], low: [P3, P4, P4]},
  *                        (impact: priorities for urgency high, medium, low)
  *               sla: {p1: {response: 15m, resolve: 4h}, p2: ..., p3: ..., p4: ...}}
+ *   notify: {domain, dashboard_url, max_age, destinations: [...], routes: [...]}
+ *            (notify_conf.c, docs/NOTIFY.md)
  * Relative paths are relative to the config file's directory.
  */
 struct coll_conf {
@@ -64,6 +67,7 @@ struct coll_conf {
         } sla[4];
         int matrix_prio[3][3]; /* decoded from matrix (finish) */
     } incidents;
+    struct notify_conf *notify; /* `notify:` (notify.h); NULL when absent */
 };
 
 int coll_conf_load(const char *path, struct wp_conf_err *err, struct coll_conf **out);

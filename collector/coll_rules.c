@@ -453,6 +453,11 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+struct inc_store *coll_rules_store(struct coll_server *s)
+{
+    return s->rules != NULL ? s->rules->inc : NULL;
+}
+
 void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out)
 {
     struct rules_eng_stats st;

@@ -53,5 +53,7 @@ struct coll_rules_stats {
     uint64_t delay_le[COLL_RULES_DELAY_BUCKETS];
 };
 void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out);
+/* The incident store (for the notification worker's own incidents). */
+struct inc_store *coll_rules_store(struct coll_server *s);
 
 #endif

@@ -10,9 +10,12 @@
 #include <msgpack.h>
 
 #include "coll.h"
+#include "deliver.h"
 #include "coll_rules.h"
+#include "outbox.h"
 #include "journal.h"
 #include "rrdw.h"
+#include "wp/clock.h"
 #include "wp/buf.h"
 #include "wp/err.h"
 #include "wp/log.h"
@@ -165,6 +168,18 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
         }
     }
     coll_rules_stats(s, &rst);
+    struct deliver_stats ds;
+    struct outbox_counts oc;
+    memset(&ds, 0, sizeof(ds));
+    memset(&oc, 0, sizeof(oc));
+    if (s->deliver != NULL) {
+        deliver_stats(s->deliver, &ds);
+    }
+    if (s->outbox != NULL) {
+        outbox_counts(s->outbox, &oc);
+    }
+    int64_t oldest_s = oc.oldest_queued_ms > 0 ? (wp_clock_now_ms() - oc.oldest_queued_ms) / 1000
+                                               : 0;
     const struct {
         const char *name;
         uint64_t value;
@@ -207,6 +222,15 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
         {"rules_fire_delay_p99_us", rst.delay_p99_us},
         {"rules_fire_delay_max_us", rst.delay_max_us},
         {"incidents_opened", rst.opened},
+        {"notify_started", ds.started},
+        {"notify_sent", ds.sent},
+        {"notify_retried", ds.retried},
+        {"notify_dead", ds.dead},
+        {"notify_reconciled", ds.reconciled},
+        {"notify_in_flight", ds.in_flight},
+        {"notify_queued", oc.queued},
+        {"notify_dead_total", oc.dead},
+        {"notify_oldest_queued_s", oldest_s > 0 ? (uint64_t)oldest_s : 0},
     };
     /* the map header is counted from the table so it can never drift */
     msgpack_pack_map(pk, 1 + sizeof(kv) / sizeof(kv[0]) + COLL_RULES_DELAY_BUCKETS);

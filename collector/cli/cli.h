@@ -21,5 +21,7 @@ int cli_seats(int argc, char **argv);
 int cli_rules(int argc, char **argv);
 /* watchpost incidents list|show|ack|resolve|close (incidents.c) */
 int cli_incidents(int argc, char **argv);
+/* `watchpost outbox`: notifications sent, queued and dead; retry a dead one. */
+int cli_outbox(int argc, char **argv);
 
 #endif

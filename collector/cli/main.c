@@ -18,6 +18,7 @@ static const struct {
     {"reload", cli_reload, "reload [--state-dir DIR]           reload the running collector's rules"},
     {"lines", cli_lines, "lines [list|history] [--host H] [--group G] [--state S]  line states"},
     {"seats", cli_seats, "seats [--host H] [--since 24h] [--csv]  seat sessions and pauses"},
+    {"outbox", cli_outbox, "outbox [list|retry ID] [--state dead]  notifications sent, queued, dead"},
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
 };
 

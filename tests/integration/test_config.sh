@@ -45,6 +45,27 @@ grep -q "^$T/syntax.yaml:[0-9]*:[0-9]*: " "$T/err" || fail "syntax error without
     fail "packaging/etc/agent.yaml: $(cat "$T/out")"
 "$BIN_CLI" check-config --collector "$WP_SRC/packaging/etc/collector.yaml" > "$T/out" ||
     fail "packaging/etc/collector.yaml: $(cat "$T/out")"
+# the commented notify: example is valid once uncommented (secrets and rules made local)
+echo "not-a-real-secret" > "$T/secret"
+python3 - "$WP_SRC/packaging/etc/collector.yaml" "$T" > "$T/notify.yaml" <<'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+head, tail = s.split("#notify:", 1)
+tail = "\n".join(l[1:] if l.startswith("#") else l for l in ("#notify:" + tail).splitlines())
+t = head + tail + "\n"
+t = re.sub(r"/etc/watchpost/[a-z.]+(token|key|password)", sys.argv[2] + "/secret", t)
+t = t.replace("/etc/watchpost/rules.d/", sys.argv[1].rsplit("/", 1)[0] + "/rules.d/")
+print(t)
+PY
+"$BIN_CLI" check-config --collector "$T/notify.yaml" > "$T/out" ||
+    fail "the notify: example of packaging/etc/collector.yaml: $(cat "$T/out")"
+# a route naming a destination that does not exist: file:line:column and the name
+sed 's/to: \[rt, noc-mail\]/to: [rt, nowhere]/' "$T/notify.yaml" > "$T/bad-notify.yaml"
+if "$BIN_CLI" check-config --collector "$T/bad-notify.yaml" > "$T/out" 2>&1; then
+    fail "a route to an unknown destination was accepted"
+fi
+grep -Eq 'bad-notify.yaml:[0-9]+:[0-9]+: notify.routes\[0\].to: no destination named "nowhere"' \
+    "$T/out" || fail "unexpected error: $(cat "$T/out")"
 
 ca_init
 issue a1
