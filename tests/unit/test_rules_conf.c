@@ -1052,9 +1052,23 @@ static void default_file_loads(void **state)
                                "java.lang.OutOfMemoryError: Java heap space"));
     r = find(rs, "line_share_unavailable");
     assert_true(r->share_above_pct == 20);
+    /* the telephony rules select what the probes really send (probes/sipcall.c,
+     * sipping.c: checks sipcall_<name>, sipping_<name>, series sipcall; link objects in
+     * group telephony_link) */
     r = find(rs, "hotline_call_slow");
-    assert_string_equal(r->metric, "sip.setup_ms");
-    assert_true(r->when.threshold == 3000);
+    assert_string_equal(r->metric, "sipcall.answer_s");
+    assert_true(r->when.threshold == 8);
+    r = find(rs, "hotline_dead_air");
+    assert_string_equal(r->metric, "sipcall.dead_air");
+    r = find(rs, "hotline_call_failing");
+    assert_true(rules_matcher_ok(&r->match[0], "sipcall_hotline"));
+    assert_false(rules_matcher_ok(&r->match[0], "sipping_hotline"));
+    r = find(rs, "phone_unreachable");
+    assert_true(rules_matcher_ok(&r->match[0], "sipping_seat8001"));
+    r = find(rs, "telephony_link_lost");
+    assert_int_equal(r->kind, RULE_LINE_STATE);
+    assert_string_equal(r->match[0].label, "group");
+    assert_true(rules_matcher_ok(&r->match[0], "telephony_link"));
     int star = 0;
     for (size_t i = 0; i < rs->ndeps; i++) {
         if (strcmp(rs->deps[i].parent, "host_silent") == 0 && rs->deps[i].nsuppress == 1 &&
