@@ -253,6 +253,7 @@ int coll_server_start(struct coll_server *s, uv_loop_t *loop, struct coll_conf *
             WP_ERROR("collector", "notifications: %s", wp_strerror(rc));
             return rc;
         }
+        outbox_set_groups(s->outbox, coll_rules_in_group, s);
     }
     snprintf(path, sizeof(path), "%s/lines.db", conf->state_dir);
     if ((rc = coll_lines_open(path, &s->lines)) < 0) {

@@ -453,6 +453,13 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+int coll_rules_in_group(void *arg, const char *group, const char *host)
+{
+    struct coll_server *s = arg;
+    return s->rules != NULL && s->rules->rs != NULL &&
+           rules_host_in_group(s->rules->rs, group, host);
+}
+
 struct inc_store *coll_rules_store(struct coll_server *s)
 {
     return s->rules != NULL ? s->rules->inc : NULL;

@@ -53,6 +53,8 @@ struct coll_rules_stats {
     uint64_t delay_le[COLL_RULES_DELAY_BUCKETS];
 };
 void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out);
+/* Is host in host group `group` of the loaded rules? (notification routes) */
+int coll_rules_in_group(void *s, const char *group, const char *host);
 /* The incident store (for the notification worker's own incidents). */
 struct inc_store *coll_rules_store(struct coll_server *s);
 

@@ -227,6 +227,7 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
         {"notify_retried", ds.retried},
         {"notify_dead", ds.dead},
         {"notify_reconciled", ds.reconciled},
+        {"notify_digested", ds.digested},
         {"notify_in_flight", ds.in_flight},
         {"notify_queued", oc.queued},
         {"notify_dead_total", oc.dead},

@@ -231,15 +231,36 @@ static size_t read_cb(char *buf, size_t sz, size_t n, void *arg)
     return k;
 }
 
-/* "Name <a@b>" -> "<a@b>"; a bare address is wrapped. */
+/* "Name <a@b>" -> "<a@b>"; a bare address is wrapped. The address is the LAST <...>, as
+ * the renderer's From/To headers take it (a display name may hold a '<'). */
 static char *mail_addr(const char *s)
 {
-    const char *lt = strchr(s, '<');
+    const char *lt = strrchr(s, '<');
     const char *gt = lt != NULL ? strchr(lt, '>') : NULL;
     if (lt != NULL && gt != NULL) {
         return wp_xasprintf("%.*s", (int)(gt - lt + 1), lt);
     }
     return wp_xasprintf("<%s>", s);
+}
+
+/* SMTP: libcurl hands the server's reply lines to the header callback; keep the last 4xx/5xx
+ * one, the refusal an operator reads in `watchpost outbox list`. */
+static size_t smtp_reply_cb(char *p, size_t sz, size_t n, void *arg)
+{
+    struct flight *f = arg;
+    size_t len = sz * n;
+    size_t k = len < 300 ? len : 300;
+
+    if (len >= 3 && (p[0] == '4' || p[0] == '5')) {
+        while (k > 0 && (p[k - 1] == '\r' || p[k - 1] == '\n')) {
+            k--;
+        }
+        f->resp = wp_xrealloc(f->resp, k + 1);
+        memcpy(f->resp, p, k);
+        f->resp[k] = '\0';
+        f->resp_len = k;
+    }
+    return len;
 }
 
 static void flight_free(struct flight *f)
@@ -298,6 +319,17 @@ static int flight_start(struct deliver *dl, struct flight *f, const struct notif
         curl_easy_setopt(e, CURLOPT_CAINFO, d->ca_file);
     }
     if (strcmp(method, "SMTP") == 0) {
+        /* smtp://host:port without a path: libcurl's EHLO would be gethostname(), often not
+         * a FQDN (a container's "vm"), which strict MTAs refuse (504 5.5.2 -> dead letters).
+         * Say the notify domain instead; a path in the URL still names it explicitly. */
+        const char *hp = strstr(url, "://");
+        const char *path = hp != NULL ? strchr(hp + 3, '/') : NULL;
+        if (path == NULL || path[1] == '\0') {
+            char *u = wp_xasprintf("%s%s%s", url, path == NULL ? "/" : "", dl->conf->domain);
+            curl_easy_setopt(e, CURLOPT_URL, u); /* libcurl copies it */
+            free(u);
+        }
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, smtp_reply_cb);
         char *from = mail_addr(d->from);
         curl_easy_setopt(e, CURLOPT_MAIL_FROM, from);
         free(from);
@@ -442,8 +474,14 @@ static void finish(struct deliver *dl, struct flight *f, CURLcode cc)
             snprintf(why, sizeof(why), "%s", f->errbuf[0] ? f->errbuf : curl_easy_strerror(cc));
         } else if (smtp) {
             retry = code >= 400 && code < 500;
-            snprintf(why, sizeof(why), "SMTP %ld: %s", code,
-                     f->errbuf[0] ? f->errbuf : curl_easy_strerror(cc));
+            snprintf(why, sizeof(why), "SMTP %ld: %s%s%.300s", code,
+                     f->errbuf[0] ? f->errbuf : curl_easy_strerror(cc),
+                     f->resp_len > 0 ? "; server said: " : "", f->resp_len > 0 ? f->resp : "");
+            for (char *p = why; *p != '\0'; p++) {
+                if ((unsigned char)*p < 0x20) {
+                    *p = ' ';
+                }
+            }
         } else {
             retry = http_retryable(code);
             snprintf(why, sizeof(why), "HTTP %ld: %.300s", code, f->resp != NULL ? f->resp : "");
@@ -453,6 +491,11 @@ static void finish(struct deliver *dl, struct flight *f, CURLcode cc)
                 }
             }
         }
+    }
+    if (ok && f->kind == F_SEND &&
+        notify_response_check(d, f->body, f->body_len, f->resp, f->resp_len, why,
+                              sizeof(why)) < 0) {
+        ok = 0; /* a 2xx saying it did not do it (RT's status change): dead letter */
     }
     if (f->kind == F_SEARCH) {
         char rid[256];
@@ -564,6 +607,14 @@ static int in_flight(const struct deliver *dl, int64_t msg_id)
     return 0;
 }
 
+/* A start leaves the window a little late: the receiver counts arrivals, and a request
+ * started early in one window may arrive after a later one. */
+static int64_t rate_margin(const struct notify_dest *d)
+{
+    int64_t m = d->rate_per_ms / 20;
+    return m < 250 ? m : 250;
+}
+
 static int rate_ok(struct deliver *dl, size_t di, int64_t now)
 {
     const struct notify_dest *d = &dl->conf->dests[di];
@@ -572,11 +623,22 @@ static int rate_ok(struct deliver *dl, size_t di, int64_t now)
     if (d->rate_max <= 0) {
         return 1;
     }
-    while (ds->n > 0 && now - ds->starts[ds->head] >= d->rate_per_ms) {
+    while (ds->n > 0 && now - ds->starts[ds->head] >= d->rate_per_ms + rate_margin(d)) {
         ds->head = (ds->head + 1) % ds->cap;
         ds->n--;
     }
     return (int64_t)ds->n < d->rate_max;
+}
+
+/* When the oldest start in the window leaves it (a request is allowed again). */
+static int64_t rate_free_at(const struct deliver *dl, size_t di)
+{
+    const struct dstate *ds = &dl->ds[di];
+    if (ds->n == 0) {
+        return 0;
+    }
+    return ds->starts[ds->head] + dl->conf->dests[di].rate_per_ms +
+           rate_margin(&dl->conf->dests[di]);
 }
 
 static void rate_note(struct deliver *dl, size_t di, int64_t now)
@@ -599,19 +661,75 @@ static void rate_note(struct deliver *dl, size_t di, int64_t now)
     ds->n++;
 }
 
+/* A due message copied out of the query (strings and body owned). */
+struct due {
+    struct outbox_msg m;
+    char *s[12];
+    void *body;
+};
+
+static const char *keep(struct due *d, int i, const char *s)
+{
+    d->s[i] = s != NULL ? wp_xstrdup(s) : NULL;
+    return d->s[i];
+}
+
+static void due_free(struct due *d)
+{
+    for (size_t i = 0; i < sizeof(d->s) / sizeof(d->s[0]); i++) {
+        free(d->s[i]);
+    }
+    free(d->body);
+}
+
 struct pump {
     struct deliver *dl;
     int64_t now;
-    int64_t ids[128];
+    struct due due[128];
     size_t n;
+    size_t *picked; /* per destination */
 };
+
+static ssize_t dest_index(const struct deliver *dl, const char *name);
+static int rate_ok(struct deliver *dl, size_t di, int64_t now);
 
 static int due_cb(void *arg, const struct outbox_msg *m)
 {
     struct pump *p = arg;
-    if (p->n < sizeof(p->ids) / sizeof(p->ids[0])) {
-        p->ids[p->n++] = m->id;
+    if (p->n >= sizeof(p->due) / sizeof(p->due[0])) {
+        return 1;
     }
+    if (in_flight(p->dl, m->id)) {
+        return 0;
+    }
+    /* a destination that cannot take more now does not crowd the others out */
+    ssize_t di = dest_index(p->dl, m->dest);
+    if (di >= 0) {
+        const struct dstate *ds = &p->dl->ds[di];
+        int full = ds->in_flight + (int)p->picked[di] >= MAX_PER_DEST;
+        int limited = !rate_ok(p->dl, (size_t)di, p->now);
+        if (full || (limited && (!p->dl->conf->dests[di].digest || p->picked[di] > 0))) {
+            return 0;
+        }
+        p->picked[di]++;
+    }
+    struct due *d = &p->due[p->n++];
+    memset(d, 0, sizeof(*d));
+    d->m = *m;
+    d->m.event_id = keep(d, 0, m->event_id);
+    d->m.dest = keep(d, 1, m->dest);
+    d->m.inc_key = keep(d, 2, m->inc_key);
+    d->m.event = keep(d, 3, m->event);
+    d->m.state = keep(d, 4, m->state);
+    d->m.last_error = keep(d, 5, m->last_error);
+    d->m.ctx = keep(d, 6, m->ctx);
+    d->m.method = keep(d, 7, m->method);
+    d->m.url = keep(d, 8, m->url);
+    d->m.headers = keep(d, 9, m->headers);
+    d->m.rcpt = keep(d, 10, m->rcpt);
+    d->body = wp_xmalloc(m->body_len + 1);
+    memcpy(d->body, m->body != NULL ? m->body : "", m->body_len);
+    d->m.body = d->body;
     return 0;
 }
 
@@ -638,7 +756,19 @@ static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t no
         return;
     }
     const struct notify_dest *d = &dl->conf->dests[di];
-    if (dl->ds[di].in_flight >= MAX_PER_DEST || !rate_ok(dl, (size_t)di, now)) {
+    if (dl->ds[di].in_flight >= MAX_PER_DEST) {
+        return; /* next pump */
+    }
+    if (!rate_ok(dl, (size_t)di, wp_clock_now_ms())) {
+        if (d->digest) {
+            /* what waits for this destination becomes one summary, sent when the limit
+             * allows the next request */
+            int64_t when = rate_free_at(dl, (size_t)di);
+            int n = outbox_digest(dl->ob, d->name, now, when, 2);
+            if (n > 0) {
+                dl->st.digested += (uint64_t)n;
+            }
+        }
         return; /* next pump */
     }
     int is_open = strcmp(m->event, "open") == 0 && notify_store_path(d) != NULL;
@@ -665,7 +795,7 @@ static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t no
         rc = notify_render_search(dl->conf, d, m, &rq, why, sizeof(why));
         if (rc == 0) {
             f->kind = F_SEARCH;
-            rate_note(dl, (size_t)di, now);
+            rate_note(dl, (size_t)di, wp_clock_now_ms());
             rc = flight_start(dl, f, d, rq.method, rq.url, rq.headers, rq.body, rq.body_len,
                               NULL);
             notify_request_free(&rq);
@@ -707,7 +837,7 @@ static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t no
         outbox_remote_put(dl->ob, d->name, m->incident_id, "", "creating");
     }
     f->kind = F_SEND;
-    rate_note(dl, (size_t)di, now);
+    rate_note(dl, (size_t)di, wp_clock_now_ms()); /* the pump's now may be stale by now */
     rc = flight_start(dl, f, d, rq.method, rq.url, rq.headers, rq.body, rq.body_len, rq.rcpt);
     notify_request_free(&rq);
     if (rc < 0) {
@@ -717,25 +847,8 @@ static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t no
     }
 }
 
-struct one {
-    struct deliver *dl;
-    int64_t id, now;
-};
-
-static int start_cb(void *arg, const struct outbox_msg *m)
-{
-    struct one *o = arg;
-    if (m->id == o->id) {
-        start_one(o->dl, m, o->now);
-        return 1;
-    }
-    return 0;
-}
-
 void deliver_pump(struct deliver *dl, int64_t now_ms)
 {
-    struct pump p;
-
     if (dl->stopping) {
         return;
     }
@@ -752,17 +865,20 @@ void deliver_pump(struct deliver *dl, int64_t now_ms)
     if (dl->nflight >= MAX_FLIGHT) {
         return;
     }
-    memset(&p, 0, sizeof(p));
-    p.dl = dl;
-    p.now = now_ms;
-    outbox_due(dl->ob, now_ms, sizeof(p.ids) / sizeof(p.ids[0]), due_cb, &p);
-    for (size_t i = 0; i < p.n && dl->nflight < MAX_FLIGHT; i++) {
-        if (in_flight(dl, p.ids[i])) {
-            continue;
+    struct pump *p = wp_xcalloc(1, sizeof(*p));
+    p->dl = dl;
+    p->now = now_ms;
+    p->picked = wp_xcalloc(dl->conf->ndests + 1, sizeof(*p->picked));
+    /* copied out first: starting a message writes to the outbox */
+    outbox_due(dl->ob, now_ms, 1024, due_cb, p);
+    for (size_t i = 0; i < p->n; i++) {
+        if (dl->nflight < MAX_FLIGHT) {
+            start_one(dl, &p->due[i].m, now_ms);
         }
-        struct one o = {dl, p.ids[i], now_ms};
-        outbox_due(dl->ob, now_ms, sizeof(p.ids) / sizeof(p.ids[0]), start_cb, &o);
+        due_free(&p->due[i]);
     }
+    free(p->picked);
+    free(p);
 }
 
 int deliver_start(uv_loop_t *loop, const struct notify_conf *conf, struct outbox *ob,

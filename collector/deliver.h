@@ -40,6 +40,7 @@ void deliver_pump(struct deliver *dl, int64_t now_ms);
 
 struct deliver_stats {
     uint64_t sent, retried, dead, reconciled, started;
+    uint64_t digested; /* messages folded into summaries */
     uint64_t in_flight;
 };
 void deliver_stats(const struct deliver *dl, struct deliver_stats *out);

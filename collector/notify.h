@@ -102,8 +102,10 @@ struct notify_dest {
     int64_t rate_per_ms;
     int insecure;              /* skip TLS verification (tests only) */
     char *ca_file;
+    int digest;                /* over the rate limit: fold what waits into one summary */
     /* webhook */
     struct notify_req req[NEV_N];
+    struct notify_req digest_req; /* right after req[]: the option table relies on it */
     char *store;               /* dotted path of the remote id in the open response */
     struct notify_req search;  /* find the remote id by {key} after a crash mid-create */
     char *search_store;        /* dotted path of the remote id in the search response */
@@ -122,6 +124,7 @@ struct notify_route {
     unsigned prio_mask;
     struct wp_strlist categories; /* globs (empty = any) */
     struct wp_strlist hosts;      /* globs */
+    struct wp_strlist groups;     /* host groups of the rules files (groups:) */
     struct wp_strlist rules;      /* globs */
     int64_t from_level;           /* the incident has escalated at least this far */
     char *hours;                  /* "HH:MM-HH:MM" local time when the route applies, or NULL */
@@ -154,6 +157,9 @@ struct notify_route_in {
     const char *category, *host, *rule;
     int escalation;
     int64_t now_ms; /* for hours */
+    /* is host in the rules' host group? (NULL: routes with groups: never match) */
+    int (*in_group)(void *arg, const char *group, const char *host);
+    void *group_arg;
 };
 void notify_route(const struct notify_conf *c, const struct notify_route_in *in,
                   void (*fn)(void *arg, const struct notify_dest *d), void *arg);

@@ -78,6 +78,9 @@ static const struct wp_opt requests_opts[] = {
      .offset = REQ_AT(NEV_RESOLVE), .sub = req_opts},
     {.name = "close", .type = WP_OPT_SECTION, .help = "closed (default: none)",
      .offset = REQ_AT(NEV_CLOSE), .sub = req_opts},
+    {.name = "digest", .type = WP_OPT_SECTION,
+     .help = "the summary of a burst (with digest: true): {count} {items} {text} {subject}",
+     .offset = REQ_AT(NEV_N), .sub = req_opts},
     WP_OPT_TABLE_END,
 };
 
@@ -116,6 +119,9 @@ static const struct wp_opt dest_opts[] = {
      .offset = DEST(timeout_ms), .min = 1000, .max = 600000},
     {.name = "rate", .type = WP_OPT_SECTION, .help = "{max, per}: requests per window",
      .offset = DEST(rate_max), .sub = rate_opts},
+    {.name = "digest", .type = WP_OPT_BOOL, .def = "false",
+     .help = "email, webhook: over the rate limit, one summary per window lists what waits",
+     .offset = DEST(digest)},
     {.name = "insecure", .type = WP_OPT_BOOL, .def = "false",
      .help = "do not verify the server certificate (tests only)", .offset = DEST(insecure)},
     {.name = "ca_file", .type = WP_OPT_STR, .help = "CA bundle for the server certificate",
@@ -154,6 +160,8 @@ static const struct wp_opt route_opts[] = {
      .offset = ROUTE(hosts)},
     {.name = "rules", .type = WP_OPT_STRLIST, .help = "globs (default any)",
      .offset = ROUTE(rules)},
+    {.name = "groups", .type = WP_OPT_STRLIST,
+     .help = "host groups of the rules files (default any)", .offset = ROUTE(groups)},
     {.name = "from_level", .type = WP_OPT_INT, .def = "0",
      .help = "escalation level reached (0 first line, 2 second line, 3 vendor, 4 management)",
      .offset = ROUTE(from_level), .min = 0, .max = 4},
@@ -364,6 +372,24 @@ static int dest_check(struct wp_conf_doc *doc, struct wp_conf_node *it, struct n
                               "headers})",
                               i, d->name);
     }
+    if (d->digest && (d->kind == NOTIFY_RT || d->kind == NOTIFY_PAGERDUTY)) {
+        return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "digest"), err,
+                              "notify.destinations[%zu].digest: only for email and webhook "
+                              "destinations (a ticket or alert per incident cannot be summed up)",
+                              i);
+    }
+    if (d->digest && d->rate_max <= 0) {
+        return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "digest"), err,
+                              "notify.destinations[%zu].digest: needs rate: {max, per} (the "
+                              "summary is sent when the limit is reached)",
+                              i);
+    }
+    if (d->digest && d->kind == NOTIFY_WEBHOOK && d->digest_req.body == NULL) {
+        return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "digest"), err,
+                              "notify.destinations[%zu].digest: a webhook needs requests.digest "
+                              "({body: ...} with {text}, {count} or {items})",
+                              i);
+    }
     if (d->kind == NOTIFY_WEBHOOK) {
         struct {
             const char *what, *tpl;
@@ -377,6 +403,8 @@ static int dest_check(struct wp_conf_doc *doc, struct wp_conf_node *it, struct n
         }
         t[nt].what = "search";
         t[nt++].tpl = d->search.url;
+        t[nt].what = "digest";
+        t[nt++].tpl = d->digest_req.body;
         for (size_t k = 0; k < nt; k++) {
             if (t[k].tpl != NULL && notify_template_check(t[k].tpl, why, sizeof(why)) < 0) {
                 return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "requests"), err,
@@ -563,6 +591,19 @@ static int in_hours(const struct notify_route *r, int64_t now_ms)
     return m >= r->from_min || m < r->to_min; /* wraps midnight */
 }
 
+static int any_group(const struct notify_route *r, const struct notify_route_in *in)
+{
+    if (r->groups.n == 0) {
+        return 1;
+    }
+    for (size_t i = 0; in->in_group != NULL && i < r->groups.n; i++) {
+        if (in->in_group(in->group_arg, r->groups.v[i], in->host)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void notify_route(const struct notify_conf *c, const struct notify_route_in *in,
                   void (*fn)(void *arg, const struct notify_dest *d), void *arg)
 {
@@ -575,7 +616,7 @@ void notify_route(const struct notify_conf *c, const struct notify_route_in *in,
         if ((r->prio_mask != 0 && !(r->prio_mask & (1u << in->priority))) ||
             in->escalation < r->from_level || !any_glob(&r->categories, in->category) ||
             !any_glob(&r->hosts, in->host) || !any_glob(&r->rules, in->rule) ||
-            !in_hours(r, in->now_ms)) {
+            !any_group(r, in) || !in_hours(r, in->now_ms)) {
             continue;
         }
         for (size_t k = 0; k < r->to.n; k++) {

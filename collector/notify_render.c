@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -19,7 +20,7 @@ static const char *const vars[] = {
     "opened_ms",  "escalation",  "acked_by",   "event",      "event_by",   "event_text",
     "event_at",   "event_ms",    "event_id",   "remote_id",  "secret",     "dashboard_url",
     "subject",    "text",        "severity",   "queue",      "key_field",  "ref",
-    NULL};
+    "count",      "items",       NULL};
 
 static int var_known(const char *name, size_t n)
 {
@@ -111,6 +112,73 @@ static int ev_index(const char *name)
 static const char *const ev_words[NEV_N] = {"opened",       "reopened", "updated",  "escalated",
                                             "acknowledged", "resolved", "closed"};
 
+struct sbuf {
+    char *p;
+    size_t n, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = wp_xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* A digest's variables: count, items (the snapshot's), a subject and a text listing them. */
+static json_t *digest_variables(const struct notify_conf *c, const struct notify_dest *d,
+                                const struct outbox_msg *m, enum notify_lang lang)
+{
+    json_t *o = json_loads(m->ctx != NULL ? m->ctx : "{}", 0, NULL);
+    char buf[512];
+
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_int_t n = json_integer_value(json_object_get(o, "count"));
+    json_object_set_new(o, "event_id", json_string(m->event_id));
+    json_object_set_new(o, "secret", json_string(d->secret != NULL ? d->secret : ""));
+    json_object_set_new(o, "dashboard_url",
+                        json_string(c->dashboard_url != NULL ? c->dashboard_url : ""));
+    if (lang == NOTIFY_ZH) {
+        snprintf(buf, sizeof(buf), "[Watchpost] %lld 条事件汇总 (%s)", (long long)n,
+                 c->domain != NULL ? c->domain : "");
+    } else {
+        snprintf(buf, sizeof(buf), "[Watchpost] %lld incident events (summary, %s)", (long long)n,
+                 c->domain != NULL ? c->domain : "");
+    }
+    json_object_set_new(o, "subject", json_string(buf));
+    struct sbuf t = {NULL, 0, 0};
+    sb_add(&t, "", 0);
+    sb_str(&t, lang == NOTIFY_ZH ? "发送速率达到上限，以下事件合并发送：\n"
+                                 : "The rate limit was reached; these events are sent together:\n");
+    json_t *items = json_object_get(o, "items");
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *it = json_array_get(items, i);
+        const char *ev = json_string_value(json_object_get(it, "event"));
+        const char *host = json_string_value(json_object_get(it, "host"));
+        const char *sum = json_string_value(json_object_get(it, "summary"));
+        const char *at = json_string_value(json_object_get(it, "event_at"));
+        snprintf(buf, sizeof(buf), "P%lld INC-%lld %s %s %s: %s\n",
+                 (long long)json_integer_value(json_object_get(it, "priority")),
+                 (long long)json_integer_value(json_object_get(it, "id")), at != NULL ? at : "",
+                 ev != NULL ? ev : "", host != NULL ? host : "", sum != NULL ? sum : "");
+        sb_str(&t, buf);
+    }
+    json_object_set_new(o, "text", json_string(t.p));
+    free(t.p);
+    return o;
+}
+
 /* The variables of message m: the snapshot plus what the destination adds. */
 static json_t *variables(const struct notify_conf *c, const struct notify_dest *d,
                          const struct outbox_msg *m, const char *remote_id)
@@ -167,27 +235,6 @@ static json_t *variables(const struct notify_conf *c, const struct notify_dest *
 /* ---- expansion ---------------------------------------------------------------------------------- */
 
 enum ctx_kind { IN_BODY, IN_URL, IN_HEADER };
-
-struct sbuf {
-    char *p;
-    size_t n, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = wp_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
 
 /* The plain text of a variable (strings as they are, others as JSON). malloc'd. */
 static char *plain(json_t *v)
@@ -421,6 +468,89 @@ static int render_rt(const struct notify_dest *d, json_t *vo, int ev, const char
     return 0;
 }
 
+static void b64(struct sbuf *out, const unsigned char *p, size_t n, int wrap)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t col = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {a[v >> 18 & 63], a[v >> 12 & 63], i + 1 < n ? a[v >> 6 & 63] : '=',
+                     i + 2 < n ? a[v & 63] : '='};
+        sb_add(out, q, 4);
+        col += 4;
+        if (wrap && col >= 76) {
+            sb_str(out, "\r\n");
+            col = 0;
+        }
+    }
+    if (wrap && col > 0) {
+        sb_str(out, "\r\n");
+    }
+}
+
+/* A digest mail: plain text, base64, the subject as UTF-8 encoded-words (whole characters,
+ * at most 45 bytes each). */
+static int render_digest_mail(const struct notify_conf *c, const struct notify_dest *d,
+                              const struct outbox_msg *m, struct notify_request *out)
+{
+    enum notify_lang lang = NOTIFY_EN;
+    notify_lang_parse(d->lang, &lang);
+    json_t *vo = digest_variables(c, d, m, lang);
+    const char *subject = json_string_value(json_object_get(vo, "subject"));
+    const char *text = json_string_value(json_object_get(vo, "text"));
+    struct sbuf h = {NULL, 0, 0};
+    char date[64];
+    time_t t = (time_t)(m->created_ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    sb_add(&h, "", 0);
+    sb_str(&h, "From: ");
+    sb_str(&h, d->from);
+    sb_str(&h, "\r\nTo: ");
+    for (size_t i = 0; i < d->to.n; i++) {
+        sb_str(&h, i > 0 ? ", " : "");
+        sb_str(&h, d->to.v[i]);
+    }
+    sb_str(&h, "\r\nSubject:");
+    for (size_t i = 0, len = strlen(subject); i < len;) {
+        size_t k = len - i < 45 ? len - i : 45;
+        while (i + k < len && ((unsigned char)subject[i + k] & 0xC0) == 0x80) {
+            k--; /* never cut a UTF-8 character */
+        }
+        sb_str(&h, i > 0 ? "\r\n =?UTF-8?B?" : " =?UTF-8?B?");
+        b64(&h, (const unsigned char *)subject + i, k, 0);
+        sb_str(&h, "?=");
+        i += k;
+    }
+    sb_str(&h, "\r\nDate: ");
+    sb_str(&h, date);
+    sb_str(&h, "\r\nMessage-ID: <digest-");
+    sb_str(&h, m->event_id);
+    sb_str(&h, "@");
+    sb_str(&h, c->domain);
+    sb_str(&h, ">\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: text/plain; charset=UTF-8\r\n"
+               "Content-Transfer-Encoding: base64\r\n\r\n");
+    b64(&h, (const unsigned char *)text, strlen(text), 1);
+    struct sbuf r = {NULL, 0, 0};
+    sb_add(&r, "", 0);
+    for (size_t i = 0; i < d->to.n; i++) {
+        sb_str(&r, d->to.v[i]);
+        sb_str(&r, "\n");
+    }
+    out->method = wp_xstrdup("SMTP");
+    out->url = wp_xstrdup(d->url);
+    out->headers = wp_xstrdup("");
+    out->body = h.p;
+    out->body_len = h.n;
+    out->rcpt = r.p;
+    json_decref(vo);
+    return 0;
+}
+
 static int render_mail(const struct notify_conf *c, const struct notify_dest *d,
                        const struct outbox_msg *m, struct notify_request *out, char *why,
                        size_t whylen)
@@ -469,6 +599,22 @@ int notify_render(const struct notify_conf *c, const struct notify_dest *d,
     int rc = 0;
 
     memset(out, 0, sizeof(*out));
+    if (strcmp(m->event, "digest") == 0) {
+        if (d->kind == NOTIFY_EMAIL) {
+            return render_digest_mail(c, d, m, out);
+        }
+        if (d->kind == NOTIFY_WEBHOOK && d->digest_req.body != NULL) {
+            json_t *vo = digest_variables(c, d, m, NOTIFY_EN);
+            rc = render_webhook(d, &d->digest_req, vo, "POST", out, why, whylen);
+            json_decref(vo);
+            if (rc < 0) {
+                notify_request_free(out);
+            }
+            return rc;
+        }
+        snprintf(why, whylen, "%s cannot take a summary", d->name);
+        return -EINVAL;
+    }
     if (ev < 0) {
         snprintf(why, whylen, "unknown event %s", m->event);
         return -EINVAL;
@@ -539,7 +685,10 @@ int notify_render_search(const struct notify_conf *c, const struct notify_dest *
         q = wp_xasprintf("'CF.{%s}' = '%s'", d->key_field, k.p);
         char *esc = curl_easy_escape(NULL, q, 0);
         out->method = wp_xstrdup("GET");
-        out->url = wp_xasprintf("%s/tickets?query=%s", base, esc != NULL ? esc : "");
+        /* RT does not keep the key unique (two creates give two tickets) and gives no order
+         * by itself: ask for the lowest id first, so every reconcile picks the same one */
+        out->url = wp_xasprintf("%s/tickets?query=%s&orderby=id&order=ASC", base,
+                                esc != NULL ? esc : "");
         out->headers = wp_xasprintf("Authorization: token %s\n", d->secret != NULL ? d->secret : "");
         curl_free(esc);
         free(q);
@@ -569,6 +718,46 @@ const char *notify_search_path(const struct notify_dest *d)
         return "items.0.id";
     }
     return d->kind == NOTIFY_WEBHOOK ? d->search_store : NULL;
+}
+
+int notify_response_check(const struct notify_dest *d, const char *req, size_t req_len,
+                          const char *resp, size_t resp_len, char *why, size_t whylen)
+{
+    if (d->kind != NOTIFY_RT || req == NULL) {
+        return 0;
+    }
+    json_t *rq = json_loadb(req, req_len, 0, NULL);
+    const char *want = json_string_value(json_object_get(rq, "Status"));
+    int rc = 0;
+    if (want != NULL) {
+        /* RT adds the comment, then tries the status and answers 201 either way:
+         * ["Comments added", "Status changed from 'new' to 'resolved'"] or, refused,
+         * ["Comments added", "That ticket has unresolved dependencies"]. Already in that
+         * status (a retry, a resolve after a close) is "You can't change status from
+         * 'resolved' to 'resolved'.": done too. */
+        json_t *an = json_loadb(resp != NULL ? resp : "", resp_len, 0, NULL);
+        char to[96], same[192];
+        snprintf(to, sizeof(to), "to '%s'", want);
+        snprintf(same, sizeof(same), "from '%s' to '%s'", want, want);
+        int done = 0;
+        for (size_t i = 0; i < json_array_size(an); i++) {
+            const char *s = json_string_value(json_array_get(an, i));
+            if (s != NULL && ((strstr(s, "changed from ") != NULL && strstr(s, to) != NULL) ||
+                              strstr(s, same) != NULL)) {
+                done = 1;
+            }
+        }
+        if (!done) {
+            char *txt = an != NULL ? json_dumps(an, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+            snprintf(why, whylen, "RT added the comment but did not set Status %s: %.300s", want,
+                     txt != NULL ? txt : "(no JSON answer)");
+            free(txt);
+            rc = -EPROTO;
+        }
+        json_decref(an);
+    }
+    json_decref(rq);
+    return rc;
 }
 
 int notify_json_pick(const char *json, size_t len, const char *path, char *buf, size_t buflen)

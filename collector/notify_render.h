@@ -50,6 +50,12 @@ int notify_render_search(const struct notify_conf *c, const struct notify_dest *
  * create response and in the search response. */
 const char *notify_store_path(const struct notify_dest *d);
 const char *notify_search_path(const struct notify_dest *d);
+/* Did a 2xx answer to request body req do what it asked? RT answers a comment that also sets
+ * Status with 201 even when the status change was refused (rights, lifecycle, unresolved
+ * dependencies; messages in English, RT's default). 0, or -EPROTO with RT's answer in why
+ * (not retried: the comment is in). 0 for every other destination kind. */
+int notify_response_check(const struct notify_dest *d, const char *req, size_t req_len,
+                          const char *resp, size_t resp_len, char *why, size_t whylen);
 /* Pick the dotted path ("id", "result.sys_id", "items.0.id") out of a JSON response into
  * buf. 0 or WP_ENOTFOUND. */
 int notify_json_pick(const char *json, size_t len, const char *path, char *buf, size_t buflen);

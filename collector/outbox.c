@@ -100,6 +100,8 @@ static const char *const sqls[S_COUNT] = {
 struct outbox {
     sqlite3 *h;
     const struct notify_conf *conf;
+    int (*in_group)(void *arg, const char *group, const char *host);
+    void *group_arg;
     sqlite3_stmt *st[S_COUNT];
     char err[512];
 };
@@ -214,6 +216,13 @@ static int tl_add(struct outbox *ob, int64_t inc, int64_t at, const char *kind, 
 }
 
 /* ---- generation ---------------------------------------------------------------------------- */
+
+void outbox_set_groups(struct outbox *ob, int (*fn)(void *arg, const char *group, const char *host),
+                       void *arg)
+{
+    ob->in_group = fn;
+    ob->group_arg = arg;
+}
 
 static int ev_of_kind(const char *kind)
 {
@@ -443,7 +452,9 @@ int outbox_generate(struct outbox *ob, int64_t now_ms, size_t max)
                                      .host = col_text(s, 5),
                                      .rule = col_text(s, 4),
                                      .escalation = sqlite3_column_int(s, 15),
-                                     .now_ms = now_ms};
+                                     .now_ms = now_ms,
+                                     .in_group = ob->in_group,
+                                     .group_arg = ob->group_arg};
         char *cat = wp_xstrdup(in.category), *host = wp_xstrdup(in.host);
         char *rule = wp_xstrdup(in.rule);
         in.category = cat;
@@ -600,7 +611,7 @@ static int outcome(struct outbox *ob, int which, int64_t id, int code, const cha
         bind_text(s, 3, err);
     }
     rc = sqlite3_step(s) == SQLITE_DONE ? 0 : dberr(ob, "outcome");
-    if (rc == 0) {
+    if (rc == 0 && inc > 0) { /* a digest (incident 0) has no timeline of its own */
         if (which == S_SENT) {
             rc = tl_add(ob, inc, now_ms, "notify sent", "%s sent to %s%s%s (attempt %d)", ev,
                         dest, err != NULL && *err ? ": " : "", err != NULL ? err : "",
@@ -664,6 +675,136 @@ int outbox_remote_put(struct outbox *ob, const char *dest, int64_t incident_id,
     bind_text(s, 3, remote_id != NULL ? remote_id : "");
     bind_text(s, 4, state);
     return sqlite3_step(s) == SQLITE_DONE ? 0 : dberr(ob, "remote");
+}
+
+/* ---- digests ------------------------------------------------------------------------------- */
+
+int outbox_digest(struct outbox *ob, const char *dest, int64_t now_ms, int64_t next_ms,
+                  size_t min)
+{
+    sqlite3_stmt *s = NULL;
+    json_t *items = json_array();
+    struct {
+        int64_t id, inc;
+        char *event;
+    } *rows = NULL;
+    size_t n = 0, cap = 0;
+    int64_t max_seq = 0;
+    int rc = 0;
+
+    if (sqlite3_exec(ob->h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        json_decref(items);
+        return dberr(ob, "begin");
+    }
+    if (sqlite3_prepare_v2(ob->h,
+                           "SELECT id, incident_id, event, seq, ctx FROM outbox WHERE state ="
+                           " 'queued' AND dest = ?1 AND event != 'digest' AND next_ms <= ?2 AND"
+                           " attempts = 0 AND method IS NULL ORDER BY id LIMIT 10000",
+                           -1, &s, NULL) != SQLITE_OK) {
+        rc = dberr(ob, "digest");
+        goto out;
+    }
+    bind_text(s, 1, dest);
+    sqlite3_bind_int64(s, 2, now_ms);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap == 0 ? 64 : cap * 2;
+            rows = wp_xrealloc(rows, cap * sizeof(*rows));
+        }
+        rows[n].id = sqlite3_column_int64(s, 0);
+        rows[n].inc = sqlite3_column_int64(s, 1);
+        rows[n].event = wp_xstrdup(col_text(s, 2));
+        if (sqlite3_column_int64(s, 3) > max_seq) {
+            max_seq = sqlite3_column_int64(s, 3);
+        }
+        json_t *ctx = json_loads(col_text(s, 4), 0, NULL);
+        json_t *it = json_object();
+        static const char *const keep[] = {"id",      "priority", "status", "host",
+                                           "rule",    "summary",  "event",  "event_at",
+                                           "escalation"};
+        for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+            json_t *v = json_object_get(ctx, keep[k]);
+            if (v != NULL) {
+                json_object_set(it, keep[k], v);
+            }
+        }
+        json_array_append_new(items, it);
+        json_decref(ctx);
+        n++;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (n < min || n == 0) {
+        goto out; /* rc 0: nothing folded */
+    }
+    char event_id[256];
+    snprintf(event_id, sizeof(event_id), "%s-digest-%" PRId64, dest, rows[0].id);
+    json_t *ctx = json_object();
+    json_object_set_new(ctx, "event", json_string("digest"));
+    json_object_set_new(ctx, "count", json_integer((json_int_t)n));
+    json_object_set(ctx, "items", items);
+    json_object_set_new(ctx, "event_ms", json_integer(now_ms));
+    json_object_set_new(ctx, "seq", json_integer(max_seq));
+    char *cs = json_dumps(ctx, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(ctx);
+    s = stmt(ob, S_INSERT);
+    bind_text(s, 1, event_id);
+    bind_text(s, 2, dest);
+    sqlite3_bind_int64(s, 3, 0);
+    bind_text(s, 4, "");
+    bind_text(s, 5, "digest");
+    sqlite3_bind_int64(s, 6, max_seq);
+    bind_text(s, 7, "queued");
+    sqlite3_bind_int64(s, 8, now_ms);
+    bind_text(s, 9, cs != NULL ? cs : "{}");
+    int step = sqlite3_step(s);
+    free(cs);
+    if (step != SQLITE_DONE) {
+        rc = dberr(ob, "digest insert");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(ob->h, "UPDATE outbox SET next_ms = ?2 WHERE event_id = ?1", -1, &s,
+                           NULL) != SQLITE_OK) {
+        rc = dberr(ob, "digest");
+        goto out;
+    }
+    bind_text(s, 1, event_id);
+    sqlite3_bind_int64(s, 2, next_ms);
+    step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    s = NULL;
+    if (step != SQLITE_DONE) {
+        rc = dberr(ob, "digest");
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *u = stmt(ob, S_SET_STATE);
+        sqlite3_bind_int64(u, 1, rows[i].id);
+        bind_text(u, 2, "digested");
+        if (sqlite3_step(u) != SQLITE_DONE) {
+            rc = dberr(ob, "digest");
+            break;
+        }
+        rc = tl_add(ob, rows[i].inc, now_ms, "notify digested",
+                    "%s to %s folded into the summary %s (rate limit reached)", rows[i].event,
+                    dest, event_id);
+    }
+out:
+    if (s != NULL) {
+        sqlite3_finalize(s);
+    }
+    if (rc == 0 && sqlite3_exec(ob->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = dberr(ob, "commit");
+    }
+    if (rc < 0) {
+        sqlite3_exec(ob->h, "ROLLBACK", NULL, NULL, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].event);
+    }
+    free(rows);
+    json_decref(items);
+    return rc < 0 ? rc : (n >= min ? (int)n : 0);
 }
 
 /* ---- CLI ----------------------------------------------------------------------------------- */
@@ -731,7 +872,7 @@ int outbox_requeue(struct outbox *ob, int64_t id, int64_t now_ms, char *err, siz
     sqlite3_bind_int64(s, 2, now_ms);
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : WP_EDB;
     sqlite3_finalize(s);
-    if (rc == 0) {
+    if (rc == 0 && inc > 0) {
         rc = tl_add(ob, inc, now_ms, "notify requeued", "%s to %s queued again by an operator",
                     ev, dest);
     }
@@ -768,6 +909,8 @@ int outbox_counts(struct outbox *ob, struct outbox_counts *out)
             out->coalesced = n;
         } else if (strcmp(st, "skipped") == 0) {
             out->skipped = n;
+        } else if (strcmp(st, "digested") == 0) {
+            out->digested = n;
         }
     }
     sqlite3_finalize(s);

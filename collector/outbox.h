@@ -19,7 +19,8 @@
  * coalesces an older queued one.
  *
  * States: queued -> sent | dead; queued -> coalesced (by a newer update) | skipped (the
- * incident was suppressed or flapping when the event came). `watchpost outbox retry ID`
+ * incident was suppressed or flapping when the event came) | digested (folded into a
+ * summary message, event "digest", incident 0, when the destination was over its limit). `watchpost outbox retry ID`
  * puts a dead message back in the queue.
  */
 #ifndef WP_COLLECTOR_OUTBOX_H
@@ -54,6 +55,10 @@ int outbox_open(const char *path, const struct notify_conf *conf, struct outbox 
 void outbox_close(struct outbox *ob);
 const char *outbox_errmsg(struct outbox *ob);
 
+/* Routes with groups: ask fn whether a host is in a host group of the loaded rules. */
+void outbox_set_groups(struct outbox *ob, int (*fn)(void *arg, const char *group, const char *host),
+                       void *arg);
+
 /* Queue the messages of new timeline entries (at most max entries per call). Returns the
  * number of messages queued, or <0. */
 int outbox_generate(struct outbox *ob, int64_t now_ms, size_t max);
@@ -81,13 +86,20 @@ int outbox_remote_get(struct outbox *ob, const char *dest, int64_t incident_id, 
 int outbox_remote_put(struct outbox *ob, const char *dest, int64_t incident_id,
                       const char *remote_id, const char *state);
 
+/* The destination is over its rate limit: fold every due, never attempted message of dest
+ * (at least min of them) into one "digest" message (incident 0) sent at next_ms; they
+ * become "digested", each with a timeline entry. Returns the number folded (0 when fewer
+ * than min), or <0. */
+int outbox_digest(struct outbox *ob, const char *dest, int64_t now_ms, int64_t next_ms,
+                  size_t min);
+
 /* CLI: messages (state NULL = every state), newest first; put a dead one back. */
 int outbox_list(struct outbox *ob, const char *state, size_t limit,
                 int (*fn)(void *arg, const struct outbox_msg *m), void *arg);
 int outbox_requeue(struct outbox *ob, int64_t id, int64_t now_ms, char *err, size_t errlen);
 
 struct outbox_counts {
-    uint64_t queued, sent, dead, coalesced, skipped;
+    uint64_t queued, sent, dead, coalesced, skipped, digested;
     int64_t oldest_queued_ms; /* created_ms of the oldest queued message, 0 = none */
 };
 int outbox_counts(struct outbox *ob, struct outbox_counts *out);

@@ -17,7 +17,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: watchpost outbox [list] [--state queued|sent|dead|coalesced|skipped]\n"
+    fprintf(f, "usage: watchpost outbox [list] [--state queued|sent|dead|coalesced|skipped|digested]\n"
                "                        [--limit N] [--format text|csv]\n"
                "       watchpost outbox retry ID     queue a dead message again\n"
                "  options for all: [--state-dir DIR | -c collector.yaml]\n");
@@ -144,11 +144,12 @@ int cli_outbox(int argc, char **argv)
             if (outbox_counts(ob, &n) == 0) {
                 char t[48];
                 printf("%llu queued (oldest %s), %llu sent, %llu dead, %llu coalesced, %llu "
-                       "skipped\n",
+                       "skipped, %llu digested\n",
                        (unsigned long long)n.queued,
                        cli_short_local(n.oldest_queued_ms, t, sizeof(t)),
                        (unsigned long long)n.sent, (unsigned long long)n.dead,
-                       (unsigned long long)n.coalesced, (unsigned long long)n.skipped);
+                       (unsigned long long)n.coalesced, (unsigned long long)n.skipped,
+                       (unsigned long long)n.digested);
             }
         }
         rc = 0;

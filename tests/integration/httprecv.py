@@ -9,6 +9,7 @@ Listens on 127.0.0.1 port 0 (writes DIR/port), logs every request as one JSON li
 DIR/requests.jsonl: {"t", "method", "path", "idem", "body"}. Behaviour by path:
   POST /pd            the first message (by Idempotency-Key) gets DIR/pd.plan's codes in turn
                       ("503", "429:SECONDS", "202"; the last one from then on), others 202
+  POST /chat          200 (a chat webhook)
   POST /bad           400 while DIR/bad_400 exists, then 200 (a dead letter an operator retries)
   POST /tickets       creates ticket T-n (201 {"id": "T-n"}); while DIR/slow_create exists it
                       waits 4 s before answering (the test kills the collector meanwhile)
@@ -78,6 +79,8 @@ class H(BaseHTTPRequestHandler):
             if code.startswith("429:"):
                 return self.reply(429, {"status": "throttle"}, [("Retry-After", code[4:])])
             return self.reply(int(code), {"status": "success" if code.startswith("2") else "x"})
+        if u.path == "/chat":
+            return self.reply(200, {"ok": True})
         if u.path == "/bad":
             bad = os.path.exists(os.path.join(DIR, "bad_400"))
             return self.reply(400 if bad else 200, {"error": "bad request" if bad else ""})

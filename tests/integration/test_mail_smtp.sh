@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Incident mail through a real MTA. The test starts its own exim (Debian exim4-daemon-light,
-# its own config, spool, log and maildirs under the temp dir, on a free 127.0.0.1 port, in
-# the foreground; the system's exim, if any, is never used) and sends with mailsend
+# Incident mail through a real MTA. The test starts its own exim (exim.sh: Debian
+# exim4-daemon-light, its own config, spool, log and maildirs under the temp dir, on a free
+# 127.0.0.1 port, in the foreground; the system's exim, if any, is never used) and sends with mailsend
 # (notify_mail_render + libcurl SMTP):
 #  - incident 42 opens, escalates and resolves; alice gets English, bob Simplified Chinese;
 #  - the resolve is sent to alice twice (a retry): the same Message-ID and identical bytes;
@@ -12,98 +12,17 @@
 # python3's email module parses what exim delivered: Message-ID, In-Reply-To and References
 # threading, decoded subjects in both languages, Auto-Submitted, and both alternative parts.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/exim.sh"
 
-EXIM=$(command -v exim4 || command -v exim || true)
-[ -n "$EXIM" ] || { echo "SKIP: exim4 is not installed (scripts/deps.sh installs it)"; exit 0; }
+exim_require
 MAILSEND=$WP_BIN/tests/mailsend
 [ -x "$MAILSEND" ] || fail "missing $MAILSEND (build first)"
 
-# Exim gives up root for a -C config and runs as its own user, so that user owns its files.
-if [ "$(id -u)" -eq 0 ]; then
-    EXIM_USER=$(id -un Debian-exim 2>/dev/null || id -un exim 2>/dev/null || echo mail)
-else
-    EXIM_USER=$(id -un)
-fi
-EXIM_GROUP=$(id -gn "$EXIM_USER")
-chmod 711 "$T"
-E=$T/exim
-mkdir -p "$E/spool" "$E/log" "$E/maildir"
-
 ca_init
 "$BIN_CLI" ca issue localhost --server --out "$T/certs" > /dev/null
-cp "$T/certs/localhost.crt" "$T/certs/localhost.key" "$E/"
-chown -R "$EXIM_USER:$EXIM_GROUP" "$E"
-chmod 600 "$E/localhost.key"
-
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$E/exim.conf" <<CONF
-primary_hostname = mx.wp.test
-qualify_domain = wp.test
-domainlist local_domains = wp.test
-daemon_smtp_ports = $PORT
-local_interfaces = <; 127.0.0.1
-spool_directory = $E/spool
-log_file_path = $E/log/%slog
-pid_file_path = $E/exim.pid
-exim_user = $EXIM_USER
-exim_group = $EXIM_GROUP
-never_users = root
-host_lookup =
-rfc1413_query_timeout = 0s
-keep_environment =
-acl_smtp_rcpt = acl_rcpt
-tls_advertise_hosts = *
-tls_certificate = $E/localhost.crt
-tls_privatekey = $E/localhost.key
-
-begin acl
-acl_rcpt:
-  defer  local_parts = busy
-         message = mailbox busy, try again later
-  accept hosts = 127.0.0.1
-         domains = +local_domains
-         verify = recipient
-  deny   message = unknown user or relay not permitted
-
-begin routers
-local_maildir:
-  driver = accept
-  domains = +local_domains
-  local_parts = alice : bob
-  transport = maildir_delivery
-
-begin transports
-maildir_delivery:
-  driver = appendfile
-  directory = $E/maildir/\$local_part_data
-  maildir_format
-  create_directory
-  envelope_to_add
-  return_path_add
-  user = $EXIM_USER
-  group = $EXIM_GROUP
-  mode = 0600
-
-begin retry
-*  *  F,5m,1m
-
-begin authenticators
-plain:
-  driver = plaintext
-  public_name = PLAIN
-  server_prompts = :
-  server_condition = \${if and {{eq{\$auth2}{wpuser}}{eq{\$auth3}{s3cret}}}}
-  server_set_id = \$auth2
-  server_advertise_condition = \${if def:tls_in_cipher}
-CONF
-
-"$EXIM" -C "$E/exim.conf" -bV > "$T/exim-check.log" 2>&1 || { cat "$T/exim-check.log"; fail "exim refused the config"; }
-# -bdf: the daemon stays in the foreground, so the trap can kill and wait for it
-"$EXIM" -C "$E/exim.conf" -bdf -oX "$PORT" >> "$T/exim.log" 2>&1 &
-PIDS[exim]=$!
-listening() { grep -q "daemon started" "$E/log/mainlog" 2>/dev/null; }
-wait_for 20 "exim listening on port $PORT" listening
-log "exim on 127.0.0.1:$PORT (user $EXIM_USER)"
+EXIM_CERT=$T/certs/localhost.crt EXIM_KEY=$T/certs/localhost.key exim_start "$T/exim"
+E=$EXIM_DIR
+PORT=$EXIM_PORT
 
 URL=smtp://127.0.0.1:$PORT/client.wp.test
 FROM="Watchpost Collector <watchpost@wp.test>"
@@ -160,23 +79,12 @@ cat "$T/badauth.out"
 [ "$rc" -eq 2 ] || fail "a wrong password was accepted (exit $rc)"
 grep -q "smtp_code=535" "$T/badauth.out" || fail "no 535 for a wrong password"
 
-count() { find "$E/maildir/$1/new" -type f 2> /dev/null | wc -l; }
-delivered() { [ "$(count alice)" -ge 5 ] && [ "$(count bob)" -ge 3 ]; }
+delivered() { [ "$(exim_count alice)" -ge 5 ] && [ "$(exim_count bob)" -ge 3 ]; }
 wait_for 30 "5 mails for alice and 3 for bob" delivered
 grep -q "A=plain:wpuser" "$E/log/mainlog" || fail "no message arrived authenticated"
 grep "A=plain:wpuser" "$E/log/mainlog" | grep -q "X=TLS" ||
     fail "the authenticated message was not over TLS"
-# let the daemon's delivery and receiving children finish, so none outlives it
-idle() {
-    local p
-    for p in /proc/[0-9]*; do
-        [ "${p#/proc/}" != "${PIDS[exim]}" ] || continue
-        tr '\0' ' ' 2> /dev/null < "$p/cmdline" | grep -qF -- "-C $E/exim.conf" && return 1
-    done
-    return 0
-}
-wait_for 20 "exim's delivery processes to finish" idle
-stop exim
+exim_stop
 
 python3 - "$E/maildir" "$T/resolve-en.eml" "$ZH_SUM" "$EN_SUM" <<'PY' || fail "delivered mail is wrong"
 import email, email.policy, mailbox, sys

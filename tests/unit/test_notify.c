@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Notification config and rendering: `notify:` errors with file:line:column, routing by
+ * priority, category, host, host group, escalation level and hours, webhook templates (JSON
+ * values that no incident text can break, URL encoding, header injection refused),
+ * PagerDuty bodies, response paths, and the outbox's timeline cursor. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <jansson.h>
+
+#include "incident.h"
+#include "notify.h"
+#include "notify_render.h"
+#include "outbox.h"
+#include "wp/conf.h"
+#include "wp/err.h"
+#include "wp/mem.h"
+
+static char tmpdir[] = "/tmp/wp-notify-XXXXXX";
+static char secret_path[256];
+
+static int decode(const char *yaml, struct notify_conf **out, struct wp_conf_err *err)
+{
+    struct wp_conf_doc *doc = NULL;
+    int rc = wp_conf_parse("t.yaml", yaml, strlen(yaml), err, &doc);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = NULL;
+    rc = notify_conf_decode(doc, wp_conf_root(doc), out, err);
+    wp_conf_free(doc);
+    if (rc < 0) {
+        notify_conf_free(out);
+    }
+    return rc;
+}
+
+static struct notify_conf *decode_ok(const char *yaml)
+{
+    struct notify_conf *c = NULL;
+    struct wp_conf_err err;
+    int rc = decode(yaml, &c, &err);
+    if (rc < 0) {
+        print_error("%s\n", err.msg);
+    }
+    assert_int_equal(rc, 0);
+    return c;
+}
+
+static void expect_err(const char *yaml, const char *want)
+{
+    struct notify_conf *c = NULL;
+    struct wp_conf_err err;
+    memset(&err, 0, sizeof(err));
+    assert_true(decode(yaml, &c, &err) < 0);
+    if (strstr(err.msg, want) == NULL) {
+        print_error("want \"%s\" in: %s\n", want, err.msg);
+    }
+    assert_non_null(strstr(err.msg, want));
+}
+
+static void config_errors(void **state)
+{
+    (void)state;
+    expect_err("destinations:\n  - {name: a, kind: fax, url: x}\n", "t.yaml:2:");
+    expect_err("destinations:\n  - {name: A!, kind: webhook, url: x}\n",
+               "expected 1 to 64 of [a-z0-9_.-]");
+    expect_err("destinations:\n"
+               "  - {name: a, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+               "  - {name: a, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n",
+               "t.yaml:3:12: notify.destinations[1].name: \"a\" is already the name of");
+    expect_err("destinations:\n  - {name: a, kind: webhook, url: 'http://x/'}\n",
+               "a webhook needs requests:");
+    expect_err("destinations:\n"
+               "  - {name: a, kind: webhook, url: 'http://x/',\n"
+               "     requests: {open: {body: '{\"t\": {summmary}}'}}}\n",
+               "unknown placeholder {summmary}");
+    expect_err("destinations:\n  - {name: pd, kind: pagerduty, url: 'http://x/'}\n",
+               "secret_file is missing (the routing key)");
+    expect_err("destinations:\n  - {name: m, kind: email, url: 'smtp://x:25'}\n",
+               "email needs from: and to:");
+    expect_err("destinations:\n"
+               "  - {name: m, kind: email, url: 'smtp://x', from: a@b, to: [c@d], lang: fr}\n",
+               "lang: expected en or zh-CN");
+    expect_err("destinations:\n  - {name: pd, kind: pagerduty, url: 'http://x/',\n"
+               "     secret_file: /nonexistent/key}\n",
+               "cannot read /nonexistent/key");
+    expect_err("destinations:\n"
+               "  - {name: a, kind: webhook, url: 'http://x/', digest: true,\n"
+               "     requests: {open: {body: '{}'}}}\n",
+               "digest: needs rate:");
+    expect_err("routes:\n  - {to: [nowhere]}\n",
+               "t.yaml:2:10: notify.routes[0].to: no destination named \"nowhere\"");
+    expect_err("destinations:\n"
+               "  - {name: a, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+               "routes:\n  - {priorities: [P5], to: [a]}\n",
+               "expected P1, P2, P3 or P4");
+    expect_err("destinations:\n"
+               "  - {name: a, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+               "routes:\n  - {hours: '25:00-07:00', to: [a]}\n",
+               "expected HH:MM-HH:MM");
+}
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+struct hit {
+    char names[512];
+};
+
+static void hit_cb(void *arg, const struct notify_dest *d)
+{
+    struct hit *h = arg;
+    strncat(h->names, d->name, sizeof(h->names) - strlen(h->names) - 2);
+    strcat(h->names, " ");
+}
+
+static int in_group(void *arg, const char *group, const char *host)
+{
+    (void)arg;
+    return strcmp(group, "db") == 0 && strncmp(host, "db-", 3) == 0;
+}
+
+static const char *route(const struct notify_conf *c, int prio, const char *cat,
+                         const char *host, int level, int hour, struct hit *h)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = 126;
+    tm.tm_mon = 10;
+    tm.tm_mday = 30;
+    tm.tm_hour = hour;
+    tm.tm_isdst = -1;
+    struct notify_route_in in = {.priority = prio,
+                                 .category = cat,
+                                 .host = host,
+                                 .rule = "r",
+                                 .escalation = level,
+                                 .now_ms = (int64_t)mktime(&tm) * 1000,
+                                 .in_group = in_group};
+    memset(h, 0, sizeof(*h));
+    notify_route(c, &in, hit_cb, h);
+    return h->names;
+}
+
+static void routing(void **state)
+{
+    struct hit h;
+    (void)state;
+    struct notify_conf *c = decode_ok(
+        "destinations:\n"
+        "  - {name: desk, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+        "  - {name: duty, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+        "  - {name: chat, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+        "  - {name: dba, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+        "  - {name: vendor, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+        "  - {name: tel, kind: webhook, url: 'http://x/', requests: {open: {body: '{}'}}}\n"
+        "routes:\n"
+        "  - {to: [desk]}\n"
+        "  - {priorities: [P1, P2], to: [duty, desk]}\n"
+        "  - {priorities: [P3, P4], hours: '08:00-20:00', to: [chat]}\n"
+        "  - {groups: [db], to: [dba]}\n"
+        "  - {from_level: 3, to: [vendor]}\n"
+        "  - {categories: [tele*], hosts: ['pbx-*'], to: [tel]}\n");
+    assert_string_equal(route(c, 1, "capacity", "app-1", 0, 3, &h), "desk duty ");
+    assert_string_equal(route(c, 3, "capacity", "app-1", 0, 10, &h), "desk chat ");
+    /* quiet hours: a P3 at night reaches the service desk only */
+    assert_string_equal(route(c, 3, "capacity", "app-1", 0, 22, &h), "desk ");
+    assert_string_equal(route(c, 4, "capacity", "db-1", 0, 22, &h), "desk dba ");
+    assert_string_equal(route(c, 2, "capacity", "app-1", 3, 22, &h), "desk duty vendor ");
+    assert_string_equal(route(c, 4, "telephony", "pbx-2", 0, 22, &h), "desk tel ");
+    assert_string_equal(route(c, 4, "telephony", "app-2", 2, 22, &h), "desk ");
+    notify_conf_free(&c);
+}
+
+/* ---- rendering ------------------------------------------------------------------------------ */
+
+static const char *ctx_json =
+    "{\"id\": 42, \"key\": \"disk|web01|mount=/var\", \"priority\": 1, \"status\": \"open\","
+    " \"host\": \"web01\", \"rule\": \"disk\", \"category\": \"capacity\","
+    " \"summary\": \"Disk \\\"/var\\\" full \\\\ 97 %\\nsecond line\", \"description\": \"d\","
+    " \"runbook\": \"rm -rf nothing\", \"values\": {\"used_pct\": 97.5},"
+    " \"event\": \"open\", \"event_by\": \"rule\", \"event_text\": \"used_pct 97.5 > 95\","
+    " \"event_ms\": 1796026021000, \"event_at\": \"2026-11-30T08:07:01Z\", \"seq\": 7,"
+    " \"escalation\": 0}";
+
+static struct outbox_msg msg(const char *event)
+{
+    struct outbox_msg m;
+    memset(&m, 0, sizeof(m));
+    m.id = 1;
+    m.event_id = "desk-42-7";
+    m.dest = "desk";
+    m.inc_key = "disk|web01|mount=/var";
+    m.event = event;
+    m.incident_id = 42;
+    m.ctx = ctx_json;
+    return m;
+}
+
+static void webhook_templates(void **state)
+{
+    char why[512];
+    struct notify_request rq;
+    (void)state;
+    char *yaml = wp_xasprintf(
+        "domain: noc.test\n"
+        "destinations:\n"
+        "  - name: desk\n"
+        "    kind: webhook\n"
+        "    url: 'http://desk/api/tickets'\n"
+        "    secret_file: %s\n"
+        "    headers: {Authorization: 'Bearer {secret}', X-Host: '{host}'}\n"
+        "    requests:\n"
+        "      open: {body: '{\"t\": {summary}, \"p\": {priority}, \"v\": {values}, \"r\": {ref}}'}\n"
+        "      update: {url: 'http://desk/api/tickets/{remote_id}/notes?s={summary}',\n"
+        "               body: '{\"text\": {event_text}}'}\n"
+        "      resolve: {method: PUT, url: 'http://desk/api/tickets/{remote_id}',\n"
+        "                headers: {X-Sum: '{summary}'}, body: '{\"state\": \"closed\"}'}\n"
+        "    store: result.id\n",
+        secret_path);
+    struct notify_conf *c = decode_ok(yaml);
+    free(yaml);
+    const struct notify_dest *d = &c->dests[0];
+    /* escalate and ack fall back to update; close has no request: not sent */
+    assert_true(notify_dest_sends(d, NEV_ESCALATE));
+    assert_false(notify_dest_sends(d, NEV_CLOSE));
+
+    struct outbox_msg m = msg("open");
+    assert_int_equal(notify_render(c, d, &m, "", &rq, why, sizeof(why)), 0);
+    assert_string_equal(rq.method, "POST");
+    assert_string_equal(rq.url, "http://desk/api/tickets");
+    json_t *b = json_loads(rq.body, 0, NULL);
+    assert_non_null(b); /* quotes, backslash and newline of the summary did not break it */
+    assert_string_equal(json_string_value(json_object_get(b, "t")),
+                        "Disk \"/var\" full \\ 97 %\nsecond line");
+    assert_int_equal(json_integer_value(json_object_get(b, "p")), 1);
+    assert_true(json_real_value(json_object_get(json_object_get(b, "v"), "used_pct")) == 97.5);
+    assert_string_equal(json_string_value(json_object_get(b, "r")), "noc.test/INC-42");
+    json_decref(b);
+    assert_non_null(strstr(rq.headers, "Authorization: Bearer s3cr3t\n"));
+    assert_non_null(strstr(rq.headers, "Idempotency-Key: desk-42-7\n"));
+    assert_non_null(strstr(rq.headers, "X-Host: web01\n"));
+    notify_request_free(&rq);
+
+    /* an update needs the remote id: without one it is refused, with one URL-encoded */
+    m = msg("update");
+    assert_true(notify_render(c, d, &m, "", &rq, why, sizeof(why)) < 0);
+    assert_non_null(strstr(why, "{remote_id}"));
+    assert_int_equal(notify_render(c, d, &m, "T/1 x", &rq, why, sizeof(why)), 0);
+    assert_non_null(strstr(rq.url, "/tickets/T%2F1%20x/notes?s=Disk%20%22%2Fvar%22"));
+    notify_request_free(&rq);
+
+    /* a header from incident text with a newline is refused (no header injection) */
+    m = msg("resolve");
+    assert_true(notify_render(c, d, &m, "T-1", &rq, why, sizeof(why)) < 0);
+    assert_non_null(strstr(why, "control character"));
+
+    /* the remote id from a response */
+    char id[64];
+    assert_int_equal(notify_json_pick("{\"result\": {\"id\": 17}}", 22, "result.id", id,
+                                      sizeof(id)), 0);
+    assert_string_equal(id, "17");
+    const char *items = "{\"items\": [{\"id\": \"T-9\"}, {\"id\": \"T-10\"}]}";
+    assert_int_equal(notify_json_pick(items, strlen(items), "items.0.id", id, sizeof(id)), 0);
+    assert_string_equal(id, "T-9");
+    assert_int_equal(notify_json_pick("{\"items\": []}", 13, "items.0.id", id, sizeof(id)),
+                     WP_ENOTFOUND);
+    assert_int_equal(notify_json_pick("not json", 8, "id", id, sizeof(id)), WP_ENOTFOUND);
+    notify_conf_free(&c);
+}
+
+static void pagerduty_body(void **state)
+{
+    char why[256];
+    struct notify_request rq;
+    (void)state;
+    char *yaml = wp_xasprintf("destinations:\n"
+                              "  - {name: pd, kind: pagerduty, url: 'https://pd/v2/enqueue',\n"
+                              "     secret_file: %s}\n",
+                              secret_path);
+    struct notify_conf *c = decode_ok(yaml);
+    free(yaml);
+    struct outbox_msg m = msg("open");
+    m.event_id = "pd-42-7";
+    assert_int_equal(notify_render(c, &c->dests[0], &m, "", &rq, why, sizeof(why)), 0);
+    json_t *b = json_loads(rq.body, 0, NULL);
+    assert_non_null(b);
+    assert_string_equal(json_string_value(json_object_get(b, "routing_key")), "s3cr3t");
+    assert_string_equal(json_string_value(json_object_get(b, "event_action")), "trigger");
+    assert_string_equal(json_string_value(json_object_get(b, "dedup_key")),
+                        "disk|web01|mount=/var");
+    json_t *p = json_object_get(b, "payload");
+    assert_string_equal(json_string_value(json_object_get(p, "severity")), "critical");
+    assert_string_equal(json_string_value(json_object_get(p, "source")), "web01");
+    assert_non_null(strstr(json_string_value(json_object_get(p, "summary")), "[INC-42] P1"));
+    json_decref(b);
+    notify_request_free(&rq);
+    m = msg("resolve");
+    assert_int_equal(notify_render(c, &c->dests[0], &m, "", &rq, why, sizeof(why)), 0);
+    b = json_loads(rq.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(b, "event_action")), "resolve");
+    assert_null(json_object_get(b, "payload"));
+    json_decref(b);
+    notify_request_free(&rq);
+    notify_conf_free(&c);
+}
+
+/* ---- the outbox follows the timeline -------------------------------------------------------- */
+
+static void outbox_cursor(void **state)
+{
+    (void)state;
+    char *path = wp_xasprintf("%s/incidents.db", tmpdir);
+    struct inc_store *st = NULL;
+    struct outbox *ob = NULL;
+    int64_t id = 0;
+    char err[256];
+    struct notify_conf *c = decode_ok(
+        "destinations:\n"
+        "  - {name: desk, kind: webhook, url: 'http://x/',\n"
+        "     requests: {open: {body: '{}'}, update: {body: '{}'}, resolve: {body: '{}'}}}\n"
+        "routes:\n  - {priorities: [P1, P2], to: [desk]}\n");
+    assert_int_equal(inc_open(path, NULL, &st), 0);
+    struct inc_signal sig = {.fingerprint = "old|h", .rule = "old", .host = "h", .impact = 1,
+                             .urgency = 1, .category = "c", .summary = "before the outbox",
+                             .values_json = "{}"};
+    assert_int_equal(inc_fire(st, &sig, 1000, &id), 1);
+    /* a new outbox starts at the end of the timeline: the history is not sent */
+    assert_int_equal(outbox_open(path, c, &ob), 0);
+    assert_int_equal(outbox_generate(ob, 2000, 100), 0);
+    sig.fingerprint = "new|h";
+    sig.summary = "after";
+    assert_int_equal(inc_fire(st, &sig, 3000, &id), 1);
+    assert_int_equal(inc_ack(st, id, "alice", "on it", 4000, err, sizeof(err)), 0);
+    sig.fingerprint = "low|h";
+    sig.impact = 3;
+    sig.urgency = 3; /* P4: no route */
+    assert_int_equal(inc_fire(st, &sig, 4500, NULL), 1);
+    assert_int_equal(outbox_generate(ob, 5000, 100), 2); /* open and ack of the P1 */
+    assert_int_equal(outbox_generate(ob, 5000, 100), 0); /* nothing twice */
+    /* a second outbox on the same file (a restart) resumes at the cursor */
+    outbox_close(ob);
+    assert_int_equal(outbox_open(path, c, &ob), 0);
+    assert_int_equal(outbox_generate(ob, 6000, 100), 0);
+    assert_int_equal(inc_clear(st, "new|h", 7000), 0);
+    assert_int_equal(outbox_generate(ob, 8000, 100), 1);
+    struct outbox_counts n;
+    assert_int_equal(outbox_counts(ob, &n), 0);
+    assert_int_equal((int)n.queued, 3);
+    outbox_close(ob);
+    inc_close(st);
+    notify_conf_free(&c);
+    free(path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_non_null(mkdtemp(tmpdir));
+    snprintf(secret_path, sizeof(secret_path), "%s/secret", tmpdir);
+    FILE *f = fopen(secret_path, "w");
+    assert_non_null(f);
+    fputs("s3cr3t\n", f);
+    fclose(f);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(config_errors),    cmocka_unit_test(routing),
+        cmocka_unit_test(webhook_templates), cmocka_unit_test(pagerduty_body),
+        cmocka_unit_test(outbox_cursor),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
