@@ -277,6 +277,9 @@ int coll_server_start(struct coll_server *s, uv_loop_t *loop, struct coll_conf *
     if ((rc = coll_ctl_start(s, path, &s->ctl)) < 0) {
         return rc;
     }
+    if ((rc = coll_http_start(s)) < 0) {
+        return rc;
+    }
     uv_timer_init(loop, &s->tick_timer);
     s->tick_timer.data = s;
     uv_timer_start(&s->tick_timer, tick_cb, 1000, 1000);
@@ -347,6 +350,7 @@ void coll_server_stop(struct coll_server *s)
         coll_ctl_stop(s->ctl);
         s->ctl = NULL;
     }
+    coll_http_stop(s);
     coll_close_all_conns(s, "collector shutting down");
     if (s->deliver != NULL) {
         deliver_stop(s->deliver, NULL, NULL); /* what is in flight stays queued */

@@ -19,6 +19,7 @@ struct wp_tls_ctx;
 struct wp_tls_conn;
 struct coll_conn;
 struct coll_ctl;
+struct http_server;
 struct coll_rules;
 struct coll_lines;
 struct rules_host;
@@ -72,6 +73,7 @@ struct coll_server {
     struct coll_lines *lines; /* line states (lines.db) */
     struct outbox *outbox;    /* notification outbox (incidents.db), NULL without notify: */
     struct deliver *deliver;
+    struct http_server *http; /* dashboard and JSON API (coll_http.c), NULL when off */
     int64_t last_prune_ms;
     int64_t last_linerrd_ms; /* the once-a-minute per-line RRD refresh (linerrd.h) */
 
@@ -113,5 +115,16 @@ void coll_server_cleanup(struct coll_server *s);
 /* Control socket (ctl.c): stats and flush for the CLI. */
 int coll_ctl_start(struct coll_server *s, const char *path, struct coll_ctl **out);
 void coll_ctl_stop(struct coll_ctl *c);
+
+/* One counter as `watchpost status` shows it. */
+typedef void (*coll_stat_fn)(void *arg, const char *name, uint64_t value);
+/* Call fn for every counter of `watchpost status`, in its order (ctl.c; also GET
+ * /api/v1/status). Loop thread only. */
+void coll_stats_foreach(struct coll_server *s, coll_stat_fn fn, void *arg);
+
+/* Dashboard and JSON API server (coll_http.c): started when conf->http.listen is set, writes
+ * the bound port to conf->http.port_file when set. 0 or an error (logged). */
+int coll_http_start(struct coll_server *s);
+void coll_http_stop(struct coll_server *s);
 
 #endif

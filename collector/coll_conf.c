@@ -15,6 +15,7 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:7443"
 #define SPAN_MAX_S     (20LL * 366 * 86400) /* an archive covers at most ~20 years */
+#define COLL_DASHBOARDS_DIR "/usr/share/watchpost/dashboards"
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const cf_names[] = {"AVERAGE", "MIN", "MAX", "LAST", NULL};
@@ -135,6 +136,87 @@ static const struct wp_opt rrd_opts[] = {
      .offset = SEC(rrd, archives),
      .custom = decode_archives,
      .custom_free = free_archives},
+    WP_OPT_TABLE_END,
+};
+
+#define HTTP_TLS(f) (offsetof(struct coll_conf, http.tls.f) - offsetof(struct coll_conf, http.tls))
+
+static const struct wp_opt http_tls_opts[] = {
+    {.name = "cert",
+     .type = WP_OPT_STR,
+     .help = "certificate for HTTPS (e.g. from `watchpost ca issue NAME --server`)",
+     .offset = HTTP_TLS(cert)},
+    {.name = "key",
+     .type = WP_OPT_STR,
+     .help = "its private key",
+     .offset = HTTP_TLS(key)},
+    WP_OPT_TABLE_END,
+};
+
+static const struct wp_opt http_opts[] = {
+    {.name = "listen",
+     .type = WP_OPT_STR,
+     .help = "address of the dashboard and JSON API, host:port (port 0 = any free port; "
+             "absent = no HTTP server)",
+     .offset = SEC(http, listen)},
+    {.name = "tls",
+     .type = WP_OPT_SECTION,
+     .help = "serve HTTPS with this certificate and key (no client certificate is asked for)",
+     .offset = SEC(http, tls),
+     .sub = http_tls_opts},
+    {.name = "static_dir",
+     .type = WP_OPT_STR,
+     .help = "dashboard files (default $WATCHPOST_DASHBOARDS, else " COLL_DASHBOARDS_DIR ")",
+     .offset = SEC(http, static_dir)},
+    {.name = "max_connections",
+     .type = WP_OPT_INT,
+     .def = "1024",
+     .help = "connections at once; more are refused with 503",
+     .offset = SEC(http, max_connections),
+     .min = 1,
+     .max = 100000},
+    {.name = "max_header",
+     .type = WP_OPT_SIZE,
+     .def = "16KiB",
+     .help = "request line and headers; larger gets 431",
+     .offset = SEC(http, max_header),
+     .min = 1 << 10,
+     .max = 64 << 10}, /* http-parser's own ceiling is 80 KiB */
+    {.name = "max_body",
+     .type = WP_OPT_SIZE,
+     .def = "1MiB",
+     .help = "request body; larger gets 413",
+     .offset = SEC(http, max_body),
+     .min = 1 << 10,
+     .max = 64 << 20},
+    {.name = "header_timeout",
+     .type = WP_OPT_DURATION,
+     .def = "10s",
+     .help = "a request head (and the TLS handshake) must arrive within this",
+     .offset = SEC(http, header_timeout_ms),
+     .min = 50,
+     .max = 600000},
+    {.name = "body_timeout",
+     .type = WP_OPT_DURATION,
+     .def = "30s",
+     .help = "a request body may pause at most this long",
+     .offset = SEC(http, body_timeout_ms),
+     .min = 50,
+     .max = 600000},
+    {.name = "idle_timeout",
+     .type = WP_OPT_DURATION,
+     .def = "60s",
+     .help = "a kept-alive connection idle this long is closed",
+     .offset = SEC(http, idle_timeout_ms),
+     .min = 50,
+     .max = 3600000},
+    {.name = "sse_ping",
+     .type = WP_OPT_DURATION,
+     .def = "15s",
+     .help = "keep-alive comment on an idle event stream",
+     .offset = SEC(http, sse_ping_ms),
+     .min = 50,
+     .max = 3600000},
     WP_OPT_TABLE_END,
 };
 
@@ -282,6 +364,11 @@ static const struct wp_opt top_opts[] = {
      .offset = offsetof(struct coll_conf, notify),
      .custom = notify_conf_decode,
      .custom_free = notify_conf_free},
+    {.name = "http",
+     .type = WP_OPT_SECTION,
+     .help = "dashboard and JSON API server (docs/API.md)",
+     .offset = offsetof(struct coll_conf, http),
+     .sub = http_opts},
     WP_OPT_TABLE_END,
 };
 
@@ -394,6 +481,26 @@ static int finish(struct coll_conf *c, struct wp_conf_doc *doc, struct wp_conf_e
         return rc;
     }
     free(listen);
+    if (c->http.listen != NULL &&
+        wp_conf_split_hostport(c->http.listen, 0, &c->http.listen_host, &c->http.listen_port) < 0) {
+        struct wp_conf_node *h = wp_conf_map_get(doc, root, "http");
+        return wp_conf_errorf(doc, h != NULL ? wp_conf_map_get(doc, h, "listen") : root, err,
+                              "http.listen: expected \"host:port\" (port 0 = any free port), "
+                              "got \"%s\"",
+                              c->http.listen);
+    }
+    if ((c->http.tls.cert == NULL) != (c->http.tls.key == NULL)) {
+        struct wp_conf_node *h = wp_conf_map_get(doc, root, "http");
+        return wp_conf_errorf(doc, h != NULL ? wp_conf_map_get(doc, h, "tls") : root, err,
+                              "http.tls: needs both cert and key");
+    }
+    if (c->http.static_dir == NULL) {
+        const char *env = getenv("WATCHPOST_DASHBOARDS");
+        c->http.static_dir = wp_xstrdup(env != NULL && env[0] != '\0' ? env : COLL_DASHBOARDS_DIR);
+    }
+    wp_conf_resolve_path(c->path, &c->http.static_dir);
+    wp_conf_resolve_path(c->path, &c->http.tls.cert);
+    wp_conf_resolve_path(c->path, &c->http.tls.key);
     wp_conf_resolve_path(c->path, &c->state_dir);
     wp_conf_resolve_path(c->path, &c->tls.ca);
     wp_conf_resolve_path(c->path, &c->tls.cert);
@@ -472,6 +579,8 @@ void coll_conf_free(struct coll_conf *c)
     }
     wp_opts_free(top_opts, c);
     free(c->listen_port);
+    free(c->http.listen_host);
+    free(c->http.listen_port);
     free(c->path);
     free(c);
 }

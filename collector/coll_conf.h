@@ -27,6 +27,10 @@ struct notify_conf;
  *               sla: {p1: {response: 15m, resolve: 4h}, p2: ..., p3: ..., p4: ...}}
  *   notify: {domain, dashboard_url, max_age, destinations: [...], routes: [...]}
  *            (notify_conf.c, docs/NOTIFY.md)
+ *   http:   {listen: 127.0.0.1:8080 (no listen: no HTTP server), tls: {cert, key},
+ *            static_dir (default $WATCHPOST_DASHBOARDS or /usr/share/watchpost/dashboards),
+ *            max_connections: 1024, max_header: 16KiB, max_body: 1MiB, header_timeout: 10s,
+ *            body_timeout: 30s, idle_timeout: 60s, sse_ping: 15s}   (docs/API.md)
  * Relative paths are relative to the config file's directory.
  */
 struct coll_conf {
@@ -68,6 +72,18 @@ struct coll_conf {
         int matrix_prio[3][3]; /* decoded from matrix (finish) */
     } incidents;
     struct notify_conf *notify; /* `notify:` (notify.h); NULL when absent */
+    struct {
+        char *listen; /* "host:port" as written; NULL: no HTTP server */
+        char *listen_host, *listen_port; /* split from listen (finish) */
+        struct {
+            char *cert, *key; /* both or neither: HTTPS */
+        } tls;
+        char *static_dir;
+        int64_t max_connections;
+        uint64_t max_header, max_body;
+        int64_t header_timeout_ms, body_timeout_ms, idle_timeout_ms, sse_ping_ms;
+        const char *port_file; /* --http-port-file (main.c), not from the YAML */
+    } http;
 };
 
 int coll_conf_load(const char *path, struct wp_conf_err *err, struct coll_conf **out);

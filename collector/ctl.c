@@ -147,7 +147,7 @@ static void fill_reload(msgpack_packer *pk, struct coll_server *s)
     pk_str(pk, c->reload_msg);
 }
 
-static void fill_stats(msgpack_packer *pk, struct coll_server *s)
+void coll_stats_foreach(struct coll_server *s, coll_stat_fn fn, void *arg)
 {
     struct coll_rules_stats rst;
     struct wp_journal_stats js;
@@ -233,12 +233,8 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
         {"notify_dead_total", oc.dead},
         {"notify_oldest_queued_s", oldest_s > 0 ? (uint64_t)oldest_s : 0},
     };
-    /* the map header is counted from the table so it can never drift */
-    msgpack_pack_map(pk, 1 + sizeof(kv) / sizeof(kv[0]) + COLL_RULES_DELAY_BUCKETS);
-    pk_str(pk, "t");
-    pk_str(pk, "stats");
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
-        pk_kv(pk, kv[i].name, kv[i].value);
+        fn(arg, kv[i].name, kv[i].value);
     }
     for (int b = 0; b < COLL_RULES_DELAY_BUCKETS; b++) {
         char name[48];
@@ -248,8 +244,32 @@ static void fill_stats(msgpack_packer *pk, struct coll_server *s)
             snprintf(name, sizeof(name), "rules_open_delay_le_%lldus",
                      (long long)coll_rules_delay_bounds_us[b]);
         }
-        pk_kv(pk, name, rst.delay_le[b]);
+        fn(arg, name, rst.delay_le[b]);
     }
+}
+
+static void count_stat(void *arg, const char *name, uint64_t value)
+{
+    (void)name;
+    (void)value;
+    (*(uint32_t *)arg)++;
+}
+
+static void pack_stat(void *arg, const char *name, uint64_t value)
+{
+    pk_kv(arg, name, value);
+}
+
+static void fill_stats(msgpack_packer *pk, struct coll_server *s)
+{
+    uint32_t n = 0;
+
+    /* the map header is counted by the same walk so it can never drift */
+    coll_stats_foreach(s, count_stat, &n);
+    msgpack_pack_map(pk, 1 + n);
+    pk_str(pk, "t");
+    pk_str(pk, "stats");
+    coll_stats_foreach(s, pack_stat, pk);
 }
 
 static void flush_done(void *arg)

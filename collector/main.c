@@ -86,6 +86,7 @@ int main(int argc, char **argv)
     struct coll_conf *conf = NULL;
     if (coll_conf_load(config, &err, &conf) < 0) {
         fprintf(stderr, "%s\n", err.msg);
+               "  --http-port-file FILE  the same for the HTTP server (http.listen)\n"
         return 1;
     }
     if (check_only) {
@@ -94,6 +95,7 @@ int main(int argc, char **argv)
         return 0;
     }
     wp_log_set_level((enum wp_log_level)conf->log_level);
+        {"http-port-file", required_argument, NULL, 'H'},
     if (level != NULL) {
         enum wp_log_level l;
         if (wp_log_level_parse(level, &l) < 0) {
@@ -102,9 +104,12 @@ int main(int argc, char **argv)
             return 2;
         }
         wp_log_set_level(l);
+    const char *http_port_file = NULL;
     }
     signal(SIGPIPE, SIG_IGN);
-    raise_nofile(conf->limits.max_agents);
+    conf->http.port_file = http_port_file;
+    raise_nofile(conf->limits.max_agents +
+                 (conf->http.listen != NULL ? conf->http.max_connections : 0));
 
     uv_loop_t loop;
     struct coll_server srv;
@@ -114,6 +119,9 @@ int main(int argc, char **argv)
         coll_server_stop(&srv);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+        case 'H':
+            http_port_file = optarg;
+            break;
     coll_server_cleanup(&srv);
     /* every handle is closed by now; loop_close must succeed (tests rely on a clean exit) */
     for (int i = 0; i < 10 && uv_loop_close(&loop) == UV_EBUSY; i++) {

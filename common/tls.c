@@ -90,6 +90,7 @@ struct tls_crl {
 
 struct wp_tls_ctx {
     int is_server;
+    int no_client_cert; /* servers: browsers present no certificate (wp_tls_opts) */
     mbedtls_ssl_config conf;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
@@ -448,7 +449,7 @@ static int ticket_parse(void *p_ticket, mbedtls_ssl_session *session, unsigned c
     }
     /* a refused ticket means a full handshake, which verifies the certificate again */
     unsigned char alert = 0;
-    if (peer_refusal(ctx, session->peer_cert, &alert) != NULL) {
+    if (!ctx->no_client_cert && peer_refusal(ctx, session->peer_cert, &alert) != NULL) {
         return MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
     }
     return 0;
@@ -625,6 +626,7 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
 
     *out = NULL;
     ctx->is_server = opts->is_server != 0;
+    ctx->no_client_cert = ctx->is_server && opts->no_client_cert;
     mbedtls_ssl_config_init(&ctx->conf);
     mbedtls_entropy_init(&ctx->entropy);
     mbedtls_ctr_drbg_init(&ctx->drbg);
@@ -634,7 +636,9 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
     mbedtls_chachapoly_init(&ctx->ticket_aead);
     mbedtls_ssl_session_init(&ctx->session);
 
-    rc = check_readable("CA certificate", opts->ca_path, err, errlen);
+    if (!ctx->no_client_cert || opts->ca_path != NULL) {
+        rc = check_readable("CA certificate", opts->ca_path, err, errlen);
+    }
     if (rc == 0) {
         rc = check_readable("certificate", opts->cert_path, err, errlen);
     }
@@ -651,7 +655,7 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
         errf(err, errlen, "seeding the RNG: %s", mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
-    ret = mbedtls_x509_crt_parse_file(&ctx->ca, opts->ca_path);
+    ret = opts->ca_path != NULL ? mbedtls_x509_crt_parse_file(&ctx->ca, opts->ca_path) : 0;
     if (ret != 0) {
         errf(err, errlen, "CA certificate %s: %s", opts->ca_path, mbed_err(ret, eb, sizeof(eb)));
         goto out;
@@ -705,7 +709,8 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
     mbedtls_ssl_conf_ciphersuites(&ctx->conf, tls_suites);
     mbedtls_ssl_conf_curves(&ctx->conf, tls_curves);
     mbedtls_ssl_conf_sig_hashes(&ctx->conf, tls_hashes);
-    mbedtls_ssl_conf_authmode(&ctx->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_authmode(&ctx->conf, ctx->no_client_cert ? MBEDTLS_SSL_VERIFY_NONE
+                                                               : MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_rng(&ctx->conf, mbedtls_ctr_drbg_random, &ctx->drbg);
     set_ca_chain(ctx);
     ret = mbedtls_ssl_conf_own_cert(&ctx->conf, &ctx->cert, &ctx->key);
@@ -929,7 +934,9 @@ static int handshake_done(struct wp_tls_conn *c)
 {
     struct wp_tls_ctx *ctx = c->ctx;
     unsigned char alert = 0;
-    const char *why = peer_refusal(ctx, mbedtls_ssl_get_peer_cert(&c->ssl), &alert);
+    const char *why = ctx->no_client_cert
+                          ? NULL
+                          : peer_refusal(ctx, mbedtls_ssl_get_peer_cert(&c->ssl), &alert);
 
     if (why != NULL) {
         snprintf(c->err, sizeof(c->err), "%s%s", why, c->resumed ? " (resumed session)" : "");

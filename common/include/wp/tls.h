@@ -25,6 +25,8 @@ struct wp_tls_opts {
     const char *crl_path;  /* PEM CRL; may be NULL or missing on disk (no revocations) */
     const char *ticket_key_path; /* server: file holding the session-ticket key; NULL = random */
     int is_server;
+    int no_client_cert; /* server: ask for no client certificate (HTTPS for browsers); the CA
+                         * and CRL are then optional and peer checks are skipped */
 };
 
 /*
