@@ -23,6 +23,7 @@
 #include "wp/clock.h"
 #include "wp/err.h"
 #include "wp/log.h"
+#include "wp/sdnotify.h"
 #include "wp/mem.h"
 #include "wp/tls.h"
 
@@ -169,6 +170,7 @@ static int run_once(const struct agent_conf *conf)
     return 0;
 }
 
+
 /* ---- the daemon ----------------------------------------------------------------------------- */
 
 static int mkdir_p(const char *path)
@@ -210,6 +212,7 @@ static void agent_stop(struct agent *a, const char *why)
     }
     a->stopping = 1;
     WP_INFO("agent", "stopping (%s)", why);
+    wp_sd_notify("agent", "STOPPING=1");
     /* probes stop first; a sample still running on the pool spools its batch as the loop
      * drains, so nothing sampled is lost */
     agent_sched_stop(a->sched);
@@ -331,6 +334,8 @@ static int run(struct agent_conf *conf)
                 conf->agent.state_dir);
         agent_sched_start(&a, &a.sched);
         agent_sender_start(&a, &a.sender);
+        /* state open, probes scheduled; the link to the collector comes up on its own */
+        wp_sd_notify("agent", "READY=1");
         uv_run(&loop, UV_RUN_DEFAULT);
         if (!a.stopping) {
             WP_ERROR("agent", "event loop ended unexpectedly");

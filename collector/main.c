@@ -13,6 +13,7 @@
 #include "coll_conf.h"
 #include "wp/err.h"
 #include "wp/log.h"
+#include "wp/sdnotify.h"
 
 /* One descriptor per agent: raise the soft limit towards max_agents (up to the hard limit). */
 static void raise_nofile(int64_t max_agents)
@@ -31,12 +32,22 @@ static void raise_nofile(int64_t max_agents)
     }
 }
 
+/* Tells systemd the collector is stopping; runs beside the server's own SIGTERM/SIGINT handler
+ * (libuv calls every watcher of a signal), unreferenced so it never keeps the loop alive. */
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    wp_sd_notify("collector", "STOPPING=1");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: watchpost-collector [-c FILE] [--port-file FILE] [--check-config]\n"
                "                           [--log-level error|warn|info|debug] [--version]\n"
                "  -c, --config FILE   configuration (default /etc/watchpost/collector.yaml)\n"
                "  --port-file FILE    write the bound TCP port here once listening\n"
+               "  --http-port-file FILE  the same for the HTTP server (http.listen)\n"
                "  --check-config      load the configuration, report, exit\n");
 }
 
@@ -45,6 +56,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"port-file", required_argument, NULL, 'p'},
+        {"http-port-file", required_argument, NULL, 'H'},
         {"check-config", no_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'l'},
         {"version", no_argument, NULL, 'V'},
@@ -53,6 +65,7 @@ int main(int argc, char **argv)
     };
     const char *config = "/etc/watchpost/collector.yaml";
     const char *port_file = NULL;
+    const char *http_port_file = NULL;
     const char *level = NULL;
     int check_only = 0;
     int opt = 0;
@@ -64,6 +77,9 @@ int main(int argc, char **argv)
             break;
         case 'p':
             port_file = optarg;
+            break;
+        case 'H':
+            http_port_file = optarg;
             break;
         case 'C':
             check_only = 1;
@@ -86,7 +102,6 @@ int main(int argc, char **argv)
     struct coll_conf *conf = NULL;
     if (coll_conf_load(config, &err, &conf) < 0) {
         fprintf(stderr, "%s\n", err.msg);
-               "  --http-port-file FILE  the same for the HTTP server (http.listen)\n"
         return 1;
     }
     if (check_only) {
@@ -95,7 +110,6 @@ int main(int argc, char **argv)
         return 0;
     }
     wp_log_set_level((enum wp_log_level)conf->log_level);
-        {"http-port-file", required_argument, NULL, 'H'},
     if (level != NULL) {
         enum wp_log_level l;
         if (wp_log_level_parse(level, &l) < 0) {
@@ -104,7 +118,6 @@ int main(int argc, char **argv)
             return 2;
         }
         wp_log_set_level(l);
-    const char *http_port_file = NULL;
     }
     signal(SIGPIPE, SIG_IGN);
     conf->http.port_file = http_port_file;
@@ -114,14 +127,22 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     struct coll_server srv;
     uv_loop_init(&loop);
+    uv_signal_t stop_sig[2];
     int rc = coll_server_start(&srv, &loop, conf, port_file);
     if (rc < 0) {
         coll_server_stop(&srv);
     }
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(&loop, &stop_sig[i]);
+        uv_signal_start(&stop_sig[i], on_stop_signal, i == 0 ? SIGTERM : SIGINT);
+        uv_unref((uv_handle_t *)&stop_sig[i]);
+    }
+    if (rc == 0) {
+        wp_sd_notify("collector", "READY=1"); /* listening, control socket up, journal replayed */
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
-        case 'H':
-            http_port_file = optarg;
-            break;
+    uv_close((uv_handle_t *)&stop_sig[0], NULL);
+    uv_close((uv_handle_t *)&stop_sig[1], NULL);
     coll_server_cleanup(&srv);
     /* every handle is closed by now; loop_close must succeed (tests rely on a clean exit) */
     for (int i = 0; i < 10 && uv_loop_close(&loop) == UV_EBUSY; i++) {

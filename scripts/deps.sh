@@ -10,7 +10,9 @@ PKGS=(build-essential cmake pkg-config git
       monitoring-plugins-basic monitoring-plugins-standard logrotate
       libpq-dev postgresql libmariadb-dev mariadb-server libosip2-dev sip-tester
       kamailio baresip-core
-      request-tracker5 rt5-db-sqlite exim4-daemon-light)
+      request-tracker5 rt5-db-sqlite exim4-daemon-light
+      debhelper lintian debootstrap iproute2
+      libpango1.0-dev poppler-utils)
 if [ "${1:-}" = "--bench" ]; then
     PKGS+=(collectd-core)
 fi
