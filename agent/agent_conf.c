@@ -441,3 +441,14 @@ void agent_conf_free(struct agent_conf *c)
     free(c->path);
     free(c);
 }
+
+const struct wp_opt *agent_conf_opts(const char *which)
+{
+    if (strcmp(which, "top") == 0) {
+        return top_opts;
+    }
+    if (strcmp(which, "collectors") == 0) {
+        return collector_item_opts;
+    }
+    return NULL;
+}

@@ -55,6 +55,8 @@ struct agent_conf {
 
 /* Load and validate; on error err holds "file:line:col: ..." and *out is NULL. */
 int agent_conf_load(const char *path, struct wp_conf_err *err, struct agent_conf **out);
+/* The option tables, for docs/CONFIG.md: "top", "collectors". */
+const struct wp_opt *agent_conf_opts(const char *which);
 void agent_conf_free(struct agent_conf *c);
 
 #endif

@@ -584,3 +584,14 @@ void coll_conf_free(struct coll_conf *c)
     free(c->path);
     free(c);
 }
+
+const struct wp_opt *coll_conf_opts(const char *which)
+{
+    if (strcmp(which, "top") == 0) {
+        return top_opts;
+    }
+    if (strcmp(which, "rrd.archives") == 0) {
+        return archive_opts;
+    }
+    return NULL;
+}

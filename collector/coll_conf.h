@@ -90,3 +90,5 @@ int coll_conf_load(const char *path, struct wp_conf_err *err, struct coll_conf *
 void coll_conf_free(struct coll_conf *c);
 
 #endif
+/* The option tables, for the generated reference (docs/CONFIG.md): "top", "rrd.archives". */
+const struct wp_opt *coll_conf_opts(const char *which);

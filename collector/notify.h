@@ -150,6 +150,8 @@ struct notify_conf {
 int notify_conf_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                        struct wp_conf_err *err);
 void notify_conf_free(void *field);
+/* The option tables, for docs/CONFIG.md: "top", "destinations", "routes". */
+const struct wp_opt *notify_conf_opts(const char *which);
 
 /* The destinations a route sends an incident event to: calls fn for each distinct one. */
 struct notify_route_in {

@@ -628,3 +628,17 @@ void notify_route(const struct notify_conf *c, const struct notify_route_in *in,
         }
     }
 }
+
+const struct wp_opt *notify_conf_opts(const char *which)
+{
+    if (strcmp(which, "top") == 0) {
+        return top_opts;
+    }
+    if (strcmp(which, "destinations") == 0) {
+        return dest_opts;
+    }
+    if (strcmp(which, "routes") == 0) {
+        return route_opts;
+    }
+    return NULL;
+}

@@ -396,3 +396,8 @@ void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *f
     va_end(ap);
     wp_log(lvl, "probe", "%s:%s: %s", p->ops->name, p->instance, msg);
 }
+
+const struct wp_opt *wp_probe_common_opts(void)
+{
+    return common_opts;
+}

@@ -163,6 +163,9 @@ void wp_probe_log(const struct wp_probe *p, enum wp_log_level lvl, const char *f
         }                                                                                          \
     } while (0)
 
+/* The keys every probe takes (kind, name, interval), for docs/CONFIG.md. */
+const struct wp_opt *wp_probe_common_opts(void);
+
 /* The probe kinds compiled in (probe_list.c, generated from probes/CMakeLists.txt). */
 extern const struct wp_probe_ops *const wp_probe_list[];
 const struct wp_probe_ops *wp_probe_find(const char *name);

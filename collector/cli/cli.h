@@ -9,6 +9,8 @@ int cli_ca(int argc, char **argv);
 int cli_check_config(int argc, char **argv);
 /* watchpost query --host H --metric M [--since 1h] (query.c) */
 int cli_query(int argc, char **argv);
+/* `watchpost config-reference`: docs/CONFIG.md from the option tables (confref.c). */
+int cli_config_reference(int argc, char **argv);
 /* watchpost status (status.c) */
 int cli_status(int argc, char **argv);
 /* watchpost reload: rules files (status.c) */

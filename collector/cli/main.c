@@ -12,6 +12,8 @@ static const struct {
 } commands[] = {
     {"ca", cli_ca, "ca init|issue NAME|revoke NAME|list   certificate authority for the fleet"},
     {"check-config", cli_check_config, "check-config FILE                  validate a config file"},
+    {"config-reference", cli_config_reference,
+     "config-reference                   print docs/CONFIG.md (every option)"},
     {"query", cli_query, "query --host H --metric M [--since 1h]  print stored values"},
     {"status", cli_status, "status [--state-dir DIR]           the running collector's counters"},
     {"rules", cli_rules, "rules test FILE... [--at TIME]     what the rules would fire on stored data"},

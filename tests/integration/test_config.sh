@@ -45,6 +45,11 @@ grep -q "^$T/syntax.yaml:[0-9]*:[0-9]*: " "$T/err" || fail "syntax error without
     fail "packaging/etc/agent.yaml: $(cat "$T/out")"
 "$BIN_CLI" check-config --collector "$WP_SRC/packaging/etc/collector.yaml" > "$T/out" ||
     fail "packaging/etc/collector.yaml: $(cat "$T/out")"
+# docs/CONFIG.md is what the option tables say (regenerate: watchpost config-reference)
+"$BIN_CLI" config-reference > "$T/CONFIG.md"
+diff -u "$WP_SRC/docs/CONFIG.md" "$T/CONFIG.md" > "$T/config.diff" ||
+    fail "docs/CONFIG.md is out of date; run: watchpost config-reference > docs/CONFIG.md
+$(head -40 "$T/config.diff")"
 # the commented notify: example is valid once uncommented (secrets and rules made local)
 echo "not-a-real-secret" > "$T/secret"
 python3 - "$WP_SRC/packaging/etc/collector.yaml" "$T" > "$T/notify.yaml" <<'PY'
