@@ -11,7 +11,7 @@ PKGS=(build-essential cmake pkg-config git
       libpq-dev postgresql libmariadb-dev mariadb-server libosip2-dev sip-tester
       kamailio baresip-core
       request-tracker5 rt5-db-sqlite exim4-daemon-light
-      debhelper lintian debootstrap iproute2
+      debhelper lintian debootstrap iproute2 help2man
       libpango1.0-dev poppler-utils)
 if [ "${1:-}" = "--bench" ]; then
     PKGS+=(collectd-core)
