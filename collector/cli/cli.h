@@ -25,5 +25,7 @@ int cli_rules(int argc, char **argv);
 int cli_incidents(int argc, char **argv);
 /* `watchpost outbox`: notifications sent, queued and dead; retry a dead one. */
 int cli_outbox(int argc, char **argv);
+/* watchpost report weekly|monthly|incident ID: health and fault reports (report.c) */
+int cli_report(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const struct {
     {"lines", cli_lines, "lines [list|history] [--host H] [--group G] [--state S]  line states"},
     {"seats", cli_seats, "seats [--host H] [--since 24h] [--csv]  seat sessions and pauses"},
     {"outbox", cli_outbox, "outbox [list|retry ID] [--state dead]  notifications sent, queued, dead"},
+    {"report", cli_report, "report weekly|monthly|incident ID --out DIR  health and fault reports"},
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
 };
 

@@ -1,0 +1,1238 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Health report figures for a period, from the stores, as of the period end (see report.h). */
+#include "report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <rrd.h>
+#include <sqlite3.h>
+
+#include "incident.h"
+#include "rrdq.h"
+#include "wp/err.h"
+#include "wp/mem.h"
+
+#define DAY_MS (24 * 3600 * 1000LL)
+
+#ifdef __SANITIZE_ADDRESS__
+/* LeakSanitizer hooks (reserved names, by the sanitizer's contract), linked into whatever
+ * makes reports: librrd 1.7 loses a few small blocks inside every rrd_graph_v() call, and
+ * fontconfig (under pango, report_pdf.c) while it parses its configuration once per process.
+ * Neither is ours to free. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:librrd.so\nleak:libfontconfig.so\n";
+}
+
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void)
+{
+    return "print_suppressions=0";
+}
+#endif
+
+/* ---- periods ---- */
+
+static int64_t local_ms(int year, int mon, int mday)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1; /* mktime normalises out-of-range months and days */
+    tm.tm_mday = mday;
+    tm.tm_isdst = -1;
+    return (int64_t)mktime(&tm) * 1000;
+}
+
+static void local_tm(int64_t ms, struct tm *tm)
+{
+    time_t t = (time_t)(ms / 1000);
+
+    localtime_r(&t, tm);
+}
+
+/* Fill a week starting on the Monday year-mon-mday (any normalisable date). */
+static void week_at(int year, int mon, int mday, struct rep_period *p)
+{
+    struct tm tm;
+
+    p->from_ms = local_ms(year, mon, mday);
+    p->to_ms = local_ms(year, mon, mday + 7);
+    local_tm(p->from_ms + 12 * 3600 * 1000LL, &tm);
+    strftime(p->label, sizeof(p->label), "%G-W%V", &tm);
+}
+
+int rep_week(const char *spec, int64_t now_ms, struct rep_period *cur, struct rep_period *prev)
+{
+    struct tm tm;
+    int y = 0, mon = 0, mday = 0;
+
+    if (spec == NULL || spec[0] == '\0') {
+        local_tm(now_ms, &tm);
+        y = tm.tm_year + 1900;
+        mon = tm.tm_mon + 1;
+        mday = tm.tm_mday - (tm.tm_wday + 6) % 7 - 7; /* Monday of last week */
+    } else {
+        int w = 0;
+        char tail = 0;
+        if (sscanf(spec, "%4d-W%2d%c", &y, &w, &tail) != 2 || y < 1971 || y > 9999 || w < 1 ||
+            w > 53) {
+            return -EINVAL;
+        }
+        /* 4 January is always in week 1 */
+        int64_t jan4 = local_ms(y, 1, 4);
+        local_tm(jan4, &tm);
+        mon = 1;
+        mday = 4 - (tm.tm_wday + 6) % 7 + (w - 1) * 7;
+    }
+    week_at(y, mon, mday, cur);
+    week_at(y, mon, mday - 7, prev);
+    if (spec != NULL && spec[0] != '\0') {
+        char want[16];
+        int w = 0;
+        sscanf(spec, "%4d-W%2d", &y, &w);
+        snprintf(want, sizeof(want), "%04d-W%02d", y, w);
+        if (strcmp(want, cur->label) != 0) {
+            return -EINVAL; /* week 53 of a year with 52 */
+        }
+    }
+    return 0;
+}
+
+static void month_at(int year, int mon, struct rep_period *p)
+{
+    struct tm tm;
+
+    p->from_ms = local_ms(year, mon, 1);
+    p->to_ms = local_ms(year, mon + 1, 1);
+    local_tm(p->from_ms + 12 * 3600 * 1000LL, &tm);
+    strftime(p->label, sizeof(p->label), "%Y-%m", &tm);
+}
+
+int rep_month(const char *spec, int64_t now_ms, struct rep_period *cur, struct rep_period *prev)
+{
+    struct tm tm;
+    int y = 0, mon = 0;
+
+    if (spec == NULL || spec[0] == '\0') {
+        local_tm(now_ms, &tm);
+        y = tm.tm_year + 1900;
+        mon = tm.tm_mon; /* last month, 0 = December of last year (normalised) */
+    } else {
+        char tail = 0;
+        if (sscanf(spec, "%4d-%2d%c", &y, &mon, &tail) != 2 || y < 1971 || y > 9999 || mon < 1 ||
+            mon > 12) {
+            return -EINVAL;
+        }
+    }
+    month_at(y, mon, cur);
+    month_at(y, mon - 1, prev);
+    return 0;
+}
+
+/* ---- small helpers ---- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+struct rep_dist rep_dist_of(int64_t *v, size_t n)
+{
+    struct rep_dist d;
+
+    memset(&d, 0, sizeof(d));
+    d.n = n;
+    if (n == 0) {
+        return d;
+    }
+    qsort(v, n, sizeof(*v), cmp_i64);
+    d.median_ms = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    size_t rank = (n * 9 + 9) / 10; /* ceil(0.9 n), 1-based */
+    d.p90_ms = v[rank - 1];
+    return d;
+}
+
+/* Intervals [a, b) and the length of their union. */
+struct ivs {
+    int64_t (*v)[2];
+    size_t n, cap;
+};
+
+static void ivs_add(struct ivs *s, int64_t a, int64_t b, int64_t lo, int64_t hi)
+{
+    a = a < lo ? lo : a;
+    b = b > hi ? hi : b;
+    if (a >= b) {
+        return;
+    }
+    if (s->n == s->cap) {
+        s->cap = s->cap != 0 ? s->cap * 2 : 16;
+        s->v = wp_xrealloc(s->v, s->cap * sizeof(*s->v));
+    }
+    s->v[s->n][0] = a;
+    s->v[s->n][1] = b;
+    s->n++;
+}
+
+static int cmp_iv(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+/* Sort and merge in place; returns the total length. */
+static int64_t ivs_union(struct ivs *s)
+{
+    int64_t total = 0;
+    size_t o = 0;
+
+    if (s->n == 0) {
+        return 0;
+    }
+    qsort(s->v, s->n, sizeof(*s->v), cmp_iv);
+    for (size_t i = 1; i < s->n; i++) {
+        if (s->v[i][0] <= s->v[o][1]) {
+            if (s->v[i][1] > s->v[o][1]) {
+                s->v[o][1] = s->v[i][1];
+            }
+        } else {
+            o++;
+            s->v[o][0] = s->v[i][0];
+            s->v[o][1] = s->v[i][1];
+        }
+    }
+    s->n = o + 1;
+    for (size_t i = 0; i < s->n; i++) {
+        total += s->v[i][1] - s->v[i][0];
+    }
+    return total;
+}
+
+static void ivs_free(struct ivs *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return wp_xstrdup(t != NULL ? (const char *)t : "");
+}
+
+static const char *col_str(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t != NULL ? (const char *)t : "";
+}
+
+/* Open STATE_DIR/name read-only; WP_ENOTFOUND when the file is not there. */
+static int ro_open(const char *dir, const char *name, sqlite3 **out, char *err, size_t errlen)
+{
+    struct stat sb;
+    char *path = wp_xasprintf("%s/%s", dir, name);
+    int rc = 0;
+
+    *out = NULL;
+    if (stat(path, &sb) != 0) {
+        free(path);
+        return WP_ENOTFOUND;
+    }
+    if (sqlite3_open_v2(path, out, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, *out != NULL ? sqlite3_errmsg(*out) : "no memory");
+        sqlite3_close(*out);
+        *out = NULL;
+        rc = WP_EDB;
+    } else {
+        sqlite3_busy_timeout(*out, 5000);
+    }
+    free(path);
+    return rc;
+}
+
+static int has_table(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *s = NULL;
+    int found = 0;
+
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1,
+                           &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        found = sqlite3_step(s) == SQLITE_ROW;
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
+static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
+    return WP_EDB;
+}
+
+static int in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; *p != '\0';) {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) {
+            return 1;
+        }
+        p += len + (e != NULL);
+    }
+    return 0;
+}
+
+/* ---- hosts ---- */
+
+struct hostacc {
+    char *host;
+    int silences;
+    struct ivs down, planned;
+};
+
+struct hosts {
+    struct hostacc *h;
+    size_t n, cap;
+};
+
+static struct hostacc *host_get(struct hosts *hs, const char *host)
+{
+    for (size_t i = 0; i < hs->n; i++) {
+        if (strcmp(hs->h[i].host, host) == 0) {
+            return &hs->h[i];
+        }
+    }
+    if (hs->n == hs->cap) {
+        hs->cap = hs->cap != 0 ? hs->cap * 2 : 16;
+        hs->h = wp_xrealloc(hs->h, hs->cap * sizeof(*hs->h));
+    }
+    struct hostacc *a = &hs->h[hs->n++];
+    memset(a, 0, sizeof(*a));
+    a->host = wp_xstrdup(host);
+    return a;
+}
+
+/* ---- incidents ---- */
+
+/* Walk an incident's timeline up to the period end: its state then, and for silence
+ * incidents the silent time (and the part of it in maintenance) within the period. */
+static int walk_timeline(sqlite3_stmt *tl, const struct rep_period *p, struct rep_inc *r,
+                         struct hostacc *ha)
+{
+    int64_t first_resolved = 0, seg = 0;
+    int down = 0, maint = 0, rc = 0;
+
+    sqlite3_reset(tl);
+    sqlite3_bind_int64(tl, 1, r->id);
+    sqlite3_bind_int64(tl, 2, p->to_ms);
+    while ((rc = sqlite3_step(tl)) == SQLITE_ROW) {
+        int64_t at = sqlite3_column_int64(tl, 0);
+        const char *kind = col_str(tl, 1);
+        const char *by = col_str(tl, 2);
+        const char *text = col_str(tl, 3);
+        int in = at >= p->from_ms;
+
+        if (ha != NULL && down) {
+            ivs_add(&ha->down, seg, at, p->from_ms, p->to_ms);
+            if (maint) {
+                ivs_add(&ha->planned, seg, at, p->from_ms, p->to_ms);
+            }
+        }
+        /* open or acknowledged during [seg, at), and that overlaps the period */
+        if (seg != 0 && (r->status == INC_OPEN || r->status == INC_ACKNOWLEDGED) &&
+            at > p->from_ms) {
+            r->active_in = 1;
+        }
+        seg = at;
+        if (strcmp(kind, "opened") == 0) {
+            r->status = INC_OPEN;
+            down = 1;
+        } else if (strcmp(kind, "acknowledged") == 0) {
+            if (r->acked_ms == 0) {
+                r->acked_ms = at;
+            }
+            if (r->status == INC_OPEN) {
+                r->status = INC_ACKNOWLEDGED;
+            }
+        } else if (strcmp(kind, "resolved") == 0) {
+            r->status = INC_RESOLVED;
+            r->resolved_ms = at;
+            if (first_resolved == 0) {
+                first_resolved = at;
+            }
+            free(r->note);
+            r->note = wp_xasprintf("%s%s%s", text, by[0] != '\0' ? " - " : "", by);
+            down = 0;
+        } else if (strcmp(kind, "reopened") == 0) {
+            r->status = INC_OPEN;
+            r->resolved_ms = 0;
+            r->reopens_in += in;
+            down = 1;
+        } else if (strcmp(kind, "closed") == 0) {
+            r->status = INC_CLOSED;
+            down = 0;
+        } else if (strcmp(kind, "escalated") == 0) {
+            r->max_level++;
+            r->escalations_in += in;
+        } else if (strcmp(kind, "flapping") == 0) {
+            r->flapping_in |= in;
+        } else if (strcmp(kind, "suppressed") == 0) {
+            r->suppressed = 1;
+            maint = strncmp(text, "maintenance", 11) == 0;
+        } else if (strcmp(kind, "unsuppressed") == 0) {
+            maint = 0;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        return WP_EDB;
+    }
+    if (ha != NULL && down) {
+        ivs_add(&ha->down, seg, p->to_ms, p->from_ms, p->to_ms);
+        if (maint) {
+            ivs_add(&ha->planned, seg, p->to_ms, p->from_ms, p->to_ms);
+        }
+    }
+    if (seg != 0 && (r->status == INC_OPEN || r->status == INC_ACKNOWLEDGED)) {
+        r->active_in = 1; /* still open at the period end */
+    }
+    if (r->max_level > 4) {
+        r->max_level = 4;
+    }
+    r->opened_in = r->opened_ms >= p->from_ms;
+    r->active_in |= r->opened_in;
+    r->resolved_in = r->resolved_ms >= p->from_ms && r->resolved_ms != 0;
+    if (r->opened_in) {
+        /* response: acknowledged, or resolved, by the response deadline */
+        int64_t t = r->acked_ms;
+        if (first_resolved != 0 && (t == 0 || first_resolved < t)) {
+            t = first_resolved;
+        }
+        if (t != 0) {
+            r->response = t <= r->response_due_ms ? REP_SLA_MET : REP_SLA_BREACHED;
+        } else {
+            r->response = r->response_due_ms < p->to_ms ? REP_SLA_BREACHED : REP_SLA_PENDING;
+        }
+        if (r->resolved_ms != 0) {
+            r->resolve = r->resolved_ms <= r->resolve_due_ms ? REP_SLA_MET : REP_SLA_BREACHED;
+        } else {
+            r->resolve = r->resolve_due_ms < p->to_ms ? REP_SLA_BREACHED : REP_SLA_PENDING;
+        }
+    }
+    return 0;
+}
+
+static int load_incidents(sqlite3 *db, const struct rep_period *p, const char *silence,
+                          struct rep_stats *st, struct hosts *hs, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL, *tl = NULL;
+    int rc = 0, r = 0;
+    size_t cap = 0;
+    int64_t *mtta = NULL, *mttr = NULL;
+    size_t na = 0, nr = 0;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, priority, impact, category, rule, host, summary, opened_ms,"
+                           " response_due_ms, resolve_due_ms FROM incidents WHERE opened_ms < ?2"
+                           " AND (opened_ms >= ?1 OR status IN (0, 1) OR resolved_ms = 0"
+                           " OR resolved_ms >= ?1 OR closed_ms >= ?1) ORDER BY id",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT at_ms, kind, \"by\", text FROM timeline WHERE incident_id = ?1"
+                           " AND at_ms < ?2 ORDER BY at_ms, id",
+                           -1, &tl, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "incidents.db", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, p->from_ms);
+    sqlite3_bind_int64(q, 2, p->to_ms);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (st->ninc == cap) {
+            cap = cap != 0 ? cap * 2 : 64;
+            st->inc = wp_xrealloc(st->inc, cap * sizeof(*st->inc));
+            mtta = wp_xrealloc(mtta, cap * sizeof(*mtta));
+            mttr = wp_xrealloc(mttr, cap * sizeof(*mttr));
+        }
+        struct rep_inc *i = &st->inc[st->ninc++];
+        memset(i, 0, sizeof(*i));
+        i->id = sqlite3_column_int64(q, 0);
+        i->priority = sqlite3_column_int(q, 1);
+        if (i->priority < 1 || i->priority > 4) {
+            i->priority = 4;
+        }
+        i->impact = sqlite3_column_int(q, 2);
+        i->category = col_dup(q, 3);
+        i->rule = col_dup(q, 4);
+        i->host = col_dup(q, 5);
+        i->summary = col_dup(q, 6);
+        i->opened_ms = sqlite3_column_int64(q, 7);
+        i->response_due_ms = sqlite3_column_int64(q, 8);
+        i->resolve_due_ms = sqlite3_column_int64(q, 9);
+        i->note = wp_xstrdup("");
+        i->tickets = wp_xstrdup("");
+        struct hostacc *ha = NULL;
+        if (in_list(silence, i->rule) && i->host[0] != '\0') {
+            ha = host_get(hs, i->host);
+        }
+        if (walk_timeline(tl, p, i, ha) < 0) {
+            rc = db_fail(db, "incidents.db timeline", err, errlen);
+            goto out;
+        }
+        if (ha != NULL) {
+            ha->silences++;
+        }
+        if (i->opened_in) {
+            st->opened++;
+            st->opened_prio[i->priority - 1]++;
+            st->resp[i->response]++;
+            st->res[i->resolve]++;
+            if (i->acked_ms != 0) {
+                mtta[na++] = i->acked_ms - i->opened_ms;
+            }
+            if (i->resolved_ms != 0) {
+                mttr[nr++] = i->resolved_ms - i->opened_ms;
+            }
+        }
+        if (i->resolved_in) {
+            st->resolved++;
+            st->resolved_prio[i->priority - 1]++;
+        }
+        st->escalations += (size_t)i->escalations_in;
+        st->flapping += (size_t)i->flapping_in;
+        st->reopens += (size_t)i->reopens_in;
+    }
+    if (r != SQLITE_DONE) {
+        rc = db_fail(db, "incidents.db", err, errlen);
+        goto out;
+    }
+    st->mtta = rep_dist_of(mtta, na);
+    st->mttr = rep_dist_of(mttr, nr);
+out:
+    free(mtta);
+    free(mttr);
+    sqlite3_finalize(q);
+    sqlite3_finalize(tl);
+    return rc;
+}
+
+static int cmp_inc_id(const void *key, const void *elem)
+{
+    int64_t k = *(const int64_t *)key, id = ((const struct rep_inc *)elem)->id;
+    return (k > id) - (k < id);
+}
+
+/* Tickets the outbox created (or found) for the incidents, from outbox_remote. */
+static int load_tickets(sqlite3 *db, struct rep_stats *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    int r = 0;
+
+    if (!has_table(db, "outbox_remote") || st->ninc == 0) {
+        return 0;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "SELECT incident_id, dest, remote_id FROM outbox_remote"
+                           " WHERE state = 'linked' AND remote_id <> ''"
+                           " ORDER BY incident_id, dest, remote_id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        return db_fail(db, "outbox_remote", err, errlen);
+    }
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(q, 0);
+        struct rep_inc *i = bsearch(&id, st->inc, st->ninc, sizeof(*st->inc), cmp_inc_id);
+        if (i == NULL) {
+            continue;
+        }
+        char *t = wp_xasprintf("%s%s%s: %s", i->tickets, i->tickets[0] != '\0' ? ", " : "",
+                               col_str(q, 1), col_str(q, 2));
+        if (i->tickets[0] == '\0' && i->opened_in) {
+            st->tickets++;
+        }
+        free(i->tickets);
+        i->tickets = t;
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? 0 : db_fail(db, "outbox_remote", err, errlen);
+}
+
+static int load_dead(sqlite3 *db, const struct rep_period *p, struct rep_stats *st, char *err,
+                     size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    int r = 0;
+    size_t cap = 0;
+
+    if (!has_table(db, "outbox")) {
+        return 0;
+    }
+    st->have_outbox = 1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, incident_id, created_ms, dest, event, last_error, attempts,"
+                           " last_code FROM outbox WHERE state = 'dead' AND created_ms >= ?1"
+                           " AND created_ms < ?2 ORDER BY id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        return db_fail(db, "outbox", err, errlen);
+    }
+    sqlite3_bind_int64(q, 1, p->from_ms);
+    sqlite3_bind_int64(q, 2, p->to_ms);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (st->ndead == cap) {
+            cap = cap != 0 ? cap * 2 : 16;
+            st->dead = wp_xrealloc(st->dead, cap * sizeof(*st->dead));
+        }
+        struct rep_dead *d = &st->dead[st->ndead++];
+        d->id = sqlite3_column_int64(q, 0);
+        d->incident_id = sqlite3_column_int64(q, 1);
+        d->created_ms = sqlite3_column_int64(q, 2);
+        d->dest = col_dup(q, 3);
+        d->event = col_dup(q, 4);
+        d->error = col_dup(q, 5);
+        d->attempts = sqlite3_column_int(q, 6);
+        d->code = sqlite3_column_int(q, 7);
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? 0 : db_fail(db, "outbox", err, errlen);
+}
+
+/* ---- hosts from the registry ---- */
+
+/* ---- host metrics from the RRD files ---- */
+
+enum { MET_CPU, MET_MEM, MET_LOAD, MET_DF };
+
+struct vec {
+    double *v;
+    int64_t *ts;
+    size_t n, cap;
+};
+
+static int vec_add(void *arg, int64_t ts_s, double value)
+{
+    struct vec *v = arg;
+
+    if (v->n == v->cap) {
+        v->cap = v->cap != 0 ? v->cap * 2 : 1024;
+        v->v = wp_xrealloc(v->v, v->cap * sizeof(*v->v));
+        v->ts = wp_xrealloc(v->ts, v->cap * sizeof(*v->ts));
+    }
+    v->ts[v->n] = ts_s;
+    v->v[v->n++] = value;
+    return 0;
+}
+
+/* Least squares over the rows (x in days from the first; two passes, centred, so a flat
+ * series gives a slope of exactly 0): days after end_s until the line reaches 100, 0 when it
+ * is there already, -1 when it does not rise. */
+static double full_in_days(const struct vec *a, size_t n, int64_t end_s)
+{
+    double mx = 0, my = 0, sxx = 0, sxy = 0;
+
+    if (n < 2) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        mx += (double)(a->ts[i] - a->ts[0]) / 86400.0;
+        my += a->v[i];
+    }
+    mx /= (double)n;
+    my /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double dx = (double)(a->ts[i] - a->ts[0]) / 86400.0 - mx;
+        sxx += dx * dx;
+        sxy += dx * (a->v[i] - my);
+    }
+    if (sxx <= 0) {
+        return -1;
+    }
+    double slope = sxy / sxx; /* per day */
+    double at_end = my + slope * ((double)(end_s - a->ts[0]) / 86400.0 - mx);
+    if (at_end >= 100.0) {
+        return 0;
+    }
+    if (slope <= 0) {
+        return -1;
+    }
+    return (100.0 - at_end) / slope;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The metric of one file over the period; 0 with m->n = 0 when there is nothing to show. */
+static void metric_of(const char *path, int kind, const struct rep_period *p, struct rep_metric *m)
+{
+    static const char *const ds[] = {"idle", "used", "load1", "used_pct"};
+    struct vec a, b;
+    int64_t s0 = p->from_ms / 1000, s1 = p->to_ms / 1000;
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    /* unknown rows kept so that the two data sources of mem stay aligned */
+    if (wp_rrdq_fetch(path, ds[kind], s0, s1, 0, vec_add, &a, NULL) != 0 ||
+        (kind == MET_MEM && wp_rrdq_fetch(path, "total", s0, s1, 0, vec_add, &b, NULL) != 0)) {
+        goto out;
+    }
+    size_t n = 0;
+    double sum = 0;
+    for (size_t i = 0; i < a.n; i++) {
+        double v = a.v[i];
+        if (a.ts[i] <= s0 || a.ts[i] > s1) {
+            continue; /* a row that ends outside (from, to] */
+        }
+        if (kind == MET_CPU) {
+            v = 100.0 - v;
+        } else if (kind == MET_MEM) {
+            v = i < b.n && b.v[i] > 0 ? 100.0 * v / b.v[i] : NAN;
+        }
+        if (isfinite(v)) {
+            a.ts[n] = a.ts[i];
+            a.v[n++] = v;
+            sum += v;
+        }
+    }
+    if (n == 0) {
+        goto out;
+    }
+    m->full_days = kind == MET_DF ? full_in_days(&a, n, s1) : -1;
+    qsort(a.v, n, sizeof(*a.v), cmp_dbl);
+    m->n = n;
+    m->avg = sum / (double)n;
+    m->p95 = a.v[(n * 95 + 99) / 100 - 1];
+    m->peak = a.v[n - 1];
+out:
+    free(a.v);
+    free(a.ts);
+    free(b.v);
+    free(b.ts);
+}
+
+/* An RRD path inside a DEF: ':' must be escaped. */
+static char *rrd_escape(const char *path)
+{
+    char *o = wp_xmalloc(strlen(path) * 2 + 1);
+    size_t n = 0;
+
+    for (; *path != '\0'; path++) {
+        if (*path == ':' || *path == '\\') {
+            o[n++] = '\\';
+        }
+        o[n++] = *path;
+    }
+    o[n] = '\0';
+    return o;
+}
+
+void *rep_metric_graph(const struct rep_metric *m, const struct rep_period *p, const char *fmt,
+                       const char *title, size_t *len)
+{
+    static const char *const cdef[] = {"CDEF:c=100,v,-", "CDEF:c=v,t,/,100,*", "CDEF:c=v",
+                                       "CDEF:c=v"};
+    static const char *const ds[] = {"idle", "used", "load1", "used_pct"};
+    char *esc = rrd_escape(m->path);
+    char *args[32];
+    int n = 0;
+    void *img = NULL;
+
+    *len = 0;
+    args[n++] = wp_xstrdup("graph");
+    args[n++] = wp_xstrdup("-");
+    args[n++] = wp_xstrdup("--imgformat");
+    args[n++] = wp_xstrdup(fmt);
+    args[n++] = wp_xasprintf("--start=%lld", (long long)(p->from_ms / 1000));
+    args[n++] = wp_xasprintf("--end=%lld", (long long)(p->to_ms / 1000));
+    args[n++] = wp_xstrdup("--width=640");
+    args[n++] = wp_xstrdup("--height=120");
+    args[n++] = wp_xasprintf("--title=%s", title);
+    args[n++] = wp_xstrdup("--lower-limit=0");
+    args[n++] = wp_xstrdup("--disable-rrdtool-tag");
+    args[n++] = wp_xstrdup("--border=0");
+    args[n++] = wp_xstrdup("--font=DEFAULT:7:DejaVu Sans");
+    args[n++] = wp_xasprintf("DEF:v=%s:%s:AVERAGE", esc, ds[m->kind]);
+    if (m->kind == MET_MEM) {
+        args[n++] = wp_xasprintf("DEF:t=%s:total:AVERAGE", esc);
+    }
+    args[n++] = wp_xstrdup(cdef[m->kind]);
+    args[n++] = wp_xstrdup("AREA:c#9fc5e8");
+    args[n++] = wp_xstrdup("LINE1:c#0b5394");
+    rrd_clear_error();
+    rrd_info_t *info = rrd_graph_v(n, args);
+    for (rrd_info_t *i = info; i != NULL; i = i->next) {
+        if (strcmp(i->key, "image") == 0 && i->type == RD_I_BLO && i->value.u_blo.size > 0) {
+            img = wp_xmalloc(i->value.u_blo.size);
+            memcpy(img, i->value.u_blo.ptr, i->value.u_blo.size);
+            *len = i->value.u_blo.size;
+        }
+    }
+    rrd_info_free(info);
+    rrd_clear_error();
+    for (int i = 0; i < n; i++) {
+        free(args[i]);
+    }
+    free(esc);
+    return img;
+}
+
+static int cmp_metric(const void *a, const void *b)
+{
+    const struct rep_metric *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
+    return c != 0 ? c : strcmp(x->metric, y->metric);
+}
+
+static int load_metrics(sqlite3 *db, const char *rrd_dir, const struct rep_period *p,
+                        struct rep_stats *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    size_t cap = 0;
+    int r = 0;
+
+    if (!has_table(db, "series")) {
+        return 0;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "SELECT a.host, s.grp, s.inst, s.file FROM series s JOIN agents a"
+                           " ON a.id = s.agent WHERE (s.grp = 'cpu' AND s.inst = 'total')"
+                           " OR s.grp IN ('mem', 'load', 'df') GROUP BY a.host, s.grp, s.inst"
+                           " ORDER BY a.host, s.grp, s.inst",
+                           -1, &q, NULL) != SQLITE_OK) {
+        return db_fail(db, "watchpost.db series", err, errlen);
+    }
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *grp = col_str(q, 1), *inst = col_str(q, 2);
+        int kind = strcmp(grp, "cpu") == 0    ? MET_CPU
+                   : strcmp(grp, "mem") == 0  ? MET_MEM
+                   : strcmp(grp, "load") == 0 ? MET_LOAD
+                                              : MET_DF;
+        struct rep_metric m;
+        memset(&m, 0, sizeof(m));
+        char *path = wp_xasprintf("%s/%s", rrd_dir, col_str(q, 3));
+        metric_of(path, kind, p, &m);
+        free(path);
+        if (m.n == 0) {
+            continue;
+        }
+        if (st->nmetrics == cap) {
+            cap = cap != 0 ? cap * 2 : 32;
+            st->metrics = wp_xrealloc(st->metrics, cap * sizeof(*st->metrics));
+        }
+        m.host = col_dup(q, 0);
+        m.path = wp_xasprintf("%s/%s", rrd_dir, col_str(q, 3));
+        m.kind = kind;
+        m.metric = kind == MET_DF ? wp_xasprintf("df %s", inst) : wp_xstrdup(grp);
+        st->metrics[st->nmetrics++] = m;
+    }
+    sqlite3_finalize(q);
+    if (st->nmetrics > 1) {
+        qsort(st->metrics, st->nmetrics, sizeof(*st->metrics), cmp_metric);
+    }
+    return r == SQLITE_DONE ? 0 : db_fail(db, "watchpost.db series", err, errlen);
+}
+
+static int load_registry(const char *dir, const char *rrd_dir, struct hosts *hs,
+                         struct rep_stats *st, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ro_open(dir, "watchpost.db", &db, err, errlen);
+    int r = 0;
+
+    if (rc == WP_ENOTFOUND) {
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (has_table(db, "agents")) {
+        st->have_registry = 1;
+        if (sqlite3_prepare_v2(db, "SELECT DISTINCT host FROM agents WHERE host <> ''", -1, &q,
+                               NULL) != SQLITE_OK) {
+            rc = db_fail(db, "watchpost.db", err, errlen);
+            goto out;
+        }
+        while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+            host_get(hs, col_str(q, 0));
+        }
+        if (r != SQLITE_DONE) {
+            rc = db_fail(db, "watchpost.db", err, errlen);
+            goto out;
+        }
+        rc = load_metrics(db, rrd_dir, &st->p, st, err, errlen);
+    }
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
+static int cmp_host(const void *a, const void *b)
+{
+    return strcmp(((const struct rep_host *)a)->host, ((const struct rep_host *)b)->host);
+}
+
+static void finish_hosts(struct hosts *hs, const struct rep_period *p, struct rep_stats *st)
+{
+    double sum = 0;
+    int64_t len = p->to_ms - p->from_ms;
+
+    st->hosts = wp_xcalloc(hs->n + 1, sizeof(*st->hosts));
+    for (size_t i = 0; i < hs->n; i++) {
+        struct hostacc *a = &hs->h[i];
+        struct rep_host *h = &st->hosts[st->nhosts++];
+        int64_t down = ivs_union(&a->down);
+        int64_t planned = ivs_union(&a->planned);
+        h->host = a->host;
+        a->host = NULL;
+        h->silences = a->silences;
+        h->planned_ms = planned;
+        h->down_ms = down - planned;
+        h->avail_pct =
+            len - planned > 0 ? 100.0 * (double)(len - down) / (double)(len - planned) : 100.0;
+        sum += h->avail_pct;
+        ivs_free(&a->down);
+        ivs_free(&a->planned);
+    }
+    free(hs->h);
+    if (st->nhosts > 1) {
+        qsort(st->hosts, st->nhosts, sizeof(*st->hosts), cmp_host);
+    }
+    st->avail_pct = st->nhosts > 0 ? sum / (double)st->nhosts : 100.0;
+}
+
+/* ---- lines ---- */
+
+static const char *const state_names[REP_NSTATES] = {
+    "idle",        "ringing",        "in_use",  "on_hold", "busy",
+    "unavailable", "out_of_service", "blocked", "unknown", "other"};
+
+static int state_index(const char *s)
+{
+    for (int i = 0; i < REP_NSTATES - 1; i++) {
+        if (strcmp(s, state_names[i]) == 0) {
+            return i;
+        }
+    }
+    return REP_NSTATES - 1;
+}
+
+static int bad_state(int i)
+{
+    return i == 5 || i == 6 || i == 7;
+}
+
+static void line_account(struct rep_line *l, int cur, int64_t a, int64_t b)
+{
+    if (b <= a) {
+        return;
+    }
+    if (cur < 0 || cur == 8) {
+        l->nodata_ms += b - a;
+        if (cur == 8) {
+            l->state_ms[8] += b - a;
+        }
+        return;
+    }
+    l->state_ms[cur] += b - a;
+    l->known_ms += b - a;
+    if (bad_state(cur)) {
+        l->bad_ms += b - a;
+    }
+}
+
+static void line_finish(struct rep_line *l)
+{
+    l->avail_pct =
+        l->known_ms > 0 ? 100.0 * (double)(l->known_ms - l->bad_ms) / (double)l->known_ms : 100.0;
+}
+
+static int load_lines(sqlite3 *db, const struct rep_period *p, struct rep_stats *st, char *err,
+                      size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    struct rep_line *l = NULL;
+    int cur = -1, r = 0;
+    int64_t t = 0;
+    size_t cap = 0;
+
+    if (!has_table(db, "history") || !has_table(db, "lines")) {
+        return 0;
+    }
+    st->have_lines = 1;
+    /* the current table adds the state of a line whose last change was pruned from history */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT host, object, grp, state, at_ms FROM history WHERE at_ms < ?1"
+                           " UNION SELECT host, object, grp, state, since_ms FROM lines"
+                           " WHERE since_ms < ?1 ORDER BY 1, 2, 5, 4",
+                           -1, &q, NULL) != SQLITE_OK) {
+        return db_fail(db, "lines.db", err, errlen);
+    }
+    sqlite3_bind_int64(q, 1, p->to_ms);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *host = col_str(q, 0), *object = col_str(q, 1);
+        int64_t at = sqlite3_column_int64(q, 4);
+        int s = state_index(col_str(q, 3));
+        if (l == NULL || strcmp(l->host, host) != 0 || strcmp(l->object, object) != 0) {
+            if (l != NULL) {
+                line_account(l, cur, t, p->to_ms);
+                line_finish(l);
+            }
+            if (st->nlines == cap) {
+                cap = cap != 0 ? cap * 2 : 64;
+                st->lines = wp_xrealloc(st->lines, cap * sizeof(*st->lines));
+            }
+            l = &st->lines[st->nlines++];
+            memset(l, 0, sizeof(*l));
+            l->host = wp_xstrdup(host);
+            l->object = wp_xstrdup(object);
+            l->group = col_dup(q, 2);
+            cur = -1;
+            t = p->from_ms;
+        } else {
+            free(l->group);
+            l->group = col_dup(q, 2);
+        }
+        if (at < p->from_ms) {
+            cur = s;
+            continue;
+        }
+        if (s == cur) {
+            continue;
+        }
+        line_account(l, cur, t, at);
+        if (s == 7) {
+            l->blocked_n++;
+        }
+        if (bad_state(s) && (cur < 0 || !bad_state(cur))) {
+            l->bad_n++;
+        }
+        cur = s;
+        t = at;
+    }
+    if (l != NULL) {
+        line_account(l, cur, t, p->to_ms);
+        line_finish(l);
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? 0 : db_fail(db, "lines.db", err, errlen);
+}
+
+/* ---- seats ---- */
+
+static int64_t next_midnight(int64_t ms)
+{
+    struct tm tm;
+
+    local_tm(ms, &tm);
+    return local_ms(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + 1);
+}
+
+static void seat_finish(struct rep_seat *s, struct ivs *in, struct ivs *pz)
+{
+    int64_t last_day = 0;
+
+    s->logged_ms = ivs_union(in);
+    s->paused_ms = ivs_union(pz);
+    for (size_t i = 0; i < in->n; i++) {
+        /* count each local day with some logged-in time once */
+        for (int64_t d = in->v[i][0]; d < in->v[i][1]; d = next_midnight(d)) {
+            int64_t day = next_midnight(d);
+            if (day != last_day) {
+                s->days++;
+                last_day = day;
+            }
+        }
+    }
+    in->n = 0;
+    pz->n = 0;
+}
+
+static int load_seats(sqlite3 *db, const struct rep_period *p, struct rep_stats *st, char *err,
+                      size_t errlen)
+{
+    sqlite3_stmt *q = NULL, *pq = NULL;
+    struct rep_seat *s = NULL;
+    struct ivs in, pz;
+    int r = 0, rc = 0;
+    size_t cap = 0;
+
+    memset(&in, 0, sizeof(in));
+    memset(&pz, 0, sizeof(pz));
+    if (!has_table(db, "seat_sessions") || !has_table(db, "seat_pauses")) {
+        return 0;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, host, seat, login_ms, coalesce(logout_ms, 0)"
+                           " FROM seat_sessions WHERE login_ms < ?2 AND (logout_ms IS NULL OR"
+                           " logout_ms > ?1) ORDER BY host, seat, login_ms, id",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT start_ms, coalesce(end_ms, 0) FROM seat_pauses"
+                           " WHERE session = ?1 ORDER BY start_ms",
+                           -1, &pq, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "lines.db seats", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, p->from_ms);
+    sqlite3_bind_int64(q, 2, p->to_ms);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *host = col_str(q, 1), *seat = col_str(q, 2);
+        int64_t login = sqlite3_column_int64(q, 3);
+        int64_t logout = sqlite3_column_int64(q, 4);
+        if (logout == 0 || logout > p->to_ms) {
+            logout = p->to_ms; /* still logged in at the period end */
+        }
+        if (s == NULL || strcmp(s->host, host) != 0 || strcmp(s->seat, seat) != 0) {
+            if (s != NULL) {
+                seat_finish(s, &in, &pz);
+            }
+            if (st->nseats == cap) {
+                cap = cap != 0 ? cap * 2 : 32;
+                st->seats = wp_xrealloc(st->seats, cap * sizeof(*st->seats));
+            }
+            s = &st->seats[st->nseats++];
+            memset(s, 0, sizeof(*s));
+            s->host = wp_xstrdup(host);
+            s->seat = wp_xstrdup(seat);
+        }
+        s->sessions++;
+        ivs_add(&in, login, logout, p->from_ms, p->to_ms);
+        sqlite3_reset(pq);
+        sqlite3_bind_int64(pq, 1, sqlite3_column_int64(q, 0));
+        while ((r = sqlite3_step(pq)) == SQLITE_ROW) {
+            int64_t a = sqlite3_column_int64(pq, 0), b = sqlite3_column_int64(pq, 1);
+            ivs_add(&pz, a, b == 0 || b > logout ? logout : b, p->from_ms, p->to_ms);
+        }
+        if (r != SQLITE_DONE) {
+            break;
+        }
+    }
+    if (s != NULL) {
+        seat_finish(s, &in, &pz);
+    }
+    if (r != SQLITE_DONE) {
+        rc = db_fail(db, "lines.db seats", err, errlen);
+    }
+out:
+    ivs_free(&in);
+    ivs_free(&pz);
+    sqlite3_finalize(q);
+    sqlite3_finalize(pq);
+    return rc;
+}
+
+/* ---- build ---- */
+
+int rep_stats_build(const char *state_dir, const struct rep_period *p, const struct rep_opts *o,
+                    struct rep_stats **out, char *err, size_t errlen)
+{
+    struct rep_stats *st = wp_xcalloc(1, sizeof(*st));
+    struct hosts hs;
+    sqlite3 *db = NULL;
+    const char *silence = o != NULL && o->silence_rules != NULL ? o->silence_rules : "host_silent";
+    int rc = 0;
+
+    *out = NULL;
+    memset(&hs, 0, sizeof(hs));
+    st->p = *p;
+    char *rrd_dir = o != NULL && o->rrd_dir != NULL ? wp_xstrdup(o->rrd_dir)
+                                                    : wp_xasprintf("%s/rrd", state_dir);
+    rc = load_registry(state_dir, rrd_dir, &hs, st, err, errlen);
+    free(rrd_dir);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = ro_open(state_dir, "incidents.db", &db, err, errlen);
+    if (rc == 0 && has_table(db, "incidents") && has_table(db, "timeline")) {
+        rc = load_incidents(db, p, silence, st, &hs, err, errlen);
+        if (rc == 0) {
+            rc = load_dead(db, p, st, err, errlen);
+        }
+        if (rc == 0) {
+            rc = load_tickets(db, st, err, errlen);
+        }
+    } else if (rc == WP_ENOTFOUND) {
+        rc = 0;
+    }
+    sqlite3_close(db);
+    db = NULL;
+    if (rc < 0) {
+        goto out;
+    }
+    rc = ro_open(state_dir, "lines.db", &db, err, errlen);
+    if (rc == 0) {
+        rc = load_lines(db, p, st, err, errlen);
+        if (rc == 0) {
+            rc = load_seats(db, p, st, err, errlen);
+        }
+    } else if (rc == WP_ENOTFOUND) {
+        rc = 0;
+    }
+    sqlite3_close(db);
+out:
+    finish_hosts(&hs, p, st);
+    if (rc < 0) {
+        rep_stats_free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void rep_stats_free(struct rep_stats *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < s->ninc; i++) {
+        free(s->inc[i].category);
+        free(s->inc[i].rule);
+        free(s->inc[i].host);
+        free(s->inc[i].summary);
+        free(s->inc[i].note);
+        free(s->inc[i].tickets);
+    }
+    for (size_t i = 0; i < s->nhosts; i++) {
+        free(s->hosts[i].host);
+    }
+    for (size_t i = 0; i < s->nlines; i++) {
+        free(s->lines[i].host);
+        free(s->lines[i].group);
+        free(s->lines[i].object);
+    }
+    for (size_t i = 0; i < s->nseats; i++) {
+        free(s->seats[i].host);
+        free(s->seats[i].seat);
+    }
+    for (size_t i = 0; i < s->nmetrics; i++) {
+        free(s->metrics[i].host);
+        free(s->metrics[i].metric);
+        free(s->metrics[i].path);
+    }
+    free(s->metrics);
+    for (size_t i = 0; i < s->ndead; i++) {
+        free(s->dead[i].dest);
+        free(s->dead[i].event);
+        free(s->dead[i].error);
+    }
+    free(s->inc);
+    free(s->hosts);
+    free(s->lines);
+    free(s->seats);
+    free(s->dead);
+    free(s);
+}

@@ -1,0 +1,1312 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The health report and the fault report as documents (see report.h): sections, tables and
+ * findings, in English or Chinese, every number in a fixed format and every table sorted. */
+#include "report.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "incident.h"
+#include "wp/err.h"
+#include "wp/mem.h"
+
+#define UP   "\xe2\x86\x91" /* U+2191 */
+#define DOWN "\xe2\x86\x93" /* U+2193 */
+#define SAME "\xe2\x86\x92" /* U+2192 */
+
+/* Findings thresholds (docs/REPORTS.md). */
+#define FIND_BLOCKED_TIMES 2
+#define FIND_LINE_AVAIL    99.0
+#define FIND_NOISY_RULE    5
+#define FIND_FULL_DAYS     30.0 /* a file system full within (days) */
+#define FIND_METRIC_P95    90.0 /* cpu, mem, df: p95 at or above (%) */
+#define TOP_N              10
+#define FIND_MAX_PER_KIND  20 /* findings listed per kind, worst first */
+#define GRAPHS_MAX         12
+
+struct ctx {
+    int zh;
+    struct rdoc *d;
+};
+
+/* A literal pair, so that printf formats stay checked. */
+#define tr(c, en_, zh_) ((c)->zh ? (zh_) : (en_))
+
+/* Formatted values live in a ring of buffers, enough for one table row. */
+static char *ring(void)
+{
+    static char bufs[16][128];
+    static unsigned k;
+    return bufs[k++ % 16];
+}
+
+static const char *tstr(int64_t ms)
+{
+    char *b = ring();
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+
+    if (ms == 0) {
+        return "";
+    }
+    localtime_r(&t, &tm);
+    strftime(b, 128, "%Y-%m-%d %H:%M", &tm);
+    return b;
+}
+
+static const char *mins(int64_t ms)
+{
+    char *b = ring();
+    snprintf(b, 128, "%.1f", (double)ms / 60000.0);
+    return b;
+}
+
+/* A statistic of a distribution, "n/a" when it has no sample. */
+static const char *dmins(const struct rep_dist *d, int64_t ms)
+{
+    return d->n > 0 ? mins(ms) : "n/a";
+}
+
+static const char *hours(int64_t ms)
+{
+    char *b = ring();
+    snprintf(b, 128, "%.2f", (double)ms / 3600000.0);
+    return b;
+}
+
+static const char *pct(double v)
+{
+    char *b = ring();
+    snprintf(b, 128, "%.2f", v);
+    return b;
+}
+
+static const char *days(double v)
+{
+    char *b = ring();
+    snprintf(b, 128, "%.1f", v);
+    return b;
+}
+
+static const char *num(size_t v)
+{
+    char *b = ring();
+    snprintf(b, 128, "%zu", v);
+    return b;
+}
+
+static const char *arrow_d(double cur, double prev)
+{
+    /* compare at the printed precision so that equal-looking values say "same" */
+    long long a = (long long)(cur * 100.0 + 0.5), b = (long long)(prev * 100.0 + 0.5);
+    return a > b ? UP : a < b ? DOWN : SAME;
+}
+
+static const char *prio_name(int p)
+{
+    static const char *const n[] = {"P1", "P2", "P3", "P4"};
+    return p >= 1 && p <= 4 ? n[p - 1] : "P?";
+}
+
+static const char *status_name(const struct ctx *c, int s)
+{
+    switch (s) {
+    case INC_OPEN:
+        return tr(c, "open", "未处理");
+    case INC_ACKNOWLEDGED:
+        return tr(c, "acknowledged", "已确认");
+    case INC_RESOLVED:
+        return tr(c, "resolved", "已解决");
+    case INC_CLOSED:
+        return tr(c, "closed", "已关闭");
+    default:
+        return "?";
+    }
+}
+
+/* ---- counts by key (this period and the previous one) ---- */
+
+struct kc {
+    const char *key;
+    size_t cur, prev;
+};
+
+struct kcs {
+    struct kc *v;
+    size_t n, cap;
+};
+
+static void kc_add(struct kcs *s, const char *key, int which, size_t by)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->v[i].key, key) == 0) {
+            *(which ? &s->v[i].prev : &s->v[i].cur) += by;
+            return;
+        }
+    }
+    if (s->n == s->cap) {
+        s->cap = s->cap != 0 ? s->cap * 2 : 32;
+        s->v = wp_xrealloc(s->v, s->cap * sizeof(*s->v));
+    }
+    s->v[s->n].key = key;
+    s->v[s->n].cur = which ? 0 : by;
+    s->v[s->n].prev = which ? by : 0;
+    s->n++;
+}
+
+static int cmp_kc(const void *a, const void *b)
+{
+    const struct kc *x = a, *y = b;
+    if (x->cur != y->cur) {
+        return x->cur < y->cur ? 1 : -1;
+    }
+    if (x->prev != y->prev) {
+        return x->prev < y->prev ? 1 : -1;
+    }
+    return strcmp(x->key, y->key);
+}
+
+static const char *inc_key(const struct rep_inc *i, int field)
+{
+    const char *k = field == 0 ? i->category : field == 1 ? i->host : i->rule;
+    return k[0] != '\0' ? k : "-";
+}
+
+static void by_key_table(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev,
+                         int field, const char *csv, const char *caption, const char *col)
+{
+    struct kcs s;
+    const char *cols[4] = {col, tr(c, "Opened", "新增"), tr(c, "Previous", "上期"),
+                           tr(c, "Trend", "趋势")};
+
+    memset(&s, 0, sizeof(s));
+    for (int w = 0; w < 2; w++) {
+        const struct rep_stats *st = w == 0 ? cur : prev;
+        for (size_t i = 0; i < st->ninc; i++) {
+            if (st->inc[i].opened_in) {
+                kc_add(&s, inc_key(&st->inc[i], field), w, 1);
+            }
+        }
+    }
+    if (s.n > 1) {
+        qsort(s.v, s.n, sizeof(*s.v), cmp_kc);
+    }
+    struct rtable *t = rdoc_table(c->d, csv, caption, 4, cols);
+    for (size_t i = 0; i < s.n; i++) {
+        rtable_cell(t, "%s", s.v[i].key);
+        rtable_cell(t, "%zu", s.v[i].cur);
+        rtable_cell(t, "%zu", s.v[i].prev);
+        rtable_cell(t, "%s", arrow_d((double)s.v[i].cur, (double)s.v[i].prev));
+    }
+    free(s.v);
+}
+
+/* Noise: incidents opened plus reopened within the period, per rule or host; top 10. */
+static void noisy_table(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev,
+                        int field, const char *csv, const char *caption, const char *col)
+{
+    struct kcs s;
+    const char *cols[4] = {col, tr(c, "Opened + reopened", "新增+重开"), tr(c, "Previous", "上期"),
+                           tr(c, "Trend", "趋势")};
+
+    memset(&s, 0, sizeof(s));
+    for (int w = 0; w < 2; w++) {
+        const struct rep_stats *st = w == 0 ? cur : prev;
+        for (size_t i = 0; i < st->ninc; i++) {
+            size_t n = (size_t)st->inc[i].opened_in + (size_t)st->inc[i].reopens_in;
+            if (n > 0) {
+                kc_add(&s, inc_key(&st->inc[i], field), w, n);
+            }
+        }
+    }
+    if (s.n > 1) {
+        qsort(s.v, s.n, sizeof(*s.v), cmp_kc);
+    }
+    struct rtable *t = rdoc_table(c->d, csv, caption, 4, cols);
+    for (size_t i = 0; i < s.n && i < TOP_N && s.v[i].cur > 0; i++) {
+        rtable_cell(t, "%s", s.v[i].key);
+        rtable_cell(t, "%zu", s.v[i].cur);
+        rtable_cell(t, "%zu", s.v[i].prev);
+        rtable_cell(t, "%s", arrow_d((double)s.v[i].cur, (double)s.v[i].prev));
+    }
+    free(s.v);
+}
+
+/* ---- findings ---- */
+
+struct finding {
+    int order;
+    double sev; /* worse first within its kind */
+    char *text, *cur, *prev;
+    const char *arrow;
+};
+
+/* Kinds of findings, in the order they are listed. */
+enum { F_HOST = 1, F_FULL, F_METRIC, F_SLA, F_P1, F_BLOCKED, F_LINE, F_RULE, F_FLAP, F_DEAD };
+
+struct findings {
+    struct finding *v;
+    size_t n, cap;
+};
+
+static void find_add(struct findings *f, int order, char *text, const char *cur, const char *prev,
+                     const char *arrow)
+{
+    if (f->n == f->cap) {
+        f->cap = f->cap != 0 ? f->cap * 2 : 16;
+        f->v = wp_xrealloc(f->v, f->cap * sizeof(*f->v));
+    }
+    f->v[f->n].order = order;
+    /* a line's availability and the days to full: lower is worse; every other: higher */
+    f->v[f->n].sev = order == F_LINE || order == F_FULL ? -strtod(cur, NULL) : strtod(cur, NULL);
+    f->v[f->n].text = text;
+    f->v[f->n].cur = wp_xstrdup(cur);
+    f->v[f->n].prev = wp_xstrdup(prev);
+    f->v[f->n].arrow = arrow;
+    f->n++;
+}
+
+static int cmp_finding(const void *a, const void *b)
+{
+    const struct finding *x = a, *y = b;
+    if (x->order != y->order) {
+        return x->order - y->order;
+    }
+    if (x->sev != y->sev) {
+        return x->sev < y->sev ? 1 : -1;
+    }
+    return strcmp(x->text, y->text);
+}
+
+static const struct rep_host *find_host(const struct rep_stats *s, const char *host)
+{
+    for (size_t i = 0; i < s->nhosts; i++) {
+        if (strcmp(s->hosts[i].host, host) == 0) {
+            return &s->hosts[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct rep_line *find_line(const struct rep_stats *s, const struct rep_line *l)
+{
+    for (size_t i = 0; i < s->nlines; i++) {
+        if (strcmp(s->lines[i].host, l->host) == 0 && strcmp(s->lines[i].object, l->object) == 0) {
+            return &s->lines[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct rep_metric *find_metric(const struct rep_stats *s, const struct rep_metric *m)
+{
+    for (size_t i = 0; i < s->nmetrics; i++) {
+        if (strcmp(s->metrics[i].host, m->host) == 0 &&
+            strcmp(s->metrics[i].metric, m->metric) == 0) {
+            return &s->metrics[i];
+        }
+    }
+    return NULL;
+}
+
+static const char *metric_name(const struct ctx *c, const char *metric)
+{
+    char *b = ring();
+
+    if (strcmp(metric, "cpu") == 0) {
+        return tr(c, "CPU busy (%)", "CPU 使用率 (%)");
+    }
+    if (strcmp(metric, "mem") == 0) {
+        return tr(c, "memory used (%)", "内存使用率 (%)");
+    }
+    if (strcmp(metric, "load") == 0) {
+        return tr(c, "load average (1 min)", "平均负载（1 分钟）");
+    }
+    snprintf(b, 128, tr(c, "disk %s used (%%)", "磁盘 %s 使用率 (%%)"), metric + 3);
+    return b;
+}
+
+static size_t breaches(const struct rep_stats *s)
+{
+    return s->resp[REP_SLA_BREACHED] + s->res[REP_SLA_BREACHED];
+}
+
+static void findings(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
+{
+    struct findings f;
+    const char *cols[4] = {tr(c, "Finding", "发现"), tr(c, "This period", "本期"),
+                           tr(c, "Previous", "上期"), tr(c, "Trend", "趋势")};
+
+    memset(&f, 0, sizeof(f));
+    for (size_t i = 0; i < cur->nhosts; i++) {
+        const struct rep_host *h = &cur->hosts[i];
+        const struct rep_host *ph = find_host(prev, h->host);
+        int64_t pd = ph != NULL ? ph->down_ms : 0;
+        if (h->down_ms > 0) {
+            find_add(&f, F_HOST,
+                     wp_xasprintf(tr(c, "Host %s unavailable for %s min (availability %s %%)",
+                                     "主机 %s 不可用 %s 分钟（可用率 %s %%）"),
+                                  h->host, mins(h->down_ms), pct(h->avail_pct)),
+                     mins(h->down_ms), mins(pd), arrow_d((double)h->down_ms, (double)pd));
+        }
+    }
+    for (size_t i = 0; i < cur->nmetrics; i++) {
+        const struct rep_metric *m = &cur->metrics[i];
+        const struct rep_metric *pm = find_metric(prev, m);
+        int df = strncmp(m->metric, "df ", 3) == 0;
+        if (df && m->full_days >= 0 && m->full_days <= FIND_FULL_DAYS) {
+            find_add(&f, F_FULL,
+                     wp_xasprintf(tr(c, "%s on %s full in %.1f days (trend of the period)",
+                                     "%s：%s 按本期趋势 %.1f 天后写满"),
+                                  m->metric + 3, m->host, m->full_days),
+                     days(m->full_days),
+                     pm != NULL && pm->full_days >= 0 ? days(pm->full_days) : "n/a",
+                     pm != NULL && pm->full_days >= 0 ? arrow_d(m->full_days, pm->full_days) : "");
+        }
+        if ((df || strcmp(m->metric, "cpu") == 0 || strcmp(m->metric, "mem") == 0) &&
+            m->p95 >= FIND_METRIC_P95) {
+            find_add(&f, F_METRIC,
+                     wp_xasprintf(tr(c, "%s on %s: p95 %s", "%s：%s 的 p95 为 %s"),
+                                  metric_name(c, m->metric), m->host, pct(m->p95)),
+                     pct(m->p95), pm != NULL ? pct(pm->p95) : "n/a",
+                     pm != NULL ? arrow_d(m->p95, pm->p95) : "");
+        }
+    }
+    if (breaches(cur) > 0) {
+        find_add(&f, F_SLA,
+                 wp_xasprintf(tr(c, "SLA breached %zu times (response %zu, resolve %zu)",
+                                 "SLA 超时 %zu 次（响应 %zu，解决 %zu）"),
+                              breaches(cur), cur->resp[REP_SLA_BREACHED],
+                              cur->res[REP_SLA_BREACHED]),
+                 num(breaches(cur)), num(breaches(prev)),
+                 arrow_d((double)breaches(cur), (double)breaches(prev)));
+    }
+    if (cur->opened_prio[0] > 0) {
+        find_add(&f, F_P1,
+                 wp_xasprintf(tr(c, "%zu P1 incidents opened", "新增 P1 事件 %zu 个"),
+                              cur->opened_prio[0]),
+                 num(cur->opened_prio[0]), num(prev->opened_prio[0]),
+                 arrow_d((double)cur->opened_prio[0], (double)prev->opened_prio[0]));
+    }
+    for (size_t i = 0; i < cur->nlines; i++) {
+        const struct rep_line *l = &cur->lines[i];
+        const struct rep_line *pl = find_line(prev, l);
+        if (l->blocked_n >= FIND_BLOCKED_TIMES) {
+            int pn = pl != NULL ? pl->blocked_n : 0;
+            find_add(&f, F_BLOCKED,
+                     wp_xasprintf(tr(c, "%s (%s) blocked %d times", "%s（%s）阻塞 %d 次"),
+                                  l->object, l->host, l->blocked_n),
+                     num((size_t)l->blocked_n), num((size_t)pn), arrow_d(l->blocked_n, pn));
+        }
+        if (l->avail_pct < FIND_LINE_AVAIL) {
+            double pa = pl != NULL ? pl->avail_pct : 100.0;
+            find_add(&f, F_LINE,
+                     wp_xasprintf(tr(c, "%s (%s) available %s %% (%s min not in service)",
+                                     "%s（%s）可用率 %s %%（%s 分钟不可服务）"),
+                                  l->object, l->host, pct(l->avail_pct), mins(l->bad_ms)),
+                     pct(l->avail_pct), pct(pa), arrow_d(l->avail_pct, pa));
+        }
+    }
+    {
+        struct kcs s;
+        memset(&s, 0, sizeof(s));
+        for (int w = 0; w < 2; w++) {
+            const struct rep_stats *st = w == 0 ? cur : prev;
+            for (size_t i = 0; i < st->ninc; i++) {
+                if (st->inc[i].opened_in) {
+                    kc_add(&s, inc_key(&st->inc[i], 2), w, 1);
+                }
+            }
+        }
+        for (size_t i = 0; i < s.n; i++) {
+            if (s.v[i].cur >= FIND_NOISY_RULE) {
+                find_add(
+                    &f, F_RULE,
+                    wp_xasprintf(tr(c, "Rule %s opened %zu incidents", "规则 %s 产生 %zu 个事件"),
+                                 s.v[i].key, s.v[i].cur),
+                    num(s.v[i].cur), num(s.v[i].prev),
+                    arrow_d((double)s.v[i].cur, (double)s.v[i].prev));
+            }
+        }
+        free(s.v);
+    }
+    if (cur->flapping > 0) {
+        find_add(&f, F_FLAP,
+                 wp_xasprintf(tr(c, "%zu incidents flapping", "%zu 个事件抖动"), cur->flapping),
+                 num(cur->flapping), num(prev->flapping),
+                 arrow_d((double)cur->flapping, (double)prev->flapping));
+    }
+    if (cur->ndead > 0) {
+        find_add(&f, F_DEAD,
+                 wp_xasprintf(tr(c, "%zu notifications could not be delivered (dead letters)",
+                                 "%zu 条通知投递失败（死信）"),
+                              cur->ndead),
+                 num(cur->ndead), num(prev->ndead),
+                 arrow_d((double)cur->ndead, (double)prev->ndead));
+    }
+    if (f.n > 1) {
+        qsort(f.v, f.n, sizeof(*f.v), cmp_finding);
+    }
+    struct rtable *t = rdoc_table(c->d, "findings", "", 4, cols);
+    size_t shown = 0;
+    for (size_t i = 0; i < f.n; i++) {
+        shown = i > 0 && f.v[i].order == f.v[i - 1].order ? shown + 1 : 1;
+        if (shown <= FIND_MAX_PER_KIND) {
+            rtable_cell(t, "%s", f.v[i].text);
+            rtable_cell(t, "%s", f.v[i].cur);
+            rtable_cell(t, "%s", f.v[i].prev);
+            rtable_cell(t, "%s", f.v[i].arrow);
+        } else if (i + 1 == f.n || f.v[i + 1].order != f.v[i].order) {
+            /* the worst ones are listed; the tables below have them all */
+            rtable_cell(t,
+                        tr(c, "... and %zu more like these (see the tables below)",
+                           "……另有 %zu 项同类问题（见下方各表）"),
+                        shown - FIND_MAX_PER_KIND);
+            rtable_cell(t, "%s", "");
+            rtable_cell(t, "%s", "");
+            rtable_cell(t, "%s", "");
+        }
+    }
+    for (size_t i = 0; i < f.n; i++) {
+        free(f.v[i].text);
+        free(f.v[i].cur);
+        free(f.v[i].prev);
+    }
+    free(f.v);
+}
+
+/* ---- sections ---- */
+
+static size_t blocked_total(const struct rep_stats *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nlines; i++) {
+        n += (size_t)s->lines[i].blocked_n;
+    }
+    return n;
+}
+
+static void summary_row(struct rtable *t, const char *name, const char *cur, const char *prev,
+                        double a, double b)
+{
+    rtable_cell(t, "%s", name);
+    rtable_cell(t, "%s", cur);
+    rtable_cell(t, "%s", prev);
+    rtable_cell(t, "%s", arrow_d(a, b));
+}
+
+static void summary(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
+{
+    const char *cols[4] = {tr(c, "Measure", "指标"), tr(c, "This period", "本期"),
+                           tr(c, "Previous", "上期"), tr(c, "Trend", "趋势")};
+    struct rtable *t = rdoc_table(c->d, "summary", "", 4, cols);
+
+    summary_row(t, tr(c, "Host availability, mean (%)", "主机平均可用率 (%)"), pct(cur->avail_pct),
+                pct(prev->avail_pct), cur->avail_pct, prev->avail_pct);
+    summary_row(t, tr(c, "Incidents opened", "新增事件"), num(cur->opened), num(prev->opened),
+                (double)cur->opened, (double)prev->opened);
+    for (int p = 0; p < 4; p++) {
+        char name[64];
+        snprintf(name, sizeof(name), tr(c, "  of which %s", "  其中 %s"), prio_name(p + 1));
+        summary_row(t, name, num(cur->opened_prio[p]), num(prev->opened_prio[p]),
+                    (double)cur->opened_prio[p], (double)prev->opened_prio[p]);
+    }
+    summary_row(t, tr(c, "Incidents resolved", "已解决事件"), num(cur->resolved),
+                num(prev->resolved), (double)cur->resolved, (double)prev->resolved);
+    for (int w = 0; w < 2; w++) {
+        const struct rep_dist *a = w == 0 ? &cur->mtta : &cur->mttr;
+        const struct rep_dist *b = w == 0 ? &prev->mtta : &prev->mttr;
+        rtable_cell(t, "%s",
+                    w == 0 ? tr(c, "MTTA median (min)", "确认时间中位数（分钟）")
+                           : tr(c, "MTTR median (min)", "修复时间中位数（分钟）"));
+        rtable_cell(t, "%s", dmins(a, a->median_ms));
+        rtable_cell(t, "%s", dmins(b, b->median_ms));
+        rtable_cell(t, "%s",
+                    a->n > 0 && b->n > 0 ? arrow_d((double)a->median_ms, (double)b->median_ms)
+                                         : "");
+    }
+    summary_row(t, tr(c, "SLA met (response + resolve)", "SLA 达标（响应+解决）"),
+                num(cur->resp[REP_SLA_MET] + cur->res[REP_SLA_MET]),
+                num(prev->resp[REP_SLA_MET] + prev->res[REP_SLA_MET]),
+                (double)(cur->resp[REP_SLA_MET] + cur->res[REP_SLA_MET]),
+                (double)(prev->resp[REP_SLA_MET] + prev->res[REP_SLA_MET]));
+    summary_row(t, tr(c, "SLA breached (response + resolve)", "SLA 超时（响应+解决）"),
+                num(breaches(cur)), num(breaches(prev)), (double)breaches(cur),
+                (double)breaches(prev));
+    summary_row(t, tr(c, "Tickets created or linked", "已建工单"), num(cur->tickets),
+                num(prev->tickets), (double)cur->tickets, (double)prev->tickets);
+    summary_row(t, tr(c, "Escalation steps", "升级次数"), num(cur->escalations),
+                num(prev->escalations), (double)cur->escalations, (double)prev->escalations);
+    summary_row(t, tr(c, "Flapping incidents", "抖动事件"), num(cur->flapping), num(prev->flapping),
+                (double)cur->flapping, (double)prev->flapping);
+    summary_row(t, tr(c, "Line blocked events", "线路阻塞次数"), num(blocked_total(cur)),
+                num(blocked_total(prev)), (double)blocked_total(cur), (double)blocked_total(prev));
+    summary_row(t, tr(c, "Dead-letter notifications", "死信通知"), num(cur->ndead),
+                num(prev->ndead), (double)cur->ndead, (double)prev->ndead);
+}
+
+static void times_and_sla(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
+{
+    const char *tcols[6] = {tr(c, "Measure", "指标"),
+                            tr(c, "Incidents", "事件数"),
+                            tr(c, "Median (min)", "中位数（分钟）"),
+                            tr(c, "p90 (min)", "p90（分钟）"),
+                            tr(c, "Previous median (min)", "上期中位数（分钟）"),
+                            tr(c, "Previous p90 (min)", "上期 p90（分钟）")};
+    struct rtable *t =
+        rdoc_table(c->d, "response_times", tr(c, "MTTA and MTTR", "MTTA 与 MTTR"), 6, tcols);
+    for (int w = 0; w < 2; w++) {
+        const struct rep_dist *a = w == 0 ? &cur->mtta : &cur->mttr;
+        const struct rep_dist *b = w == 0 ? &prev->mtta : &prev->mttr;
+        rtable_cell(t, "%s", w == 0 ? "MTTA" : "MTTR");
+        rtable_cell(t, "%zu", a->n);
+        rtable_cell(t, "%s", dmins(a, a->median_ms));
+        rtable_cell(t, "%s", dmins(a, a->p90_ms));
+        rtable_cell(t, "%s", dmins(b, b->median_ms));
+        rtable_cell(t, "%s", dmins(b, b->p90_ms));
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "MTTA (time to acknowledge): from an incident's opening to its first "
+           "acknowledgement, over the incidents opened in the period and acknowledged by "
+           "its end. MTTR (time to resolve): from opening to resolution (the last one, if it "
+           "was reopened), over the incidents opened in the period and resolved by its end. "
+           "Median: the middle value (the mean of the two middle values for an even count); "
+           "p90: the value 90 % of the incidents do not exceed (nearest rank).",
+           "MTTA（确认时间）：从事件产生到首次确认的时间，统计本期产生且在期末前已确认的事件。"
+           "MTTR（修复时间）：从事件产生到解决（重开过的以最后一次解决为准）的时间，统计本期产生"
+           "且在期末前已解决的事件。中位数：居中的值（偶数个时取中间两个值的平均）；"
+           "p90：90 % 的事件不超过的值（最近秩法）。"));
+
+    const char *scols[7] = {tr(c, "Priority", "级别"),
+                            tr(c, "Response met", "响应达标"),
+                            tr(c, "Response breached", "响应超时"),
+                            tr(c, "Response pending", "响应未到期"),
+                            tr(c, "Resolve met", "解决达标"),
+                            tr(c, "Resolve breached", "解决超时"),
+                            tr(c, "Resolve pending", "解决未到期")};
+    size_t v[4][6];
+    memset(v, 0, sizeof(v));
+    for (size_t i = 0; i < cur->ninc; i++) {
+        const struct rep_inc *r = &cur->inc[i];
+        if (r->opened_in) {
+            size_t *row = v[r->priority - 1];
+            row[r->response == REP_SLA_MET ? 0 : r->response == REP_SLA_BREACHED ? 1 : 2]++;
+            row[r->resolve == REP_SLA_MET ? 3 : r->resolve == REP_SLA_BREACHED ? 4 : 5]++;
+        }
+    }
+    t = rdoc_table(c->d, "sla", tr(c, "Service levels", "服务级别 (SLA)"), 7, scols);
+    for (int p = 0; p < 4; p++) {
+        rtable_cell(t, "%s", prio_name(p + 1));
+        for (int k = 0; k < 6; k++) {
+            rtable_cell(t, "%zu", v[p][k]);
+        }
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "Response is met when the incident was acknowledged (or resolved) by its response "
+           "deadline; resolve is met when it was resolved by its resolve deadline. A deadline "
+           "after the period end with nothing done yet is pending. Incidents opened in the "
+           "period are counted.",
+           "响应达标：在响应期限前确认（或解决）；解决达标：在解决期限前解决。期限在期末之后且尚未"
+           "处理的计为未到期。统计本期产生的事件。"));
+
+    const char *bcols[8] = {tr(c, "Incident", "事件"),    tr(c, "Priority", "级别"),
+                            tr(c, "Host", "主机"),        tr(c, "Rule", "规则"),
+                            tr(c, "Deadline", "期限"),    tr(c, "Due", "到期时间"),
+                            tr(c, "Done at", "完成时间"), tr(c, "Late (min)", "超时（分钟）")};
+    t = rdoc_table(c->d, "sla_breaches", tr(c, "SLA breaches", "SLA 超时事件"), 8, bcols);
+    for (size_t i = 0; i < cur->ninc; i++) {
+        const struct rep_inc *r = &cur->inc[i];
+        for (int k = 0; k < 2 && r->opened_in; k++) {
+            enum rep_sla s = k == 0 ? r->response : r->resolve;
+            if (s != REP_SLA_BREACHED) {
+                continue;
+            }
+            int64_t due = k == 0 ? r->response_due_ms : r->resolve_due_ms;
+            int64_t done = k == 0 ? r->acked_ms : r->resolved_ms;
+            if (k == 0 && r->resolved_ms != 0 && (done == 0 || r->resolved_ms < done)) {
+                done = r->resolved_ms;
+            }
+            int64_t end = done != 0 ? done : cur->p.to_ms;
+            rtable_cell(t, "%" PRId64, r->id);
+            rtable_cell(t, "%s", prio_name(r->priority));
+            rtable_cell(t, "%s", r->host);
+            rtable_cell(t, "%s", r->rule);
+            rtable_cell(t, "%s", k == 0 ? tr(c, "response", "响应") : tr(c, "resolve", "解决"));
+            rtable_cell(t, "%s", tstr(due));
+            rtable_cell(t, "%s", done != 0 ? tstr(done) : tr(c, "not by period end", "期末未完成"));
+            rtable_cell(t, "%s", mins(end - due));
+        }
+    }
+}
+
+static void incident_lists(struct ctx *c, const struct rep_stats *cur)
+{
+    const char *ecols[7] = {tr(c, "Incident", "事件"),  tr(c, "Priority", "级别"),
+                            tr(c, "Host", "主机"),      tr(c, "Rule", "规则"),
+                            tr(c, "Steps", "升级步数"), tr(c, "Level at end", "期末级别"),
+                            tr(c, "Summary", "摘要")};
+    struct rtable *t = rdoc_table(c->d, "escalations", tr(c, "Escalations", "升级"), 7, ecols);
+    for (size_t i = 0; i < cur->ninc; i++) {
+        const struct rep_inc *r = &cur->inc[i];
+        if (r->escalations_in > 0) {
+            rtable_cell(t, "%" PRId64, r->id);
+            rtable_cell(t, "%s", prio_name(r->priority));
+            rtable_cell(t, "%s", r->host);
+            rtable_cell(t, "%s", r->rule);
+            rtable_cell(t, "%d", r->escalations_in);
+            rtable_cell(t, "%d", r->max_level);
+            rtable_cell(t, "%s", r->summary);
+        }
+    }
+    const char *fcols[5] = {tr(c, "Incident", "事件"), tr(c, "Host", "主机"), tr(c, "Rule", "规则"),
+                            tr(c, "Opened", "产生时间"), tr(c, "Summary", "摘要")};
+    t = rdoc_table(c->d, "flapping", tr(c, "Flapping", "抖动"), 5, fcols);
+    for (size_t i = 0; i < cur->ninc; i++) {
+        const struct rep_inc *r = &cur->inc[i];
+        if (r->flapping_in) {
+            rtable_cell(t, "%" PRId64, r->id);
+            rtable_cell(t, "%s", r->host);
+            rtable_cell(t, "%s", r->rule);
+            rtable_cell(t, "%s", tstr(r->opened_ms));
+            rtable_cell(t, "%s", r->summary);
+        }
+    }
+    const char *dcols[8] = {tr(c, "Message", "消息"),         tr(c, "Created", "创建时间"),
+                            tr(c, "Destination", "目的地"),   tr(c, "Incident", "事件"),
+                            tr(c, "Event", "事件类型"),       tr(c, "Attempts", "尝试次数"),
+                            tr(c, "Last code", "最后状态码"), tr(c, "Last error", "最后错误")};
+    t = rdoc_table(c->d, "dead_letters", tr(c, "Dead-letter notifications", "死信通知"), 8, dcols);
+    for (size_t i = 0; i < cur->ndead; i++) {
+        const struct rep_dead *d = &cur->dead[i];
+        rtable_cell(t, "%" PRId64, d->id);
+        rtable_cell(t, "%s", tstr(d->created_ms));
+        rtable_cell(t, "%s", d->dest);
+        rtable_cell(t, "%" PRId64, d->incident_id);
+        rtable_cell(t, "%s", d->event);
+        rtable_cell(t, "%d", d->attempts);
+        rtable_cell(t, "%d", d->code);
+        rtable_cell(t, "%s", d->error);
+    }
+}
+
+/* librrd's SVG through cairo names its elements with process-wide counters (surface97) and
+ * the same glyph ids in every graph: number the surfaces from 1 and prefix every id and
+ * reference with the graph's number, so that a page with many graphs keeps each one's
+ * glyphs and the bytes do not depend on what was drawn before. */
+static char *svg_fix(const char *in, size_t len, size_t gi, size_t *outlen)
+{
+    static const char *const refs[] = {" id=\"", "href=\"#", "url(#"};
+    long seen[256];
+    size_t nseen = 0, n = 0, cap = len + len / 4 + 64;
+    char *o = wp_xmalloc(cap);
+
+    for (size_t i = 0; i < len;) {
+        if (n + 64 > cap) {
+            cap *= 2;
+            o = wp_xrealloc(o, cap);
+        }
+        int done = 0;
+        for (size_t r = 0; r < 3 && !done; r++) {
+            size_t rl = strlen(refs[r]);
+            if (len - i >= rl && memcmp(in + i, refs[r], rl) == 0) {
+                memcpy(o + n, refs[r], rl);
+                n += rl;
+                n += (size_t)snprintf(o + n, cap - n, "g%zu-", gi);
+                i += rl;
+                done = 1;
+            }
+        }
+        if (!done && len - i > 7 && memcmp(in + i, "surface", 7) == 0 && in[i + 7] >= '0' &&
+            in[i + 7] <= '9') {
+            long v = 0;
+            size_t k = 0;
+            i += 7;
+            while (i < len && in[i] >= '0' && in[i] <= '9') {
+                v = v * 10 + (in[i++] - '0');
+            }
+            while (k < nseen && seen[k] != v) {
+                k++;
+            }
+            if (k == nseen && nseen < 256) {
+                seen[nseen++] = v;
+            }
+            n += (size_t)snprintf(o + n, cap - n, "surface%zu", k + 1);
+            done = 1;
+        }
+        if (!done) {
+            o[n++] = in[i++];
+        }
+    }
+    *outlen = n;
+    return o;
+}
+
+static int cmp_graph(const void *a, const void *b)
+{
+    const struct rep_metric *x = *(const struct rep_metric *const *)a;
+    const struct rep_metric *y = *(const struct rep_metric *const *)b;
+    if (x->p95 != y->p95) {
+        return x->p95 < y->p95 ? 1 : -1;
+    }
+    int r = strcmp(x->host, y->host);
+    return r != 0 ? r : strcmp(x->metric, y->metric);
+}
+
+/* Graphs of the busiest CPU, memory and file system metrics (by p95), as SVG for the HTML
+ * and PNG for the PDF. */
+static void graphs(struct ctx *c, const struct rep_stats *cur)
+{
+    const struct rep_metric **v = wp_xcalloc(cur->nmetrics + 1, sizeof(*v));
+    size_t n = 0;
+
+    for (size_t i = 0; i < cur->nmetrics; i++) {
+        if (strcmp(cur->metrics[i].metric, "load") != 0) {
+            v[n++] = &cur->metrics[i];
+        }
+    }
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), cmp_graph);
+    }
+    if (n > 0) {
+        rdoc_heading(c->d, 3, tr(c, "Graphs (highest p95 first)", "图表（按 p95 从高到低）"));
+    }
+    for (size_t i = 0; i < n && i < GRAPHS_MAX; i++) {
+        char title[512];
+        size_t sl = 0, pl = 0;
+        snprintf(title, sizeof(title), "%s: %s", v[i]->host, metric_name(c, v[i]->metric));
+        char *svg = rep_metric_graph(v[i], &cur->p, "SVG", title, &sl);
+        void *png = rep_metric_graph(v[i], &cur->p, "PNG", title, &pl);
+        if (svg != NULL) {
+            size_t fl = 0;
+            char *fixed = svg_fix(svg, sl, i + 1, &fl);
+            free(svg);
+            svg = fixed;
+            sl = fl;
+        }
+        if (svg != NULL || png != NULL) {
+            rdoc_image(c->d, svg, sl, png, pl);
+        }
+        free(svg);
+        free(png);
+    }
+    free(v);
+}
+
+static void hosts_section(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
+{
+    const char *cols[7] = {tr(c, "Host", "主机"),
+                           tr(c, "Silences", "失联次数"),
+                           tr(c, "Unplanned down (min)", "计划外中断（分钟）"),
+                           tr(c, "Planned maintenance (min)", "计划维护（分钟）"),
+                           tr(c, "Availability (%)", "可用率 (%)"),
+                           tr(c, "Previous (%)", "上期 (%)"),
+                           tr(c, "Trend", "趋势")};
+    struct rtable *t =
+        rdoc_table(c->d, "host_availability", tr(c, "Host availability", "主机可用率"), 7, cols);
+    for (size_t i = 0; i < cur->nhosts; i++) {
+        const struct rep_host *h = &cur->hosts[i];
+        const struct rep_host *ph = find_host(prev, h->host);
+        double pa = ph != NULL ? ph->avail_pct : 100.0;
+        rtable_cell(t, "%s", h->host);
+        rtable_cell(t, "%d", h->silences);
+        rtable_cell(t, "%s", mins(h->down_ms));
+        rtable_cell(t, "%s", mins(h->planned_ms));
+        rtable_cell(t, "%s", pct(h->avail_pct));
+        rtable_cell(t, "%s", pct(pa));
+        rtable_cell(t, "%s", arrow_d(h->avail_pct, pa));
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "Availability = (period - planned - unplanned down) / (period - planned). Down "
+           "time is the time a host-silence incident (rule host_silent) was open, clipped to "
+           "the period; it starts when the incident opened, so the rule's no-data delay (2 "
+           "min by default) before it is not counted. Planned is the part of it while the "
+           "incident was suppressed by a maintenance window. The report cannot tell a host "
+           "that was down from one whose agent or network path failed, nor a planned "
+           "shutdown outside a configured maintenance window.",
+           "可用率 = （周期 − 计划维护 − 计划外中断）/（周期 − 计划维护）。中断时间为主机失联事件"
+           "（规则 host_silent）处于打开状态的时间（截取到本期）；从事件产生时起算，规则的无数据"
+           "等待时间（默认 2 分钟）不计入。计划维护为其中因维护窗口被抑制的部分。报告无法区分主机"
+           "宕机与代理或网络故障，也无法识别未配置维护窗口的计划停机。"));
+    const char *mcols[8] = {tr(c, "Host", "主机"),      tr(c, "Metric", "指标"),
+                            tr(c, "Average", "平均值"), tr(c, "p95", "p95"),
+                            tr(c, "Peak", "峰值"),      tr(c, "Previous average", "上期平均值"),
+                            tr(c, "Trend", "趋势"),     tr(c, "Full in (days)", "预计写满（天）")};
+    t = rdoc_table(c->d, "host_metrics", tr(c, "Host metrics", "主机指标"), 8, mcols);
+    for (size_t i = 0; i < cur->nmetrics; i++) {
+        const struct rep_metric *m = &cur->metrics[i];
+        const struct rep_metric *pm = find_metric(prev, m);
+        rtable_cell(t, "%s", m->host);
+        rtable_cell(t, "%s", metric_name(c, m->metric));
+        rtable_cell(t, "%.2f", m->avg);
+        rtable_cell(t, "%.2f", m->p95);
+        rtable_cell(t, "%.2f", m->peak);
+        rtable_cell(t, "%s", pm != NULL ? pct(pm->avg) : "n/a");
+        rtable_cell(t, "%s", pm != NULL ? arrow_d(m->avg, pm->avg) : "");
+        rtable_cell(t, "%s", m->full_days >= 0 ? days(m->full_days) : "");
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "From the RRD files: CPU busy % (100 - idle of cpu total), memory used % (used / "
+           "total), load average (1 min), file system used % per mount. Average, p95 "
+           "(nearest rank) and peak are over the rows of the finest archive that covers the "
+           "period (5-minute averages for a week, hourly for a month by default), so the "
+           "peak is the highest such average, not the highest sample. Full in: for a file "
+           "system, the days after the period end until the least-squares trend of the "
+           "period reaches 100 % (empty when it is not rising).",
+           "来自 RRD 文件：CPU 使用率 %（100 − cpu total 的 idle）、内存使用率 %（used / "
+           "total）、1 分钟平均负载、各挂载点文件系统使用率 %。平均值、p95（最近秩法）和峰值"
+           "基于覆盖本期的最细归档的数据行（默认一周为 5 分钟平均值，一月为 1 小时平均值），因此"
+           "峰值是这些平均值中的最大值，而非单个采样的最大值。预计写满：文件系统按本期最小二乘趋势"
+           "，"
+           "从期末起到达 100 % 的天数（不增长时为空）。"));
+    graphs(c, cur);
+}
+
+static void lines_section(struct ctx *c, const struct rep_stats *cur)
+{
+    const char *cols[10] = {tr(c, "Host", "主机"),
+                            tr(c, "Group", "分组"),
+                            tr(c, "Line", "线路"),
+                            tr(c, "Availability (%)", "可用率 (%)"),
+                            tr(c, "Blocked (times)", "阻塞（次）"),
+                            tr(c, "Blocked (min)", "阻塞（分钟）"),
+                            tr(c, "Unavailable (min)", "不可用（分钟）"),
+                            tr(c, "Out of service (min)", "停止服务（分钟）"),
+                            tr(c, "In use (min)", "使用中（分钟）"),
+                            tr(c, "No data (min)", "无数据（分钟）")};
+    struct rtable *t = rdoc_table(c->d, "line_availability",
+                                  tr(c, "Extensions and IVR ports", "分机与 IVR 端口"), 10, cols);
+    for (size_t i = 0; i < cur->nlines; i++) {
+        const struct rep_line *l = &cur->lines[i];
+        rtable_cell(t, "%s", l->host);
+        rtable_cell(t, "%s", l->group);
+        rtable_cell(t, "%s", l->object);
+        rtable_cell(t, "%s", pct(l->avail_pct));
+        rtable_cell(t, "%d", l->blocked_n);
+        rtable_cell(t, "%s", mins(l->state_ms[7]));
+        rtable_cell(t, "%s", mins(l->state_ms[5]));
+        rtable_cell(t, "%s", mins(l->state_ms[6]));
+        rtable_cell(t, "%s", mins(l->state_ms[2] + l->state_ms[3] + l->state_ms[4]));
+        rtable_cell(t, "%s", mins(l->nodata_ms));
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "A line is available while its state is neither blocked, unavailable nor "
+           "out_of_service. Availability = available time / time with a known state; time "
+           "before its first report and in state unknown is no data. The state history "
+           "records changes only: a line whose agent went silent keeps its last state.",
+           "线路状态不是阻塞（blocked）、不可用（unavailable）或停止服务（out_of_service）时"
+           "为可用。可用率 = 可用时间 / 状态已知的时间；首次上报前及状态未知（unknown）的时间计"
+           "为无数据。状态历史只记录变化：代理失联的线路保持最后的状态。"));
+
+    const char *scols[6] = {tr(c, "Host", "主机"),
+                            tr(c, "Seat", "座席"),
+                            tr(c, "Sessions", "登录次数"),
+                            tr(c, "Days", "天数"),
+                            tr(c, "Logged in (h)", "登录时长（小时）"),
+                            tr(c, "Paused (h)", "暂停时长（小时）")};
+    t = rdoc_table(c->d, "seat_sessions", tr(c, "Seat sessions", "座席登录"), 6, scols);
+    for (size_t i = 0; i < cur->nseats; i++) {
+        const struct rep_seat *s = &cur->seats[i];
+        rtable_cell(t, "%s", s->host);
+        rtable_cell(t, "%s", s->seat);
+        rtable_cell(t, "%d", s->sessions);
+        rtable_cell(t, "%d", s->days);
+        rtable_cell(t, "%s", hours(s->logged_ms));
+        rtable_cell(t, "%s", hours(s->paused_ms));
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "Logged-in time is the union of a seat's sessions (over all its queues) within "
+           "the period; a session still open at the period end counts up to it. Attendance "
+           "against schedules and holidays (late starts, early leaves, absences) is not in "
+           "this version.",
+           "登录时长为座席在本期内所有队列登录时段的并集；期末仍在登录的计算到期末。按排班和节假日"
+           "统计的考勤（迟到、早退、缺勤）暂未包含在本版报告中。"));
+}
+
+static void appendix(struct ctx *c, const struct rep_stats *cur)
+{
+    const char *cols[12] = {tr(c, "Incident", "事件"),
+                            tr(c, "Priority", "级别"),
+                            tr(c, "Status at end", "期末状态"),
+                            tr(c, "Opened", "产生时间"),
+                            tr(c, "Acknowledged", "确认时间"),
+                            tr(c, "Resolved", "解决时间"),
+                            tr(c, "Host", "主机"),
+                            tr(c, "Rule", "规则"),
+                            tr(c, "Category", "类别"),
+                            tr(c, "Summary", "摘要"),
+                            tr(c, "Resolution", "处理结果"),
+                            tr(c, "Tickets", "工单")};
+    struct rtable *t = rdoc_table(c->d, "incidents", "", 12, cols);
+    for (size_t i = 0; i < cur->ninc; i++) {
+        const struct rep_inc *r = &cur->inc[i];
+        if (!r->active_in) {
+            continue;
+        }
+        rtable_cell(t, "%" PRId64, r->id);
+        rtable_cell(t, "%s", prio_name(r->priority));
+        rtable_cell(t, "%s", status_name(c, r->status));
+        rtable_cell(t, "%s", tstr(r->opened_ms));
+        rtable_cell(t, "%s", tstr(r->acked_ms));
+        rtable_cell(t, "%s", tstr(r->resolved_ms));
+        rtable_cell(t, "%s", r->host);
+        rtable_cell(t, "%s", r->rule);
+        rtable_cell(t, "%s", r->category);
+        rtable_cell(t, "%s", r->summary);
+        rtable_cell(t, "%s", r->note);
+        rtable_cell(t, "%s", r->tickets);
+    }
+}
+
+/* ISO 8601 local time with the offset, for the document date. */
+static const char *iso_of(int64_t ms)
+{
+    char *b = ring();
+    char z[16];
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+
+    localtime_r(&t, &tm);
+    strftime(b, 128, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(z, sizeof(z), "%z", &tm);
+    if (strlen(z) == 5) {
+        size_t n = strlen(b);
+        snprintf(b + n, 128 - n, "%.3s:%s", z, z + 3);
+    }
+    return b;
+}
+
+static const char *tz_of(int64_t ms)
+{
+    char *b = ring();
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+
+    localtime_r(&t, &tm);
+    char z[16];
+    strftime(z, sizeof(z), "%z", &tm); /* +0800 */
+    snprintf(b, 128, "UTC%.3s:%s", z, strlen(z) == 5 ? z + 3 : "00");
+    return b;
+}
+
+struct rdoc *rep_health_doc(const char *kind, const struct rep_stats *cur,
+                            const struct rep_stats *prev, const struct rep_opts *o)
+{
+    struct ctx c;
+    int monthly = kind != NULL && strcmp(kind, "monthly") == 0;
+    const char *lang = o != NULL && o->lang != NULL ? o->lang : "en";
+
+    memset(&c, 0, sizeof(c));
+    c.zh = strncmp(lang, "zh", 2) == 0;
+    char *title =
+        wp_xasprintf("%s %s",
+                     monthly ? tr(&c, "Watchpost monthly health report", "Watchpost 月度运行报告")
+                             : tr(&c, "Watchpost weekly health report", "Watchpost 每周运行报告"),
+                     cur->p.label);
+    c.d = rdoc_new(title, c.zh ? "zh-CN" : "en");
+    free(title);
+    rdoc_set_empty_text(c.d, tr(&c, "none", "无"));
+    rdoc_set_date(c.d, iso_of(cur->p.to_ms));
+    rdoc_para(c.d,
+              tr(&c, "Period %s: %s to %s (%s), compared with %s. Figures as of the period end.",
+                 "周期 %s：%s 至 %s（%s），对比上期 %s。数据截至期末。"),
+              cur->p.label, tstr(cur->p.from_ms), tstr(cur->p.to_ms), tz_of(cur->p.from_ms),
+              prev->p.label);
+
+    rdoc_heading(c.d, 2, tr(&c, "1. Findings", "1. 需关注的问题"));
+    findings(&c, cur, prev);
+    rdoc_heading(c.d, 2, tr(&c, "2. Summary", "2. 概要"));
+    summary(&c, cur, prev);
+
+    rdoc_heading(c.d, 2, tr(&c, "3. Incidents", "3. 事件"));
+    const char *pcols[5] = {tr(&c, "Priority", "级别"), tr(&c, "Opened", "新增"),
+                            tr(&c, "Resolved", "已解决"), tr(&c, "Opened, previous", "上期新增"),
+                            tr(&c, "Trend", "趋势")};
+    struct rtable *t =
+        rdoc_table(c.d, "incidents_by_priority", tr(&c, "By priority", "按级别"), 5, pcols);
+    for (int p = 0; p < 4; p++) {
+        rtable_cell(t, "%s", prio_name(p + 1));
+        rtable_cell(t, "%zu", cur->opened_prio[p]);
+        rtable_cell(t, "%zu", cur->resolved_prio[p]);
+        rtable_cell(t, "%zu", prev->opened_prio[p]);
+        rtable_cell(t, "%s", arrow_d((double)cur->opened_prio[p], (double)prev->opened_prio[p]));
+    }
+    by_key_table(&c, cur, prev, 0, "incidents_by_category", tr(&c, "By category", "按类别"),
+                 tr(&c, "Category", "类别"));
+    by_key_table(&c, cur, prev, 1, "incidents_by_host", tr(&c, "By host", "按主机"),
+                 tr(&c, "Host", "主机"));
+    by_key_table(&c, cur, prev, 2, "incidents_by_rule", tr(&c, "By rule", "按规则"),
+                 tr(&c, "Rule", "规则"));
+    times_and_sla(&c, cur, prev);
+    incident_lists(&c, cur);
+    noisy_table(&c, cur, prev, 2, "noisy_rules", tr(&c, "Noisiest rules", "最频繁的规则"),
+                tr(&c, "Rule", "规则"));
+    noisy_table(&c, cur, prev, 1, "noisy_hosts", tr(&c, "Noisiest hosts", "最频繁的主机"),
+                tr(&c, "Host", "主机"));
+
+    rdoc_heading(c.d, 2, tr(&c, "4. Hosts", "4. 主机"));
+    hosts_section(&c, cur, prev);
+    rdoc_heading(c.d, 2, tr(&c, "5. Telephony", "5. 电话系统"));
+    lines_section(&c, cur);
+    rdoc_heading(c.d, 2, tr(&c, "6. Appendix: incidents", "6. 附录：事件清单"));
+    appendix(&c, cur);
+    return c.d;
+}
+
+/* ---- fault report ---- */
+
+struct tl_entry {
+    int64_t at;
+    char *kind, *by, *text;
+};
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t != NULL ? (const char *)t : "";
+}
+
+/* "dest: id, ..." of the tickets the outbox linked to incident id ("" when none). */
+static char *tickets_of(sqlite3 *db, int64_t id)
+{
+    sqlite3_stmt *q = NULL;
+    char *out = wp_xstrdup("");
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT dest, remote_id FROM outbox_remote WHERE incident_id = ?1"
+                           " AND state = 'linked' AND remote_id <> '' ORDER BY dest, remote_id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        sqlite3_finalize(q); /* no outbox tables in this store */
+        return out;
+    }
+    sqlite3_bind_int64(q, 1, id);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        char *t = wp_xasprintf("%s%s%s: %s", out, out[0] != '\0' ? ", " : "", col_text(q, 0),
+                               col_text(q, 1));
+        free(out);
+        out = t;
+    }
+    sqlite3_finalize(q);
+    return out;
+}
+
+static int system_by(const char *by)
+{
+    return by[0] == '\0' || strcmp(by, "rule") == 0 || strcmp(by, "watchpost") == 0 ||
+           strcmp(by, "notify") == 0;
+}
+
+static const char *level_name(const struct ctx *c, int v)
+{
+    return v == 1 ? tr(c, "high", "高") : v == 2 ? tr(c, "medium", "中") : tr(c, "low", "低");
+}
+
+/* The earlier of two times, 0 meaning "not yet". */
+static int64_t first_of(int64_t a, int64_t b)
+{
+    return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
+
+static void dur_text(int64_t ms, char *buf, size_t n)
+{
+    int64_t m = ms / 60000;
+    snprintf(buf, n, "%lld:%02lld", (long long)(m / 60), (long long)(m % 60));
+}
+
+int rep_incident_doc(const char *state_dir, int64_t id, const struct rep_opts *o, struct rdoc **out,
+                     char *err, size_t errlen)
+{
+    struct ctx c;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL, *tq = NULL;
+    struct tl_entry *tl = NULL;
+    size_t ntl = 0, cap = 0;
+    char *path = wp_xasprintf("%s/incidents.db", state_dir);
+    const char *lang = o != NULL && o->lang != NULL ? o->lang : "en";
+    int rc = 0, r = 0;
+
+    *out = NULL;
+    memset(&c, 0, sizeof(c));
+    c.zh = strncmp(lang, "zh", 2) == 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT priority, impact, urgency, category, rule, host, summary,"
+                           " description, runbook, values_json, opened_ms, acked_ms, resolved_ms,"
+                           " closed_ms, response_due_ms, resolve_due_ms, escalation, suppressed,"
+                           " flapping, reopened, acked_by, status FROM incidents WHERE id = ?1",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT at_ms, kind, \"by\", text FROM timeline WHERE incident_id = ?1"
+                           " ORDER BY at_ms, id",
+                           -1, &tq, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, db != NULL ? sqlite3_errmsg(db) : "no memory");
+        rc = WP_EDB;
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, id);
+    r = sqlite3_step(q);
+    if (r != SQLITE_ROW) {
+        if (r == SQLITE_DONE) {
+            snprintf(err, errlen, "no incident %" PRId64, id);
+            rc = WP_ENOTFOUND;
+        } else {
+            snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+            rc = WP_EDB;
+        }
+        goto out;
+    }
+    sqlite3_bind_int64(tq, 1, id);
+    while ((r = sqlite3_step(tq)) == SQLITE_ROW) {
+        if (ntl == cap) {
+            cap = cap != 0 ? cap * 2 : 32;
+            tl = wp_xrealloc(tl, cap * sizeof(*tl));
+        }
+        tl[ntl].at = sqlite3_column_int64(tq, 0);
+        tl[ntl].kind = wp_xstrdup(col_text(tq, 1));
+        tl[ntl].by = wp_xstrdup(col_text(tq, 2));
+        tl[ntl].text = wp_xstrdup(col_text(tq, 3));
+        ntl++;
+    }
+    if (r != SQLITE_DONE) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+        rc = WP_EDB;
+        goto out;
+    }
+
+    int prio = sqlite3_column_int(q, 0);
+    int64_t opened = sqlite3_column_int64(q, 10), acked = sqlite3_column_int64(q, 11);
+    int64_t resolved = sqlite3_column_int64(q, 12);
+    int64_t rdue = sqlite3_column_int64(q, 14), xdue = sqlite3_column_int64(q, 15);
+    char d[32];
+    char *title =
+        wp_xasprintf(tr(&c, "Fault report: incident %" PRId64, "故障报告：事件 %" PRId64), id);
+    c.d = rdoc_new(title, c.zh ? "zh-CN" : "en");
+    free(title);
+    rdoc_set_empty_text(c.d, tr(&c, "none", "无"));
+    rdoc_set_date(c.d, iso_of(opened));
+
+    rdoc_heading(c.d, 2, tr(&c, "1. Overview", "1. 概况"));
+    const char *cols[2] = {tr(&c, "Item", "项目"), tr(&c, "Value", "内容")};
+    struct rtable *t = rdoc_table(c.d, "fault", "", 2, cols);
+    rtable_cell(t, "%s", tr(&c, "System", "系统"));
+    rtable_cell(t, "%s / %s", col_text(q, 3), col_text(q, 4));
+    rtable_cell(t, "%s", tr(&c, "Time", "时间"));
+    rtable_cell(t, "%s (%s)", tstr(opened), tz_of(opened));
+    rtable_cell(t, "%s", tr(&c, "Place (host)", "地点（主机）"));
+    rtable_cell(t, "%s", col_text(q, 5));
+    rtable_cell(t, "%s", tr(&c, "Impact", "影响"));
+    rtable_cell(t, "%s", level_name(&c, sqlite3_column_int(q, 1)));
+    rtable_cell(t, "%s", tr(&c, "Urgency", "紧急程度"));
+    rtable_cell(t, "%s", level_name(&c, sqlite3_column_int(q, 2)));
+    rtable_cell(t, "%s", tr(&c, "Fault level", "故障级别"));
+    rtable_cell(t, "%s", prio_name(prio));
+    rtable_cell(t, "%s", tr(&c, "Status", "状态"));
+    rtable_cell(t, "%s", status_name(&c, sqlite3_column_int(q, 21)));
+    rtable_cell(t, "%s", tr(&c, "Acknowledged", "确认"));
+    rtable_cell(t, "%s%s%s", tstr(acked), acked != 0 ? " " : "", col_text(q, 20));
+    rtable_cell(t, "%s", tr(&c, "Resolved", "解决"));
+    rtable_cell(t, "%s", tstr(resolved));
+    rtable_cell(t, "%s", tr(&c, "Time to resolve (h:mm)", "解决用时（时:分）"));
+    if (resolved != 0) {
+        dur_text(resolved - opened, d, sizeof(d));
+        rtable_cell(t, "%s", d);
+    } else {
+        rtable_cell(t, "%s", tr(&c, "not resolved", "未解决"));
+    }
+    rtable_cell(t, "%s", tr(&c, "Response deadline", "响应期限"));
+    rtable_cell(t, "%s (%s)", tstr(rdue),
+                acked != 0 || resolved != 0
+                    ? (first_of(acked, resolved) <= rdue ? tr(&c, "met", "达标")
+                                                         : tr(&c, "breached", "超时"))
+                    : tr(&c, "not acknowledged", "未确认"));
+    rtable_cell(t, "%s", tr(&c, "Resolve deadline", "解决期限"));
+    rtable_cell(t, "%s (%s)", tstr(xdue),
+                resolved != 0
+                    ? (resolved <= xdue ? tr(&c, "met", "达标") : tr(&c, "breached", "超时"))
+                    : tr(&c, "not resolved", "未解决"));
+    rtable_cell(t, "%s", tr(&c, "Escalation level", "升级级别"));
+    rtable_cell(t, "%d", sqlite3_column_int(q, 16));
+    rtable_cell(t, "%s", tr(&c, "Reopened (times)", "重开次数"));
+    rtable_cell(t, "%d", sqlite3_column_int(q, 19));
+    char *tickets = tickets_of(db, id);
+    rtable_cell(t, "%s", tr(&c, "Tickets", "工单"));
+    rtable_cell(t, "%s", tickets);
+    free(tickets);
+
+    rdoc_heading(c.d, 2, tr(&c, "2. Symptoms", "2. 故障现象"));
+    rdoc_para(c.d, "%s", col_text(q, 6));
+    if (col_text(q, 7)[0] != '\0') {
+        rdoc_pre(c.d, col_text(q, 7));
+    }
+    if (col_text(q, 9)[0] != '\0') {
+        rdoc_para(c.d, "%s", tr(&c, "Values when it fired:", "触发时的数值："));
+        rdoc_pre(c.d, col_text(q, 9));
+    }
+
+    rdoc_heading(c.d, 2, tr(&c, "3. Timeline", "3. 时间线"));
+    const char *tcols[4] = {tr(&c, "Time", "时间"), tr(&c, "Event", "事件"), tr(&c, "By", "操作人"),
+                            tr(&c, "Text", "内容")};
+    t = rdoc_table(c.d, "timeline", "", 4, tcols);
+    for (size_t i = 0; i < ntl; i++) {
+        rtable_cell(t, "%s", tstr(tl[i].at));
+        rtable_cell(t, "%s", tl[i].kind);
+        rtable_cell(t, "%s", tl[i].by);
+        rtable_cell(t, "%s", tl[i].text);
+    }
+
+    /* operator notes pre-fill analysis, resolution notes the handling */
+    rdoc_heading(c.d, 2, tr(&c, "4. Analysis (cause)", "4. 原因分析"));
+    for (size_t i = 0; i < ntl; i++) {
+        if (!system_by(tl[i].by) && tl[i].text[0] != '\0' && strcmp(tl[i].kind, "resolved") != 0) {
+            rdoc_para(c.d, "%s %s (%s): %s", tstr(tl[i].at), tl[i].by, tl[i].kind, tl[i].text);
+        }
+    }
+    rdoc_blank(c.d, 4);
+    rdoc_heading(c.d, 2, tr(&c, "5. Handling", "5. 处理过程"));
+    for (size_t i = 0; i < ntl; i++) {
+        if (strcmp(tl[i].kind, "resolved") == 0 && tl[i].text[0] != '\0') {
+            rdoc_para(c.d, "%s %s: %s", tstr(tl[i].at), tl[i].by, tl[i].text);
+        }
+    }
+    rdoc_blank(c.d, 4);
+    rdoc_heading(c.d, 2, tr(&c, "6. Prevention", "6. 预防措施"));
+    if (col_text(q, 8)[0] != '\0') {
+        rdoc_para(c.d, "%s", tr(&c, "Runbook of the rule:", "规则的处理手册："));
+        rdoc_pre(c.d, col_text(q, 8));
+    }
+    rdoc_blank(c.d, 4);
+    rdoc_heading(c.d, 2, tr(&c, "7. Sign-off", "7. 签字"));
+    rdoc_para(c.d, "%s", tr(&c, "Prepared by / date:", "填写人 / 日期："));
+    rdoc_blank(c.d, 1);
+    rdoc_para(c.d, "%s", tr(&c, "Reviewed by / date:", "审核人 / 日期："));
+    rdoc_blank(c.d, 1);
+    *out = c.d;
+out:
+    for (size_t i = 0; i < ntl; i++) {
+        free(tl[i].kind);
+        free(tl[i].by);
+        free(tl[i].text);
+    }
+    free(tl);
+    sqlite3_finalize(q);
+    sqlite3_finalize(tq);
+    sqlite3_close(db);
+    free(path);
+    return rc;
+}

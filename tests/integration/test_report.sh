@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# `watchpost report` end to end on a state directory written by the report unit test's data
+# builder (WP_REPORT_MAKE: a synthetic 2026-W46/W47 through the real stores, UTC+8): the weekly,
+# monthly and fault reports as HTML and CSV, byte-identical on rerun, HTML that parses with
+# balanced tags and loads nothing from outside, CSV with a BOM, CRLF and the right columns.
+. "$(dirname "$0")/lib.sh"
+
+export TZ=CST-8
+MAKE=$WP_BIN/tests/test_report
+[ -x "$MAKE" ] || fail "missing $MAKE"
+WP_REPORT_MAKE=$T/state "$MAKE" || fail "could not build the synthetic state"
+report() { "$BIN_CLI" report "$@" --state-dir "$T/state"; }
+
+log "weekly report, twice"
+report weekly --week 2026-W47 --out "$T/a" --format html,csv > "$T/a.out" || fail "weekly"
+report weekly --week 2026-W47 --out "$T/b" --format csv,html > /dev/null || fail "weekly rerun"
+[ -s "$T/a/watchpost-weekly-2026-W47.html" ] || fail "no HTML"
+n=$(ls "$T/a" | wc -l)
+[ "$n" -ge 19 ] || fail "expected the HTML and at least 18 CSV files, got $n"
+diff -r "$T/a" "$T/b" || fail "rerun is not byte-identical"
+
+log "HTML parses, self-contained"
+cat > "$T/check_html.py" <<'PY'
+import re
+import sys
+from html.parser import HTMLParser
+
+VOID = {"meta", "br", "hr", "img", "link", "input"}
+
+class Check(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k.startswith("xmlns"):
+                continue  # names, not loaded
+            if k == "src" or (k.endswith("href") and not (v or "").startswith("#")) or \
+                    (v and (re.search(r"url\((?!#)", v) or "http" in v)):
+                sys.exit("external resource: %s=%s" % (k, v))
+        if tag in ("script", "link", "img", "iframe"):
+            sys.exit("unexpected <%s>" % tag)
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            sys.exit("unbalanced </%s> at %s, open %s" % (tag, self.getpos(), self.stack[-3:]))
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+p = Check()
+p.feed(open(sys.argv[1], encoding="utf-8").read())
+p.close()
+if p.stack:
+    sys.exit("unclosed %s" % p.stack)
+text = "".join(p.text)
+for want in sys.argv[2:]:
+    if want not in text:
+        sys.exit("missing text: %r" % want)
+PY
+python3 "$T/check_html.py" "$T/a/watchpost-weekly-2026-W47.html" \
+    "Watchpost weekly health report 2026-W47" \
+    "8011 (pbx1) blocked 3 times" \
+    "Host db1 unavailable for 60.0 min (availability 99.40 %)" \
+    "SLA breached 4 times (response 3, resolve 1)" \
+    "MTTA (time to acknowledge)" || fail "weekly HTML"
+
+log "CSV: BOM, CRLF, columns"
+cat > "$T/check_csv.py" <<'PY'
+import csv, sys
+path, header, row = sys.argv[1], sys.argv[2].split("|"), sys.argv[3].split("|")
+raw = open(path, "rb").read()
+if not raw.startswith(b"\xef\xbb\xbf"):
+    sys.exit("%s: no BOM" % path)
+if raw.replace(b"\r\n", b"").count(b"\n") != 0:
+    sys.exit("%s: a line without CR" % path)
+rows = list(csv.reader(open(path, encoding="utf-8-sig", newline="")))
+if rows[0] != header:
+    sys.exit("%s: header %s" % (path, rows[0]))
+if row != [""] and row not in rows[1:]:
+    sys.exit("%s: no row %s in %s" % (path, row, rows[1:]))
+PY
+W=$T/a/watchpost-weekly-2026-W47
+python3 "$T/check_csv.py" "$W-findings.csv" "Finding|This period|Previous|Trend" \
+    "8011 (pbx1) blocked 3 times|3|1|↑" || fail "findings.csv"
+python3 "$T/check_csv.py" "$W-host_availability.csv" \
+    "Host|Silences|Unplanned down (min)|Planned maintenance (min)|Availability (%)|Previous (%)|Trend" \
+    "db1|1|60.0|0.0|99.40|99.70|↓" || fail "host_availability.csv"
+python3 "$T/check_csv.py" "$W-response_times.csv" \
+    "Measure|Incidents|Median (min)|p90 (min)|Previous median (min)|Previous p90 (min)" \
+    "MTTR|5|120.0|1200.0|30.0|30.0" || fail "response_times.csv"
+python3 "$T/check_csv.py" "$W-sla.csv" \
+    "Priority|Response met|Response breached|Response pending|Resolve met|Resolve breached|Resolve pending" \
+    "P2|2|0|0|1|1|0" || fail "sla.csv"
+python3 "$T/check_csv.py" "$W-host_metrics.csv" \
+    "Host|Metric|Average|p95|Peak|Previous average|Trend|Full in (days)" \
+    "db1|CPU busy (%)|20.48|20.00|100.00|10.00|↑|" || fail "host_metrics.csv"
+python3 "$T/check_csv.py" "$W-findings.csv" "Finding|This period|Previous|Trend" \
+    "/u02 on db1 full in 2.3 days (trend of the period)|2.3|n/a|" || fail "forecast finding"
+for f in "$T"/a/*.csv; do
+    python3 "$T/check_csv.py" "$f" "$(head -1 "$f" | sed 's/^\xef\xbb\xbf//; s/\r$//; s/^"//; s/"$//; s/","/|/g')" "" \
+        || fail "$f"
+done
+
+log "zh-CN"
+report weekly --week 2026-W47 --out "$T/zh" --format html --lang zh-CN > /dev/null || fail "zh-CN"
+python3 "$T/check_html.py" "$T/zh/watchpost-weekly-2026-W47.html" "8011（pbx1）阻塞 3 次" \
+    "Watchpost 每周运行报告 2026-W47" || fail "zh-CN HTML"
+
+log "monthly"
+report monthly --month 2026-11 --out "$T/m" --format html,csv > /dev/null || fail "monthly"
+python3 "$T/check_html.py" "$T/m/watchpost-monthly-2026-11.html" \
+    "Watchpost monthly health report 2026-11" "8011 (pbx1) blocked 4 times" || fail "monthly HTML"
+
+log "fault report"
+report incident 4 --out "$T/i" --format html,csv > /dev/null || fail "incident 4"
+python3 "$T/check_html.py" "$T/i/watchpost-incident-4.html" "Fault report: incident 4" \
+    "capacity / disk_full" "Li Wei: archived logs cleaned" || fail "fault HTML"
+python3 "$T/check_csv.py" "$T/i/watchpost-incident-4-timeline.csv" "Time|Event|By|Text" \
+    "2026-11-19 10:50|resolved|Li Wei|archived logs cleaned" || fail "timeline.csv"
+
+log "PDF"
+if report weekly --week 2026-W47 --out "$T/p" --format pdf > /dev/null 2> "$T/pdf.err"; then
+    report weekly --week 2026-W47 --out "$T/p2" --format pdf > /dev/null || fail "pdf rerun"
+    cmp "$T/p/watchpost-weekly-2026-W47.pdf" "$T/p2/watchpost-weekly-2026-W47.pdf" \
+        || fail "PDF rerun is not byte-identical"
+    report incident 4 --out "$T/p" --format pdf --lang zh-CN > /dev/null || fail "fault PDF"
+    if command -v pdftoppm > /dev/null; then
+        for f in watchpost-weekly-2026-W47 watchpost-incident-4; do
+            pdftoppm -r 30 -gray "$T/p/$f.pdf" "$T/p/$f" || fail "pdftoppm $f"
+        done
+        python3 - "$T/p" <<'PY' || fail "PDF pages"
+import glob, sys
+for prefix, least in (("watchpost-weekly-2026-W47", 4), ("watchpost-incident-4", 1)):
+    pages = sorted(glob.glob("%s/%s-*.pgm" % (sys.argv[1], prefix)))
+    if len(pages) < least:
+        sys.exit("%s: %d pages, expected at least %d" % (prefix, len(pages), least))
+    for p in pages:
+        data = open(p, "rb").read()
+        magic, w, h, maxval, pix = data.split(maxsplit=4)
+        w, h = int(w), int(h)
+        body = pix[-w * h:][: w * h * 9 // 10]  # above the footer
+        if sum(1 for b in body if b < 200) < 50:
+            sys.exit("%s: an empty page" % p)
+PY
+    else
+        log "no pdftoppm: PDF pages not checked"
+    fi
+else
+    grep -q "no PDF output" "$T/pdf.err" || fail "pdf: $(cat "$T/pdf.err")"
+    log "this build has no PDF output; skipped"
+fi
+
+log "errors"
+set +e
+report incident 999 --out "$T/i" > /dev/null 2>&1; [ $? -eq 1 ] || fail "incident 999 should fail"
+report weekly --week 2026-W99 --out "$T/x" > /dev/null 2>&1; [ $? -eq 2 ] || fail "bad week"
+report weekly --out "$T/x" --format doc > /dev/null 2>&1; [ $? -eq 2 ] || fail "unknown format"
+report monthly --week 2026-W47 > /dev/null 2>&1; [ $? -eq 2 ] || fail "--week with monthly"
+set -e
+log "PASS"
