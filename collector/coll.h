@@ -74,6 +74,7 @@ struct coll_server {
     struct outbox *outbox;    /* notification outbox (incidents.db), NULL without notify: */
     struct deliver *deliver;
     struct http_server *http; /* dashboard and JSON API (coll_http.c), NULL when off */
+    struct coll_api *api;     /* its routes, login and event streams (http_api.c) */
     int64_t last_prune_ms;
     int64_t last_linerrd_ms; /* the once-a-minute per-line RRD refresh (linerrd.h) */
 

@@ -30,7 +30,8 @@ struct notify_conf;
  *   http:   {listen: 127.0.0.1:8080 (no listen: no HTTP server), tls: {cert, key},
  *            static_dir (default $WATCHPOST_DASHBOARDS or /usr/share/watchpost/dashboards),
  *            max_connections: 1024, max_header: 16KiB, max_body: 1MiB, header_timeout: 10s,
- *            body_timeout: 30s, idle_timeout: 60s, sse_ping: 15s}   (docs/API.md)
+ *            body_timeout: 30s, idle_timeout: 60s, sse_ping: 15s, session_idle: 12h,
+ *            session_max: 7d, login_failures: 5, login_window: 60s}   (docs/API.md)
  * Relative paths are relative to the config file's directory.
  */
 struct coll_conf {
@@ -82,6 +83,8 @@ struct coll_conf {
         int64_t max_connections;
         uint64_t max_header, max_body;
         int64_t header_timeout_ms, body_timeout_ms, idle_timeout_ms, sse_ping_ms;
+        int64_t session_idle_ms, session_max_ms; /* login sessions (http_auth.h) */
+        int64_t login_failures, login_window_ms;
         const char *port_file; /* --http-port-file (main.c), not from the YAML */
     } http;
 };

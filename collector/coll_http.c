@@ -10,6 +10,8 @@
 #include "coll.h"
 #include "coll_conf.h"
 #include "http.h"
+#include "http_api.h"
+#include "http_auth.h"
 #include "wp/err.h"
 #include "wp/log.h"
 
@@ -98,7 +100,26 @@ int coll_http_start(struct coll_server *s)
         return rc;
     }
     http_route(s->http, "GET", "/healthz", healthz, s);
-    http_route(s->http, "GET", "/api/v1/status", status, s);
+    http_route_role(s->http, "GET", "/api/v1/status", HTTP_ROLE_VIEWER, status, s);
+    /* login: users, tokens and sessions in STATE_DIR/users.db (http_auth.h) */
+    char upath[4096];
+    struct http_auth *auth = NULL;
+    if ((size_t)snprintf(upath, sizeof(upath), "%s/users.db", conf->state_dir) >= sizeof(upath)) {
+        return -ENAMETOOLONG;
+    }
+    struct http_auth_opts ao = {
+        .session_idle_ms = conf->http.session_idle_ms,
+        .session_max_ms = conf->http.session_max_ms,
+        .max_failures = (int)conf->http.login_failures,
+        .window_ms = conf->http.login_window_ms,
+    };
+    rc = http_auth_open(upath, &ao, &auth);
+    if (rc < 0) {
+        WP_ERROR("collector", "cannot open the users database %s: %s", upath, wp_strerror(rc));
+        return rc;
+    }
+    http_auth_install(s->http, auth);
+    coll_api_start(s, auth, &s->api); /* takes auth */
     int port = http_server_port(s->http);
     if (conf->http.port_file != NULL && (rc = write_port_file(conf->http.port_file, port)) < 0) {
         WP_ERROR("collector", "cannot write HTTP port file %s: %s", conf->http.port_file,
@@ -112,6 +133,8 @@ int coll_http_start(struct coll_server *s)
 
 void coll_http_stop(struct coll_server *s)
 {
+    coll_api_stop(s->api); /* event streams and the poll timer first */
+    s->api = NULL;
     http_server_stop(s->http); /* frees itself once its handles are closed */
     s->http = NULL;
 }

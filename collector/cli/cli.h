@@ -27,5 +27,8 @@ int cli_incidents(int argc, char **argv);
 int cli_outbox(int argc, char **argv);
 /* watchpost report weekly|monthly|incident ID: health and fault reports (report.c) */
 int cli_report(int argc, char **argv);
+/* watchpost user add|passwd|role|list|del, token add|list|del: dashboard login (user.c) */
+int cli_user(int argc, char **argv);
+int cli_token(int argc, char **argv);
 
 #endif

@@ -15,6 +15,9 @@ echo 'body { color: #000; }' > "$T/www/sub/app.css"
 echo 'TOPSECRET' > "$T/secret.txt"
 ln -s ../secret.txt "$T/www/link.txt"
 
+# everything under /api/v1 needs a login: a viewer token for the status calls
+mkdir -p "$T/state"
+TOKEN=$("$BIN_CLI" token add httpd-test --role viewer --state-dir "$T/state" 2>/dev/null)
 collector_config "http:" \
     "  listen: 127.0.0.1:0" \
     "  static_dir: $T/www" \
@@ -28,7 +31,8 @@ PIDS[collector]=$!
 wait_for 30 "collector HTTP port file" test -s "$T/http.port"
 HP=$(cat "$T/http.port")
 BASE="https://wp-dash.test:$HP"
-CURL=(curl -sS --max-time 10 --cacert "$T/ca/ca.crt" --resolve "wp-dash.test:$HP:127.0.0.1")
+CURL=(curl -sS --max-time 10 --cacert "$T/ca/ca.crt" --resolve "wp-dash.test:$HP:127.0.0.1"
+    -H "Authorization: Bearer $TOKEN")
 
 log "HTTPS on port $HP"
 body=$("${CURL[@]}" "$BASE/healthz") || fail "GET /healthz failed"

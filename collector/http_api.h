@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The collector's JSON API, /metrics and the event stream on its HTTP server (docs/API.md). */
+#ifndef WP_COLLECTOR_HTTP_API_H
+#define WP_COLLECTOR_HTTP_API_H
+
+#include "http.h"
+
+struct coll_server;
+struct coll_api;
+struct http_auth;
+
+/*
+ * Register the routes on s->http (incidents, lines, seats, hosts, outbox, /metrics, events)
+ * and start the once-a-second event poll (new incident timeline entries go to every open
+ * GET /api/v1/events stream). Takes ownership of auth (closed by coll_api_stop; may be NULL
+ * in tests: then operator actions are written "by" "api"). Loop thread. Returns 0.
+ */
+int coll_api_start(struct coll_server *s, struct http_auth *auth, struct coll_api **out);
+/* Close the event streams and the poll timer; the rest is freed once the timer has closed
+ * (keep running the loop). Call before http_server_stop(). NULL does nothing. */
+void coll_api_stop(struct coll_api *api);
+
+#endif
