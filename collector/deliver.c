@@ -46,7 +46,7 @@ struct flight {
 
 struct dstate {
     int in_flight;
-    int64_t *starts; /* ring of start times for the rate limit */
+    int64_t *starts; /* ring of completion times for the rate limit (see rate_ok) */
     size_t head, n, cap;
     int dead_open;   /* the dead-letter incident of this destination is open */
 };
@@ -76,6 +76,7 @@ struct sock {
 };
 
 static void check_done(struct deliver *dl);
+static void rate_note(struct deliver *dl, size_t di, int64_t now);
 
 /* ---- libcurl <-> libuv ------------------------------------------------------------------------ */
 
@@ -584,6 +585,8 @@ static void check_done(struct deliver *dl)
         }
         dl->nflight--;
         dl->ds[f->di].in_flight--;
+        /* the request reached the receiver at the latest now: its window counts from here */
+        rate_note(dl, f->di, wp_clock_now_ms());
         if (!dl->stopping) {
             finish(dl, f, cc);
         }
@@ -607,8 +610,14 @@ static int in_flight(const struct deliver *dl, int64_t msg_id)
     return 0;
 }
 
-/* A start leaves the window a little late: the receiver counts arrivals, and a request
- * started early in one window may arrive after a later one. */
+/*
+ * Rate limits as the receiver counts them (arrivals in any window of rate_per_ms): a request
+ * arrives somewhere between its start and its completion, so completed requests are kept
+ * with their completion time and requests in flight count too. A new request may start only
+ * while (completed within the window) + (in flight) < rate_max: every request arriving in a
+ * window [t, t + per) completed after t or is still in flight when the last of them starts,
+ * so none of them is missed. A small margin covers the receiver's own clock.
+ */
 static int64_t rate_margin(const struct notify_dest *d)
 {
     int64_t m = d->rate_per_ms / 20;
@@ -627,15 +636,16 @@ static int rate_ok(struct deliver *dl, size_t di, int64_t now)
         ds->head = (ds->head + 1) % ds->cap;
         ds->n--;
     }
-    return (int64_t)ds->n < d->rate_max;
+    return (int64_t)ds->n + ds->in_flight < d->rate_max;
 }
 
-/* When the oldest start in the window leaves it (a request is allowed again). */
+/* When the oldest completion in the window leaves it (a request is allowed again; with only
+ * requests in flight, soon). */
 static int64_t rate_free_at(const struct deliver *dl, size_t di)
 {
     const struct dstate *ds = &dl->ds[di];
     if (ds->n == 0) {
-        return 0;
+        return wp_clock_now_ms() + 1000;
     }
     return ds->starts[ds->head] + dl->conf->dests[di].rate_per_ms +
            rate_margin(&dl->conf->dests[di]);
@@ -795,7 +805,6 @@ static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t no
         rc = notify_render_search(dl->conf, d, m, &rq, why, sizeof(why));
         if (rc == 0) {
             f->kind = F_SEARCH;
-            rate_note(dl, (size_t)di, wp_clock_now_ms());
             rc = flight_start(dl, f, d, rq.method, rq.url, rq.headers, rq.body, rq.body_len,
                               NULL);
             notify_request_free(&rq);
@@ -837,7 +846,6 @@ static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t no
         outbox_remote_put(dl->ob, d->name, m->incident_id, "", "creating");
     }
     f->kind = F_SEND;
-    rate_note(dl, (size_t)di, wp_clock_now_ms()); /* the pump's now may be stale by now */
     rc = flight_start(dl, f, d, rq.method, rq.url, rq.headers, rq.body, rq.body_len, rq.rcpt);
     notify_request_free(&rq);
     if (rc < 0) {
