@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `watchpost report weekly|monthly|incident ID`: the health report of a week or a month and
- * the fault report of one incident, from the state directory, as HTML and CSV files. */
+/* `watchpost report weekly|monthly|attendance|incident ID`: the health report of a week or a
+ * month, the seat attendance report against a schedule and the fault report of one incident,
+ * from the state directory, as HTML, CSV and PDF files. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "attendance.h"
 #include "cli.h"
 #include "cliutil.h"
 #include "coll_conf.h"
@@ -22,6 +24,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: watchpost report weekly [--week 2026-W47]\n"
             "       watchpost report monthly [--month 2026-11]\n"
+            "       watchpost report attendance [--month 2026-11 | --week 2026-W47]\n"
+            "                                   --schedule attendance.yaml\n"
             "       watchpost report incident ID\n"
             "  options: --out DIR (default .) --format html,csv,pdf (default html)\n"
             "           [--lang en|zh-CN] [--silence-rules host_silent,...]\n"
@@ -128,10 +132,13 @@ int cli_report(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},    {"format", required_argument, NULL, 'f'},
         {"lang", required_argument, NULL, 'l'},   {"state-dir", required_argument, NULL, 'd'},
         {"silence-rules", required_argument, NULL, 's'},
+        {"schedule", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *week = NULL, *month = NULL, *out = ".", *format = "html", *dir = NULL;
-    const char *config = NULL;
+    const char *config = NULL, *schedule = NULL;
+    struct att_sched *sched = NULL;
+    struct att_report *att = NULL;
     struct rep_opts o;
     struct fmts f;
     struct coll_conf *conf = NULL;
@@ -155,6 +162,7 @@ int cli_report(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'c': config = optarg; break;
         case 's': o.silence_rules = optarg; break;
+        case 'S': schedule = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -179,14 +187,28 @@ int cli_report(int argc, char **argv)
             return 2;
         }
         optind++;
-    } else if (strcmp(what, "weekly") != 0 && strcmp(what, "monthly") != 0) {
+    } else if (strcmp(what, "weekly") != 0 && strcmp(what, "monthly") != 0 &&
+               strcmp(what, "attendance") != 0) {
         usage(stderr);
         return 2;
     }
-    if (optind < argc || (week != NULL && strcmp(what, "weekly") != 0) ||
-        (month != NULL && strcmp(what, "monthly") != 0)) {
+    int attendance = strcmp(what, "attendance") == 0;
+    if (optind < argc || (week != NULL && strcmp(what, "weekly") != 0 && !attendance) ||
+        (month != NULL && strcmp(what, "monthly") != 0 && !attendance) ||
+        (week != NULL && month != NULL) || (schedule != NULL && !attendance)) {
         usage(stderr);
         return 2;
+    }
+    if (attendance) {
+        struct wp_conf_err cerr;
+        if (schedule == NULL) {
+            fprintf(stderr, "report: attendance needs --schedule FILE (the shifts and holidays)\n");
+            return 2;
+        }
+        if (att_sched_load(schedule, &sched, &cerr) < 0) {
+            fprintf(stderr, "report: %s\n", cerr.msg);
+            return 2;
+        }
     }
     const char *sdir = cli_state_dir(config, dir, &conf);
     if (sdir == NULL) {
@@ -206,6 +228,23 @@ int cli_report(int argc, char **argv)
             goto out;
         }
         name = wp_xasprintf("watchpost-incident-%" PRId64, id);
+    } else if (attendance) {
+        struct rep_period pc, pp;
+        int weekly = week != NULL;
+        int r = weekly ? rep_week(week, wp_clock_now_ms(), &pc, &pp)
+                       : rep_month(month, wp_clock_now_ms(), &pc, &pp);
+        if (r < 0) {
+            fprintf(stderr, "report: bad %s \"%s\" (%s)\n", weekly ? "--week" : "--month",
+                    weekly ? week : month, weekly ? "e.g. 2026-W47" : "e.g. 2026-11");
+            rc = 2;
+            goto out;
+        }
+        if (att_build(sdir, sched, &pc, wp_clock_now_ms(), &att, err, sizeof(err)) < 0) {
+            fprintf(stderr, "report: %s\n", err);
+            goto out;
+        }
+        d = att_doc(att, &o);
+        name = wp_xasprintf("watchpost-attendance-%s", pc.label);
     } else {
         struct rep_period pc, pp;
         int weekly = strcmp(what, "weekly") == 0;
@@ -233,6 +272,8 @@ out:
     rdoc_free(d);
     rep_stats_free(cur);
     rep_stats_free(prev);
+    att_report_free(att);
+    att_sched_free(sched);
     coll_conf_free(conf);
     return rc;
 }

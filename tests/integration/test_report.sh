@@ -3,7 +3,8 @@
 # `watchpost report` end to end on a state directory written by the report unit test's data
 # builder (WP_REPORT_MAKE: a synthetic 2026-W46/W47 through the real stores, UTC+8): the weekly,
 # monthly and fault reports as HTML and CSV, byte-identical on rerun, HTML that parses with
-# balanced tags and loads nothing from outside, CSV with a BOM, CRLF and the right columns.
+# balanced tags and loads nothing from outside, CSV with a BOM, CRLF and the right columns; and
+# the attendance report on the attendance unit test's week (WP_ATT_MAKE) with its known answers.
 . "$(dirname "$0")/lib.sh"
 
 export TZ=CST-8
@@ -155,6 +156,58 @@ else
     grep -q "no PDF output" "$T/pdf.err" || fail "pdf: $(cat "$T/pdf.err")"
     log "this build has no PDF output; skipped"
 fi
+
+log "attendance"
+AMAKE=$WP_BIN/tests/test_attendance
+[ -x "$AMAKE" ] || fail "missing $AMAKE"
+WP_ATT_MAKE=$T/att "$AMAKE" || fail "could not build the attendance state"
+attend() { "$BIN_CLI" report attendance --state-dir "$T/att" --schedule "$T/att/attendance.yaml" "$@"; }
+attend --week 2026-W47 --out "$T/aa" --format html,csv > /dev/null || fail "attendance"
+attend --week 2026-W47 --out "$T/ab" --format csv,html > /dev/null || fail "attendance rerun"
+diff -r "$T/aa" "$T/ab" || fail "attendance rerun is not byte-identical"
+A=$T/aa/watchpost-attendance-2026-W47
+python3 "$T/check_html.py" "$A.html" "Watchpost seat attendance report 2026-W47" \
+    "present (make-up workday)" "8013 (pbx9), 9000 (pbx1)" || fail "attendance HTML"
+python3 "$T/check_csv.py" "$A-seats.csv" \
+    "Host|Seat|Scheduled days|Present|Absent|Late (times)|Late (min)|Early leave (times)|Early leave (min)|Holidays|Logged in (h)|Paused (h)" \
+    "pbx1|8011|5|5|0|1|17|1|40|1|44.17|1.00" || fail "attendance seats.csv"
+DAYS="Date|Day|Host|Seat|Shift|Scheduled|First login|Last logout|Logged in (h)|Paused (h)|Late (min)|Early leave (min)|Status"
+python3 "$T/check_csv.py" "$A-days.csv" "$DAYS" \
+    "2026-11-17|Tue|pbx1|8011|day|08:30-17:30|08:47|17:30|8.72|0.00|17|0|late" || fail "late 17"
+python3 "$T/check_csv.py" "$A-days.csv" "$DAYS" \
+    "2026-11-19|Thu|pbx1|8011|day|08:30-17:30|08:25|16:50|8.42|0.00|0|40|early leave" \
+    || fail "early leave"
+python3 "$T/check_csv.py" "$A-days.csv" "$DAYS" \
+    "2026-11-18|Wed|pbx1|8012|day|08:30-17:30|||0.00|0.00|||holiday" || fail "holiday"
+python3 "$T/check_csv.py" "$A-days.csv" "$DAYS" \
+    "2026-11-20|Fri|pbx1|8012|day|08:30-17:30|||0.00|0.00|||absent" || fail "absent"
+attend --week 2026-W47 --out "$T/az" --format html,csv --lang zh-CN > /dev/null || fail "zh-CN"
+python3 "$T/check_html.py" "$T/az/watchpost-attendance-2026-W47.html" \
+    "Watchpost 座席考勤报告 2026-W47" "出勤（调休上班）" || fail "attendance zh-CN HTML"
+python3 "$T/check_csv.py" "$T/az/watchpost-attendance-2026-W47-seats.csv" \
+    "主机|座席|应出勤天数|出勤天数|缺勤天数|迟到次数|迟到（分钟）|早退次数|早退（分钟）|节假日天数|登录时长（小时）|暂停时长（小时）" \
+    "pbx1|8020|5|0|5|0|0|0|0|1|0.00|0.00" || fail "attendance zh-CN seats.csv"
+if attend --week 2026-W47 --out "$T/ap" --format pdf > /dev/null 2>&1; then
+    attend --week 2026-W47 --out "$T/ap2" --format pdf > /dev/null || fail "attendance pdf rerun"
+    cmp "$A.html" "$T/ab/watchpost-attendance-2026-W47.html" > /dev/null || fail "html changed"
+    cmp "$T/ap/watchpost-attendance-2026-W47.pdf" "$T/ap2/watchpost-attendance-2026-W47.pdf" \
+        || fail "attendance PDF rerun is not byte-identical"
+fi
+printf 'shifts:\n  - name: night\n    seats: "8*"\n    days: mon-fri\n    start: "22:00"\n    end: "06:00"\n' \
+    > "$T/night.yaml"
+set +e
+"$BIN_CLI" report attendance --state-dir "$T/att" --schedule "$T/night.yaml" --out "$T/x" \
+    > /dev/null 2> "$T/night.err"
+[ $? -eq 2 ] || fail "an overnight shift should be refused"
+grep -q "night.yaml:6:10: shifts\[0\].end: 06:00 is not after start 22:00; overnight shifts are not supported" \
+    "$T/night.err" || fail "overnight message: $(cat "$T/night.err")"
+"$BIN_CLI" report attendance --state-dir "$T/att" --out "$T/x" > /dev/null 2>&1
+[ $? -eq 2 ] || fail "attendance without --schedule"
+report weekly --schedule "$T/att/attendance.yaml" --out "$T/x" > /dev/null 2>&1
+[ $? -eq 2 ] || fail "--schedule with weekly"
+attend --week 2026-W47 --month 2026-11 --out "$T/x" > /dev/null 2>&1
+[ $? -eq 2 ] || fail "--week and --month together"
+set -e
 
 log "errors"
 set +e

@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Attendance report tests: a synthetic week (2026-W47, UTC+8) of seat sessions written through
+ * the real seats API with injected times, checked against a schedule with a holiday and a
+ * make-up working day, with hand-computed answers. `WP_ATT_MAKE=DIR test_attendance` only
+ * writes the data and DIR/attendance.yaml (tests/integration/test_report.sh runs the CLI). */
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* cmocka needs these first, in this order */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "attendance.h"
+#include "lines.h"
+#include "report.h"
+#include "seats.h"
+#include "wp/err.h"
+#include "wp/mem.h"
+
+#define SEC  INT64_C(1000)
+#define MIN  (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY  (24 * HOUR)
+#define F    INT64_C(1794758400000) /* 2026-11-16T00:00:00+08:00, Monday of 2026-W47 */
+
+static char g_dir[64];
+
+static const char sched_yaml[] =
+    "# Wednesday 2026-11-18 a public holiday, Saturday 2026-11-21 a make-up working day\n"
+    "shifts:\n"
+    "  - name: day\n"
+    "    seats: [\"80*\", \"8020\"]\n"
+    "    hosts: pbx1\n"
+    "    days: mon-fri\n"
+    "    start: \"08:30\"\n"
+    "    end: \"17:30\"\n"
+    "  - name: late\n"
+    "    seats: 8101\n"
+    "    days: [mon, wed, fri]\n"
+    "    start: \"12:00\"\n"
+    "    end: \"20:00\"\n"
+    "    grace_minutes: 5\n"
+    "holidays:\n"
+    "  - 2026-11-18\n"
+    "  - 2026-12-31..2027-01-01\n"
+    "workdays:\n"
+    "  - 2026-11-21\n";
+
+/* ---- the synthetic data ---- */
+
+static void ev(struct coll_seats *s, const char *host, const char *seat, const char *queue,
+               const char *action, int64_t at)
+{
+    assert_int_equal(coll_seats_put(s, host, seat, queue, action,
+                                    strcmp(action, "pause") == 0 ? "lunch" : NULL, at, 0, 0),
+                     1);
+}
+
+/* One session of seat in queue q1 on day d (0 = Monday) from h1:m1 to h2:m2. */
+static void session(struct coll_seats *s, const char *host, const char *seat, int d, int h1, int m1,
+                    int h2, int m2)
+{
+    ev(s, host, seat, "q1", "login", F + d * DAY + h1 * HOUR + m1 * MIN);
+    ev(s, host, seat, "q1", "logout", F + d * DAY + h2 * HOUR + m2 * MIN);
+}
+
+static void make_state(const char *dir)
+{
+    char path[256];
+    struct coll_lines *l = NULL;
+
+    snprintf(path, sizeof(path), "%s/lines.db", dir);
+    assert_int_equal(coll_lines_open(path, &l), 0);
+    assert_int_equal(coll_lines_begin(l), 0);
+    struct coll_seats *s = coll_lines_seats(l);
+
+    /* 8011: Monday 08:30-17:30 in two queues with a lunch pause */
+    ev(s, "pbx1", "8011", "q1", "login", F + 8 * HOUR + 30 * MIN);
+    ev(s, "pbx1", "8011", "q2", "login", F + 8 * HOUR + 30 * MIN);
+    ev(s, "pbx1", "8011", "q1", "pause", F + 12 * HOUR);
+    ev(s, "pbx1", "8011", "q1", "unpause", F + 13 * HOUR);
+    ev(s, "pbx1", "8011", "q1", "logout", F + 17 * HOUR + 30 * MIN);
+    ev(s, "pbx1", "8011", "q2", "logout", F + 17 * HOUR + 30 * MIN);
+    session(s, "pbx1", "8011", 1, 8, 47, 17, 30); /* Tuesday: late by 17 min */
+    /* Wednesday: the holiday, no session */
+    session(s, "pbx1", "8011", 3, 8, 25, 16, 50); /* Thursday: early leave by 40 min */
+    session(s, "pbx1", "8011", 4, 8, 30, 17, 30); /* Friday */
+    session(s, "pbx1", "8011", 5, 8, 29, 17, 31); /* Saturday, the make-up working day */
+
+    /* 8012: Monday and Thursday only: absent Tuesday, Friday and the make-up Saturday */
+    session(s, "pbx1", "8012", 0, 8, 30, 17, 30);
+    session(s, "pbx1", "8012", 3, 8, 30, 17, 30);
+
+    /* 8101 on the late shift (12:00-20:00, 5 min grace) */
+    session(s, "pbx2", "8101", 0, 12, 4, 20, 0); /* within the grace: not late */
+    session(s, "pbx2", "8101", 2, 12, 0, 16, 0); /* works on the holiday */
+    session(s, "pbx2", "8101", 4, 12, 6, 19, 0); /* late by 6 min, early by 60 */
+    /* 9000 has no shift */
+    session(s, "pbx1", "9000", 0, 9, 0, 10, 0);
+    /* 8013 on another host than the day shift's: no shift either */
+    session(s, "pbx9", "8013", 0, 9, 0, 10, 0);
+    /* 8014: logged in Friday 08:30 and still logged in at the end of the data */
+    ev(s, "pbx1", "8014", "q1", "login", F + 4 * DAY + 8 * HOUR + 30 * MIN);
+    assert_int_equal(coll_lines_commit(l), 0);
+    coll_lines_close(l);
+
+    snprintf(path, sizeof(path), "%s/attendance.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(sched_yaml, f);
+    fclose(f);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/wp-attendance-XXXXXX");
+    if (mkdtemp(g_dir) == NULL) {
+        return -1;
+    }
+    make_state(g_dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (getenv("WP_KEEP") == NULL) {
+        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static struct att_sched *sched(void)
+{
+    struct att_sched *s = NULL;
+    struct wp_conf_err err;
+    char path[128];
+
+    snprintf(path, sizeof(path), "%s/attendance.yaml", g_dir);
+    int rc = att_sched_load(path, &s, &err);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+    }
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+static struct att_report *build_at(int64_t now)
+{
+    struct rep_period c, p;
+    struct att_report *r = NULL;
+    struct att_sched *s = sched();
+    char err[256];
+
+    assert_int_equal(rep_week("2026-W47", 0, &c, &p), 0);
+    int rc = att_build(g_dir, s, &c, now, &r, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+    }
+    assert_int_equal(rc, 0);
+    att_sched_free(s);
+    return r;
+}
+
+static const struct att_seat *seat_of(const struct att_report *r, const char *host,
+                                      const char *seat)
+{
+    for (size_t i = 0; i < r->nseats; i++) {
+        if (strcmp(r->seats[i].host, host) == 0 && strcmp(r->seats[i].seat, seat) == 0) {
+            return &r->seats[i];
+        }
+    }
+    fail_msg("no seat %s (%s)", seat, host);
+    return NULL;
+}
+
+static char *html_of(const struct rdoc *d)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    assert_non_null(f);
+    assert_int_equal(rdoc_write_html(d, f), 0);
+    fclose(f);
+    return buf;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = wp_xmalloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* ---- tests ---- */
+
+static void late_early_absent(void **state)
+{
+    struct att_report *r = build_at(INT64_MAX);
+
+    (void)state;
+    assert_int_equal(r->asof_ms, F + 7 * DAY);
+    /* 8011, 8012, 8014, 8020 on pbx1 and 8101 on pbx2; 9000 and 8013 have no shift */
+    assert_int_equal(r->nseats, 5);
+    assert_string_equal(r->seats[0].seat, "8011");
+    assert_string_equal(r->seats[3].seat, "8020");
+    assert_string_equal(r->seats[4].seat, "8101");
+    assert_int_equal(r->nunscheduled, 2);
+    assert_string_equal(r->unscheduled[0], "8013 (pbx9)");
+    assert_string_equal(r->unscheduled[1], "9000 (pbx1)");
+
+    const struct att_seat *s = seat_of(r, "pbx1", "8011");
+    assert_int_equal(s->ndays, 7);
+    /* Monday: in from 08:30 to 17:30, one hour's lunch pause */
+    assert_int_equal(s->days[0].kind, ATT_WORK);
+    assert_string_equal(s->days[0].shift, "day");
+    assert_int_equal(s->days[0].first_ms, F + 8 * HOUR + 30 * MIN);
+    assert_int_equal(s->days[0].last_ms, F + 17 * HOUR + 30 * MIN);
+    assert_int_equal(s->days[0].logged_ms, 9 * HOUR);
+    assert_int_equal(s->days[0].paused_ms, HOUR);
+    assert_int_equal(s->days[0].late_min, 0);
+    assert_int_equal(s->days[0].early_min, 0);
+    /* Tuesday: 08:47 against an 08:30 start is late by 17 min */
+    assert_int_equal(s->days[1].late_min, 17);
+    assert_int_equal(s->days[1].early_min, 0);
+    assert_int_equal(s->days[1].absent, 0);
+    /* Wednesday: a public holiday is not an absence */
+    assert_int_equal(s->days[2].kind, ATT_HOLIDAY);
+    assert_int_equal(s->days[2].absent, 0);
+    /* Thursday: left at 16:50, early by 40 min */
+    assert_int_equal(s->days[3].early_min, 40);
+    assert_int_equal(s->days[3].late_min, 0);
+    /* Saturday: the make-up working day counts */
+    assert_int_equal(s->days[5].kind, ATT_WORK);
+    assert_int_equal(s->days[5].makeup, 1);
+    assert_int_equal(s->days[5].late_min, 0);
+    /* Sunday: off */
+    assert_int_equal(s->days[6].kind, ATT_OFF);
+    assert_int_equal(s->work_days, 5);
+    assert_int_equal(s->present_days, 5);
+    assert_int_equal(s->absent_days, 0);
+    assert_int_equal(s->holiday_days, 1);
+    assert_int_equal(s->late_n, 1);
+    assert_int_equal(s->late_min, 17);
+    assert_int_equal(s->early_n, 1);
+    assert_int_equal(s->early_min, 40);
+    assert_int_equal(s->logged_ms, (540 + 523 + 505 + 540 + 542) * MIN);
+    assert_int_equal(s->paused_ms, HOUR);
+
+    /* 8012: no session on Tuesday, Friday and the make-up Saturday: absent */
+    s = seat_of(r, "pbx1", "8012");
+    assert_int_equal(s->days[1].absent, 1);
+    assert_int_equal(s->days[2].absent, 0); /* the holiday */
+    assert_int_equal(s->days[4].absent, 1);
+    assert_int_equal(s->days[5].absent, 1);
+    assert_int_equal(s->work_days, 5);
+    assert_int_equal(s->present_days, 2);
+    assert_int_equal(s->absent_days, 3);
+
+    /* 8020: named in the schedule, never logged in: absent every working day */
+    s = seat_of(r, "pbx1", "8020");
+    assert_int_equal(s->absent_days, 5);
+    assert_int_equal(s->holiday_days, 1);
+
+    /* 8014: still logged in since Friday 08:30 */
+    s = seat_of(r, "pbx1", "8014");
+    assert_int_equal(s->days[4].open, 1);
+    assert_int_equal(s->days[4].last_ms, 0);
+    assert_int_equal(s->days[4].early_min, 0);
+    assert_int_equal(s->days[5].early_min, 0); /* logged in all Saturday */
+    assert_int_equal(s->days[5].late_min, 0);
+    assert_int_equal(s->absent_days, 3);
+    assert_int_equal(s->logged_ms, (15 * 60 + 30) * MIN + 2 * DAY);
+
+    /* 8101, late shift with 5 min grace: 12:04 is not late, 12:06 is late by 6 */
+    s = seat_of(r, "pbx2", "8101");
+    assert_int_equal(s->days[0].late_min, 0);
+    assert_int_equal(s->days[2].kind, ATT_HOLIDAY);
+    assert_int_equal(s->days[2].logged_ms, 4 * HOUR);
+    assert_int_equal(s->days[4].late_min, 6);
+    assert_int_equal(s->days[4].early_min, 60);
+    assert_int_equal(s->days[1].kind, ATT_OFF);  /* Tuesday: not a late-shift day */
+    assert_int_equal(s->days[5].kind, ATT_WORK); /* every shift works the make-up day */
+    assert_int_equal(s->days[5].absent, 1);
+    assert_int_equal(s->work_days, 3);
+    assert_int_equal(s->late_n, 1);
+    assert_int_equal(s->early_n, 1);
+    att_report_free(r);
+}
+
+/* A week that has not ended: days whose shift has not ended are not counted yet. */
+static void not_yet(void **state)
+{
+    struct att_report *r = build_at(F + 3 * DAY + 12 * HOUR); /* Thursday noon */
+
+    (void)state;
+    assert_int_equal(r->asof_ms, F + 3 * DAY + 12 * HOUR);
+    const struct att_seat *s = seat_of(r, "pbx1", "8011");
+    assert_int_equal(s->days[3].kind, ATT_NOT_YET);
+    assert_int_equal(s->days[4].kind, ATT_NOT_YET);
+    assert_int_equal(s->work_days, 2);
+    assert_int_equal(s->absent_days, 0);
+    /* Thursday's session is open as of noon */
+    assert_int_equal(s->days[3].open, 1);
+    att_report_free(r);
+}
+
+static void config_errors(void **state)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"shifts:\n  - name: night\n    seats: \"8*\"\n    days: mon-fri\n"
+         "    start: \"22:00\"\n    end: \"06:00\"\n",
+         "t.yaml:6:10: shifts[0].end: 06:00 is not after start 22:00; overnight shifts are not "
+         "supported"},
+        {"shifts:\n  - name: day\n    seats: \"8*\"\n    days: mon-fry\n"
+         "    start: \"08:30\"\n    end: \"17:30\"\n",
+         "t.yaml:4:11: shifts[0].days: \"mon-fry\" is not a weekday"},
+        {"shifts:\n  - name: day\n    seats: \"8*\"\n    days: mon-fri\n"
+         "    start: \"8h30\"\n    end: \"17:30\"\n",
+         "t.yaml:5:12: shifts[0].start: expected a time like 08:30"},
+        {"shifts:\n  - name: day\n    seats: \"8*\"\n    days: mon-fri\n"
+         "    start: \"08:30\"\n    end: \"17:30\"\nholidays: [2026-02-30]\n",
+         "t.yaml:7:12: holidays[0]: expected a date like 2026-10-01"},
+        {"shifts:\n  - name: day\n    seats: \"8*\"\n    days: mon-fri\n"
+         "    start: \"08:30\"\n    end: \"17:30\"\nholidays: [2026-10-01..2026-10-07]\n"
+         "workdays: [2026-10-07]\n",
+         "t.yaml:8:11: workdays: 2026-10-07 is both a holiday and a make-up working day"},
+        {"shifts:\n  - name: day\n    days: mon-fri\n    start: \"08:30\"\n    end: \"17:30\"\n",
+         "seats"},
+        {"shifts:\n  - name: day\n    seats: \"8*\"\n    days: mon-fri\n"
+         "    start: \"08:30\"\n    end: \"17:30\"\n    grace_minutes: 500\n",
+         "t.yaml:7:20: shifts[0].grace_minutes"},
+        {"shifts: []\n", "shifts: expected a list of at least one shift"},
+    };
+    struct wp_conf_err err;
+    struct att_sched *s = NULL;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        int rc = att_sched_parse("t.yaml", cases[i].yaml, strlen(cases[i].yaml), &s, &err);
+        if (rc != WP_ECONFIG || strstr(err.msg, cases[i].want) == NULL) {
+            fail_msg("case %zu: rc %d, message \"%s\", expected \"%s\"", i, rc, err.msg,
+                     cases[i].want);
+        }
+        assert_null(s);
+    }
+    /* a shift ending at midnight is fine */
+    const char *ok = "shifts:\n  - {name: eve, seats: \"8*\", days: \"sat,sun\", start: \"16:00\","
+                     " end: \"24:00\"}\n";
+    assert_int_equal(att_sched_parse("t.yaml", ok, strlen(ok), &s, &err), 0);
+    att_sched_free(s);
+}
+
+static void html_csv_rerun(void **state)
+{
+    struct att_report *r = build_at(INT64_MAX);
+    struct rep_opts o;
+    char out[128], err[256], path[256];
+    size_t len = 0;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    struct rdoc *d = att_doc(r, &o);
+    char *h = html_of(d);
+    assert_non_null(strstr(h, "Watchpost seat attendance report 2026-W47"));
+    assert_non_null(strstr(h, "8013 (pbx9), 9000 (pbx1)"));
+    snprintf(out, sizeof(out), "%s/out", g_dir);
+    mkdir(out, 0755);
+    assert_int_equal(rdoc_write_csv_dir(d, out, "a", err, sizeof(err)), 2);
+    rdoc_free(d);
+    att_report_free(r);
+
+    /* the same data again: the same bytes */
+    r = build_at(INT64_MAX);
+    d = att_doc(r, &o);
+    char *h2 = html_of(d);
+    assert_string_equal(h, h2);
+    free(h2);
+    free(h);
+    rdoc_free(d);
+
+    snprintf(path, sizeof(path), "%s/a-seats.csv", out);
+    char *c = slurp(path, &len);
+    assert_memory_equal(c, "\xEF\xBB\xBF\"Host\",\"Seat\",\"Scheduled days\",\"Present\",", 43);
+    assert_non_null(strstr(c, "\"pbx1\",\"8011\",\"5\",\"5\",\"0\",\"1\",\"17\",\"1\",\"40\",\"1\","
+                              "\"44.17\",\"1.00\"\r\n"));
+    assert_non_null(strstr(c, "\"pbx1\",\"8012\",\"5\",\"2\",\"3\",\"0\",\"0\",\"0\",\"0\",\"1\","
+                              "\"18.00\",\"0.00\"\r\n"));
+    free(c);
+    snprintf(path, sizeof(path), "%s/a-days.csv", out);
+    c = slurp(path, &len);
+    assert_non_null(strstr(c, "\"2026-11-17\",\"Tue\",\"pbx1\",\"8011\",\"day\","
+                              "\"08:30-17:30\",\"08:47\",\"17:30\",\"8.72\",\"0.00\","
+                              "\"17\",\"0\",\"late\"\r\n"));
+    assert_non_null(strstr(c, "\"2026-11-18\",\"Wed\",\"pbx1\",\"8011\",\"day\",\"08:30-17:30\","
+                              "\"\",\"\",\"0.00\",\"0.00\",\"\",\"\",\"holiday\"\r\n"));
+    assert_non_null(strstr(c, "\"2026-11-19\",\"Thu\",\"pbx1\",\"8011\",\"day\",\"08:30-17:30\","
+                              "\"08:25\",\"16:50\",\"8.42\",\"0.00\",\"0\",\"40\","
+                              "\"early leave\"\r\n"));
+    assert_non_null(strstr(c, "\"2026-11-21\",\"Sat\",\"pbx1\",\"8011\",\"day\",\"08:30-17:30\","
+                              "\"08:29\",\"17:31\",\"9.03\",\"0.00\",\"0\",\"0\","
+                              "\"present (make-up workday)\"\r\n"));
+    assert_non_null(strstr(c, "\"2026-11-20\",\"Fri\",\"pbx1\",\"8012\",\"day\",\"08:30-17:30\","
+                              "\"\",\"\",\"0.00\",\"0.00\",\"\",\"\",\"absent\"\r\n"));
+    assert_non_null(strstr(c, "\"2026-11-20\",\"Fri\",\"pbx1\",\"8014\",\"day\",\"08:30-17:30\","
+                              "\"08:30\",\"(logged in)\""));
+    assert_non_null(strstr(c, "\"2026-11-21\",\"Sat\",\"pbx1\",\"8014\",\"day\",\"08:30-17:30\","
+                              "\"11-20 08:30\",\"(logged in)\",\"24.00\""));
+    assert_non_null(strstr(c, "\"2026-11-22\",\"Sun\",\"pbx1\",\"8014\",\"\",\"\","
+                              "\"11-20 08:30\",\"(logged in)\",\"24.00\",\"0.00\",\"\",\"\","
+                              "\"not scheduled\"\r\n"));
+    assert_null(strstr(c, "\"2026-11-22\",\"Sun\",\"pbx1\",\"8011\""));
+    free(c);
+
+    o.lang = "zh-CN";
+    d = att_doc(r, &o);
+    h = html_of(d);
+    assert_non_null(strstr(h, "lang=\"zh-CN\""));
+    assert_non_null(strstr(h, "Watchpost 座席考勤报告 2026-W47"));
+    assert_non_null(strstr(h, "迟到"));
+    assert_non_null(strstr(h, "出勤（调休上班）"));
+    free(h);
+    rdoc_free(d);
+    att_report_free(r);
+}
+
+static void no_store(void **state)
+{
+    char dir[64], err[256];
+    struct rep_period c, p;
+    struct att_report *r = NULL;
+    struct att_sched *s = sched();
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/wp-attendance-empty-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(rep_month("2026-11", 0, &c, &p), 0);
+    assert_int_equal(att_build(dir, s, &c, INT64_MAX, &r, err, sizeof(err)), 0);
+    assert_int_equal(r->nseats, 2); /* 8020 and 8101, named in the schedule */
+    assert_string_equal(r->seats[0].seat, "8101");
+    assert_string_equal(r->seats[0].host, "");
+    assert_string_equal(r->seats[1].seat, "8020");
+    assert_int_equal(r->seats[1].ndays, 30);
+    /* November 2026: 21 weekdays, less the holiday, plus the make-up Saturday */
+    assert_int_equal(r->seats[1].absent_days, 21);
+    struct rdoc *d = att_doc(r, NULL);
+    rdoc_free(d);
+    att_report_free(r);
+    att_sched_free(s);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const char *make = getenv("WP_ATT_MAKE");
+
+    /* the collector's local time zone for the test: UTC+8, no daylight saving */
+    setenv("TZ", "CST-8", 1);
+    tzset();
+    if (make != NULL) {
+        mkdir(make, 0755);
+        make_state(make);
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(late_early_absent), cmocka_unit_test(not_yet),
+        cmocka_unit_test(config_errors),     cmocka_unit_test(html_csv_rerun),
+        cmocka_unit_test(no_store),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
