@@ -12,7 +12,8 @@ PKGS=(build-essential cmake pkg-config git
       kamailio baresip-core
       request-tracker5 rt5-db-sqlite exim4-daemon-light
       debhelper lintian debootstrap iproute2 help2man
-      libpango1.0-dev poppler-utils)
+      libpango1.0-dev poppler-utils
+      chromium fonts-droid-fallback)
 if [ "${1:-}" = "--bench" ]; then
     PKGS+=(collectd-core)
 fi

@@ -1,0 +1,1084 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Watchpost NOC dashboard: login, a router on location.hash, the pages (Overview,
+// Incidents, Telephony wall, Outbox) and the live event stream. Plain ES module, no build
+// step, no external resources; the collector's CSP (default-src 'self') forbids inline
+// scripts and styles, so every element is built with the DOM API and text goes through
+// textContent only (nothing the API returns is ever parsed as HTML).
+import { LANGS, t, getLang, setLang, loadLang, applyStatic } from "./i18n.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+const state = {
+  user: null, // {user, role, csrf}
+  clockOffset: 0, // server now_ms - Date.now()
+  es: null, // EventSource
+  esRetry: null,
+  live: false,
+  page: null, // {name, cleanup}
+  refreshTimer: null,
+};
+
+// for the end-to-end test and for curious operators: what the page has seen
+window.wpDash = { sseHellos: 0, sseEvents: 0, renders: 0, lastEvent: null, ready: false };
+
+// ---- small helpers ----
+
+// h("div", {class: "x", onclick: f, dataset: {id: 1}}, child, "text", [children])
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null || v === undefined || v === false) {
+        continue;
+      }
+      if (k === "class") {
+        el.className = v;
+      } else if (k === "dataset") {
+        Object.assign(el.dataset, v);
+      } else if (k.startsWith("on")) {
+        el.addEventListener(k.slice(2), v);
+      } else if (k === "value") {
+        el.value = v;
+      } else {
+        el.setAttribute(k, v === true ? "" : v);
+      }
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) {
+      continue;
+    }
+    if (Array.isArray(c)) {
+      append(el, c);
+    } else if (c instanceof Node) {
+      el.appendChild(c);
+    } else {
+      el.appendChild(document.createTextNode(String(c)));
+    }
+  }
+}
+
+function now() {
+  return Date.now() + state.clockOffset;
+}
+
+function duration(s) {
+  s = Math.max(0, Math.floor(s));
+  if (s < 60) {
+    return t("time.s", { n: s });
+  }
+  if (s < 3600) {
+    return t("time.m", { n: Math.floor(s / 60) });
+  }
+  if (s < 86400) {
+    return t("time.h", { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+  }
+  return t("time.d", { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
+}
+
+function ago(ms) {
+  return t("time.ago", { t: duration((now() - ms) / 1000) });
+}
+
+// time left to a deadline (ms), as text and whether it is overdue
+function left(deadlineMs) {
+  if (!deadlineMs) {
+    return { text: "—", overdue: false };
+  }
+  const s = (deadlineMs - now()) / 1000;
+  if (s < 0) {
+    return { text: t("inc.overdue", { t: duration(-s) }), overdue: true };
+  }
+  return { text: duration(s), overdue: false };
+}
+
+function fmtTime(ms) {
+  if (!ms) {
+    return "—";
+  }
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(
+    d.getMinutes()
+  )}:${p(d.getSeconds())}`;
+}
+
+function readCookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [k, v] = part.trim().split("=");
+    if (k === name) {
+      return v || "";
+    }
+  }
+  return "";
+}
+
+function isOperator() {
+  return state.user && (state.user.role === "operator" || state.user.role === "admin");
+}
+
+// ---- the API ----
+
+class ApiError extends Error {
+  constructor(status, msg) {
+    super(msg);
+    this.status = status;
+  }
+}
+
+// fetch wrapper: JSON in and out, the CSRF token on every state-changing request, 401 -> login
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (method !== "GET" && method !== "HEAD") {
+    const csrf = (state.user && state.user.csrf) || readCookie("wp_csrf");
+    if (csrf) {
+      opts.headers["X-CSRF-Token"] = csrf;
+    }
+  }
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  let r;
+  try {
+    r = await fetch(path, opts);
+  } catch (e) {
+    throw new ApiError(0, e.message || "network error");
+  }
+  let data = null;
+  try {
+    data = await r.json();
+  } catch (e) {
+    data = null;
+  }
+  if (r.status === 401 && path !== "/api/v1/login") {
+    showLogin();
+    throw new ApiError(401, (data && data.error) || "not logged in");
+  }
+  if (!r.ok) {
+    const err = new ApiError(r.status, (data && data.error) || r.statusText);
+    err.retryAfter = r.headers.get("Retry-After");
+    throw err;
+  }
+  if (data && typeof data.now_ms === "number") {
+    state.clockOffset = data.now_ms - Date.now();
+  }
+  return data;
+}
+
+// ---- the event stream ----
+
+function setLive(on) {
+  state.live = on;
+  const el = $("#live");
+  el.dataset.i18n = on ? "live.on" : "live.off";
+  el.textContent = t(el.dataset.i18n);
+  el.className = "live " + (on ? "on" : "off");
+}
+
+function startEvents() {
+  stopEvents();
+  const es = new EventSource("/api/v1/events");
+  state.es = es;
+  es.addEventListener("hello", (ev) => {
+    window.wpDash.sseHellos++;
+    try {
+      const d = JSON.parse(ev.data);
+      if (typeof d.now_ms === "number") {
+        state.clockOffset = d.now_ms - Date.now();
+      }
+    } catch (e) {
+      // a hello without JSON is still a hello
+    }
+    setLive(true);
+    // after a reconnect (collector restart) events may have been missed: reload
+    if (window.wpDash.sseHellos > 1) {
+      scheduleRefresh(0);
+    }
+  });
+  es.addEventListener("incident", (ev) => {
+    window.wpDash.sseEvents++;
+    try {
+      window.wpDash.lastEvent = JSON.parse(ev.data);
+    } catch (e) {
+      window.wpDash.lastEvent = null;
+    }
+    scheduleRefresh(100);
+  });
+  es.onerror = () => {
+    setLive(false);
+    // EventSource retries by itself (retry: 2000) while the collector is down; it gives up
+    // for good on an HTTP error (401 after logout or session end, 503): then check the
+    // session and start over.
+    if (es.readyState === EventSource.CLOSED && state.es === es) {
+      state.es = null;
+      state.esRetry = setTimeout(async () => {
+        state.esRetry = null;
+        try {
+          await api("GET", "/api/v1/session");
+          startEvents();
+        } catch (e) {
+          if (e.status !== 401) {
+            state.esRetry = setTimeout(startEvents, 5000);
+          }
+        }
+      }, 2000);
+    }
+  };
+}
+
+function stopEvents() {
+  if (state.es) {
+    state.es.close();
+    state.es = null;
+  }
+  if (state.esRetry) {
+    clearTimeout(state.esRetry);
+    state.esRetry = null;
+  }
+  setLive(false);
+}
+
+// reload the current page's data soon (events come in bursts)
+function scheduleRefresh(delay) {
+  if (state.refreshTimer) {
+    return;
+  }
+  state.refreshTimer = setTimeout(() => {
+    state.refreshTimer = null;
+    if (state.page && state.page.refresh) {
+      state.page.refresh();
+    }
+  }, delay);
+}
+
+// ---- login ----
+
+function showLogin() {
+  stopEvents();
+  leavePage();
+  state.user = null;
+  $("#app").hidden = true;
+  $("#login").hidden = false;
+  fillLangSelect($("#login-lang"));
+  $("#login-password").value = "";
+  $("#login-user").focus();
+}
+
+async function onLogin(ev) {
+  ev.preventDefault();
+  const err = $("#login-error");
+  err.textContent = "";
+  const btn = $("#login-submit");
+  btn.disabled = true;
+  try {
+    const d = await api("POST", "/api/v1/login", {
+      user: $("#login-user").value.trim(),
+      password: $("#login-password").value,
+    });
+    $("#login-password").value = "";
+    startApp({ user: d.user, role: d.role, csrf: d.csrf });
+  } catch (e) {
+    if (e.status === 401) {
+      err.textContent = t("login.failed");
+    } else if (e.status === 429) {
+      err.textContent = t("login.limited", { s: e.retryAfter || "60" });
+    } else {
+      err.textContent = t("login.error", { code: e.status || e.message });
+    }
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function onLogout() {
+  stopEvents(); // before the session ends, so the stream does not retry into a 401
+  try {
+    await api("POST", "/api/v1/logout");
+  } catch (e) {
+    // the session may be gone already
+  }
+  showLogin();
+}
+
+function fillLangSelect(sel) {
+  sel.replaceChildren();
+  for (const [code, name] of Object.entries(LANGS)) {
+    sel.appendChild(h("option", { value: code, selected: code === getLang() }, name));
+  }
+  sel.value = getLang();
+}
+
+function onLangChange(ev) {
+  setLang(ev.target.value, state.user ? state.user.user : null);
+  fillLangSelect($("#lang"));
+  fillLangSelect($("#login-lang"));
+  renderWho();
+  setLive(state.live);
+  if (state.page && state.page.render) {
+    state.page.render();
+  }
+}
+
+function renderWho() {
+  if (state.user) {
+    $("#who").textContent = `${state.user.user} (${t("role." + state.user.role)})`;
+  }
+}
+
+function startApp(user) {
+  state.user = user;
+  loadLang(user.user);
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  document.body.dataset.role = user.role;
+  fillLangSelect($("#lang"));
+  renderWho();
+  startEvents();
+  route();
+}
+
+// ---- router ----
+
+const pages = {};
+
+function leavePage() {
+  if (state.page && state.page.cleanup) {
+    state.page.cleanup();
+  }
+  state.page = null;
+}
+
+function route() {
+  if (!state.user) {
+    return;
+  }
+  const parts = (location.hash || "#/overview").replace(/^#\/?/, "").split("/");
+  const name = pages[parts[0]] ? parts[0] : "overview";
+  leavePage();
+  for (const a of document.querySelectorAll("nav a")) {
+    a.classList.toggle("active", a.dataset.page === name);
+  }
+  const root = $("#page");
+  root.replaceChildren(h("p", { class: "muted", id: "page-loading" }, t("loading")));
+  root.dataset.page = name;
+  state.page = pages[name](root, parts.slice(1));
+}
+
+// A page that loads data with load() and draws it with draw(root, data); refresh() reloads,
+// render() redraws (language change), a ticker redraws time-dependent text every second.
+function dataPage(root, load, draw, opts = {}) {
+  let data = null;
+  let error = null;
+  let alive = true;
+  let loading = false;
+  let again = false;
+  const page = {
+    async refresh() {
+      if (loading) {
+        again = true;
+        return;
+      }
+      loading = true;
+      try {
+        data = await load();
+        error = null;
+      } catch (e) {
+        if (e.status === 401) {
+          return;
+        }
+        error = e;
+      } finally {
+        loading = false;
+      }
+      if (alive) {
+        page.render();
+      }
+      if (again) {
+        again = false;
+        page.refresh();
+      }
+    },
+    render() {
+      if (!alive) {
+        return;
+      }
+      if (error && !data) {
+        root.replaceChildren(h("p", { class: "error" }, t("err.load", { err: error.message })));
+        return;
+      }
+      if (data) {
+        const focused = document.activeElement && document.activeElement.id;
+        draw(root, data, page);
+        window.wpDash.renders++;
+        if (focused && document.getElementById(focused)) {
+          document.getElementById(focused).focus();
+        }
+      }
+    },
+    cleanup() {
+      alive = false;
+      clearInterval(tick);
+      clearInterval(poll);
+    },
+  };
+  const tick = setInterval(() => {
+    if (data && opts.tick) {
+      opts.tick(root, data);
+    }
+  }, 1000);
+  // things the event stream does not carry yet (agents connecting, line states) are polled
+  const poll = setInterval(() => page.refresh(), opts.pollMs || 10000);
+  page.refresh();
+  return page;
+}
+
+// elements with data-deadline / data-since get their text redrawn every second
+function tickTimes(root) {
+  for (const el of root.querySelectorAll("[data-deadline]")) {
+    const l = left(Number(el.dataset.deadline));
+    el.textContent = l.text;
+    el.classList.toggle("overdue", l.overdue);
+  }
+  for (const el of root.querySelectorAll("[data-since]")) {
+    el.textContent = duration((now() - Number(el.dataset.since)) / 1000);
+  }
+  for (const el of root.querySelectorAll("[data-ago]")) {
+    el.textContent = t("ov.last_seen", { ago: ago(Number(el.dataset.ago)) });
+  }
+}
+
+function deadlineEl(ms, cls) {
+  const l = left(ms);
+  return h(
+    "span",
+    { class: (cls || "") + (l.overdue ? " overdue" : ""), dataset: ms ? { deadline: ms } : null },
+    l.text
+  );
+}
+
+function prioBadge(p) {
+  return h("span", { class: `prio p${p}` }, t("prio." + p));
+}
+
+function statusBadge(s) {
+  return h("span", { class: `status st-${s}` }, t("status." + s));
+}
+
+const PROBLEM_STATES = new Set(["blocked", "unavailable", "out_of_service"]);
+const LINE_STATES = [
+  "idle",
+  "ringing",
+  "in_use",
+  "on_hold",
+  "busy",
+  "unavailable",
+  "out_of_service",
+  "blocked",
+  "unknown",
+];
+
+// a timeline entry's kind in the page's language (unknown kinds as the collector wrote them)
+function tlKind(k) {
+  const v = t("tl." + k);
+  return v === "tl." + k ? k : v;
+}
+
+function lineLabel(s) {
+  const k = "line." + s;
+  const v = t(k);
+  return v === k ? s : v;
+}
+
+// ---- Overview ----
+
+pages.overview = (root) =>
+  dataPage(
+    root,
+    async () => {
+      const [hosts, inc, lines] = await Promise.all([
+        api("GET", "/api/v1/hosts"),
+        api("GET", "/api/v1/incidents?status=active"),
+        api("GET", "/api/v1/lines"),
+      ]);
+      return { hosts: hosts.hosts, incidents: inc.incidents, lines: lines.lines };
+    },
+    drawOverview,
+    { tick: tickTimes, pollMs: 5000 }
+  );
+
+function drawOverview(root, d) {
+  // incidents by priority, nearest deadline of each
+  const byPrio = { 1: [], 2: [], 3: [], 4: [] };
+  for (const i of d.incidents) {
+    (byPrio[i.priority] || byPrio[4]).push(i);
+  }
+  const prioCards = [1, 2, 3, 4].map((p) => {
+    const list = byPrio[p];
+    const dls = list.map((i) => i.deadline_ms).filter((x) => x);
+    const next = dls.length ? Math.min(...dls) : 0;
+    return h(
+      "div",
+      { class: `count-card p${p}` + (list.length ? " has" : ""), dataset: { prio: p } },
+      h("div", { class: "count-label" }, t("prio." + p)),
+      h("div", { class: "count-num" }, String(list.length)),
+      h(
+        "div",
+        { class: "count-sub" },
+        next ? [t("ov.next_deadline") + " ", deadlineEl(next)] : "\u00a0"
+      )
+    );
+  });
+
+  // host tiles: worst open incident, else silent when disconnected, else OK
+  const hosts = [...d.hosts].sort(
+    (a, b) =>
+      (a.worst_priority || 9) - (b.worst_priority || 9) ||
+      Number(a.connected) - Number(b.connected) ||
+      a.id.localeCompare(b.id)
+  );
+  const tiles = hosts.map((x) => {
+    const cls = x.worst_priority
+      ? `p${x.worst_priority}`
+      : x.connected
+      ? "ok"
+      : "silent";
+    const n = x.open_incidents ? x.open_incidents.total : 0;
+    return h(
+      "a",
+      {
+        class: `tile ${cls}`,
+        href: "#/incidents",
+        onclick: () => {
+          incFilter.q = n ? x.host : "";
+        },
+        dataset: { host: x.id, state: cls },
+        title: x.host,
+      },
+      h("div", { class: "tile-name" }, x.id),
+      h("div", { class: "tile-host" }, x.host && x.host !== x.id ? x.host : "\u00a0"),
+      h(
+        "div",
+        { class: "tile-state" },
+        n ? t("ov.open_n", { n }) : x.connected ? t("ov.ok") : t("ov.silent")
+      ),
+      x.connected
+        ? null
+        : h("div", { class: "tile-seen", dataset: { ago: x.last_seen_ms } }, t("ov.last_seen", { ago: ago(x.last_seen_ms) }))
+    );
+  });
+
+  // line summary
+  const counts = {};
+  for (const l of d.lines) {
+    counts[l.state] = (counts[l.state] || 0) + 1;
+  }
+  const states = LINE_STATES.filter((s) => counts[s]).concat(
+    Object.keys(counts).filter((s) => !LINE_STATES.includes(s))
+  );
+  const lineCards = states.map((s) =>
+    h(
+      "div",
+      { class: `line-count ls-${s}` + (PROBLEM_STATES.has(s) ? " problem" : ""), dataset: { state: s } },
+      h("span", { class: "num" }, String(counts[s])),
+      h("span", { class: "lbl" }, lineLabel(s))
+    )
+  );
+
+  const down = d.hosts.filter((x) => !x.connected);
+  const recent = d.incidents.slice(0, 8).map((i) =>
+    h(
+      "a",
+      { class: `inc-row p${i.priority}`, href: `#/incidents/${i.id}`, dataset: { incidentId: i.id } },
+      prioBadge(i.priority),
+      statusBadge(i.status),
+      h("span", { class: "inc-host" }, i.host),
+      h("span", { class: "inc-sum" }, i.summary),
+      deadlineEl(i.deadline_ms, "inc-left")
+    )
+  );
+
+  root.replaceChildren(
+    h(
+      "div",
+      { class: "overview" },
+      h(
+        "section",
+        { class: "panel hosts-panel" },
+        h("h2", null, t("ov.hosts"), h("span", { class: "muted" }, ` ${d.hosts.length}`)),
+        tiles.length ? h("div", { class: "tiles" }, tiles) : h("p", { class: "muted" }, t("ov.no_hosts"))
+      ),
+      h(
+        "aside",
+        { class: "side" },
+        h("section", { class: "panel" }, h("h2", null, t("ov.incidents")), h("div", { class: "counts" }, prioCards)),
+        h(
+          "section",
+          { class: "panel" },
+          h("h2", null, t("ov.recent")),
+          recent.length ? h("div", { class: "inc-list", id: "ov-incidents" }, recent) : h("p", { class: "muted" }, t("ov.no_incidents"))
+        ),
+        h(
+          "section",
+          { class: "panel" },
+          h("h2", null, h("a", { href: "#/telephony" }, t("ov.lines")), h("span", { class: "muted" }, ` ${d.lines.length}`)),
+          lineCards.length ? h("div", { class: "line-counts" }, lineCards) : h("p", { class: "muted" }, t("ov.no_lines"))
+        ),
+        h(
+          "section",
+          { class: "panel" + (down.length ? " alert" : "") },
+          h("h2", null, t("ov.disconnected"), h("span", { class: "big-num", id: "ov-down" }, ` ${down.length}`)),
+          down.length
+            ? h("ul", { class: "down-list" }, down.map((x) => h("li", null, x.id, " ", h("span", { class: "muted", dataset: { ago: x.last_seen_ms } }, t("ov.last_seen", { ago: ago(x.last_seen_ms) })))))
+            : h("p", { class: "muted" }, t("ov.none_disconnected"))
+        )
+      )
+    )
+  );
+}
+
+// ---- Incidents ----
+
+const incFilter = { status: "active", priority: "", q: "" };
+
+pages.incidents = (root, args) => {
+  if (args[0]) {
+    return incidentDetail(root, args[0]);
+  }
+  return dataPage(
+    root,
+    async () => {
+      const q = new URLSearchParams({ status: incFilter.status, limit: "1000" });
+      if (incFilter.priority) {
+        q.set("priority", incFilter.priority);
+      }
+      return api("GET", "/api/v1/incidents?" + q.toString());
+    },
+    drawIncidents,
+    { tick: tickTimes, pollMs: 15000 }
+  );
+};
+
+function drawIncidents(root, d, page) {
+  const q = incFilter.q.trim().toLowerCase();
+  const list = d.incidents.filter(
+    (i) => !q || i.host.toLowerCase().includes(q) || i.summary.toLowerCase().includes(q) || String(i.id) === q
+  );
+  const statusSel = h(
+    "select",
+    {
+      id: "f-status",
+      onchange: (e) => {
+        incFilter.status = e.target.value;
+        page.refresh();
+      },
+    },
+    ["active", "open", "acknowledged", "resolved", "closed", "all"].map((s) =>
+      h("option", { value: s, selected: s === incFilter.status }, t("status." + s))
+    )
+  );
+  const prioSel = h(
+    "select",
+    {
+      id: "f-priority",
+      onchange: (e) => {
+        incFilter.priority = e.target.value;
+        page.refresh();
+      },
+    },
+    h("option", { value: "" }, t("inc.filter.any")),
+    [1, 2, 3, 4].map((p) => h("option", { value: String(p), selected: String(p) === incFilter.priority }, t("prio." + p)))
+  );
+  const search = h("input", {
+    id: "f-search",
+    type: "search",
+    value: incFilter.q,
+    placeholder: t("inc.filter.search"),
+    oninput: (e) => {
+      incFilter.q = e.target.value;
+      page.render();
+    },
+  });
+  const rows = list.map((i) =>
+    h(
+      "tr",
+      {
+        class: `p${i.priority} st-${i.status}`,
+        dataset: { incidentId: i.id },
+        onclick: () => (location.hash = `#/incidents/${i.id}`),
+      },
+      h("td", null, h("a", { href: `#/incidents/${i.id}` }, String(i.id))),
+      h("td", null, prioBadge(i.priority)),
+      h("td", null, statusBadge(i.status)),
+      h("td", null, i.host),
+      h("td", { class: "sum" }, i.summary, i.flapping ? h("span", { class: "tag" }, t("inc.flapping")) : null),
+      h("td", null, fmtTime(i.opened_ms)),
+      h("td", null, i.deadline_ms ? deadlineEl(i.deadline_ms) : "—"),
+      h("td", null, i.acked_by || "")
+    )
+  );
+  const searchHadFocus = document.activeElement && document.activeElement.id === "f-search";
+  root.replaceChildren(
+    h(
+      "section",
+      { class: "panel" },
+      h(
+        "div",
+        { class: "filters" },
+        h("label", null, t("inc.filter.status"), " ", statusSel),
+        h("label", null, t("inc.filter.priority"), " ", prioSel),
+        search
+      ),
+      rows.length
+        ? h(
+            "table",
+            { class: "grid incidents" },
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["id", "priority", "status", "host", "summary", "opened", "left", "acked_by"].map((c) =>
+                  h("th", null, t("inc.col." + c))
+                )
+              )
+            ),
+            h("tbody", null, rows)
+          )
+        : h("p", { class: "muted" }, t("inc.empty"))
+    )
+  );
+  if (searchHadFocus) {
+    search.focus();
+    search.setSelectionRange(search.value.length, search.value.length);
+  }
+}
+
+function incidentDetail(root, id) {
+  const msg = { text: "", error: false };
+  return dataPage(
+    root,
+    () => api("GET", `/api/v1/incidents/${encodeURIComponent(id)}`),
+    (root, i, page) => drawIncident(root, i, page, msg),
+    { tick: tickTimes, pollMs: 15000 }
+  );
+}
+
+function drawIncident(root, i, page, msg) {
+  const kv = (k, v) => [h("dt", null, t(k)), h("dd", null, v)];
+  const values = Object.entries(i.values || {});
+  const note = h("textarea", { id: "inc-note", rows: "2", maxlength: "4096", placeholder: t("inc.note") });
+  const act = (what, needsNote) => async () => {
+    const text = note.value.trim();
+    if (needsNote && !text) {
+      msg.text = t("inc.note_needed");
+      msg.error = true;
+      page.render();
+      return;
+    }
+    try {
+      await api("POST", `/api/v1/incidents/${i.id}/${what}`, text ? { note: text } : undefined);
+      msg.text = t("inc.done");
+      msg.error = false;
+      note.value = "";
+    } catch (e) {
+      msg.text = t("inc.failed", { err: e.message });
+      msg.error = true;
+    }
+    page.refresh();
+  };
+  const active = i.status === "open" || i.status === "acknowledged";
+  let actions;
+  if (isOperator()) {
+    actions = h(
+      "section",
+      { class: "panel actions" },
+      h("h2", null, t("inc.actions")),
+      note,
+      h(
+        "div",
+        { class: "buttons" },
+        i.status === "open" ? h("button", { type: "button", dataset: { action: "ack" }, onclick: act("ack", false) }, t("inc.ack")) : null,
+        active ? h("button", { type: "button", dataset: { action: "resolve" }, onclick: act("resolve", true) }, t("inc.resolve")) : null,
+        h("button", { type: "button", class: "quiet", dataset: { action: "comment" }, onclick: act("comment", true) }, t("inc.comment"))
+      ),
+      msg.text ? h("p", { class: msg.error ? "error" : "ok-msg", id: "inc-msg" }, msg.text) : null
+    );
+  } else {
+    actions = h("section", { class: "panel actions" }, h("p", { class: "muted", id: "viewer-note" }, t("inc.viewer_only")));
+  }
+  root.replaceChildren(
+    h("p", null, h("a", { href: "#/incidents", class: "back" }, t("inc.back"))),
+    h(
+      "div",
+      { class: "detail", dataset: { incidentId: i.id, status: i.status } },
+      h(
+        "section",
+        { class: `panel head p${i.priority}` },
+        h("h1", null, prioBadge(i.priority), " ", statusBadge(i.status), " ", t("inc.detail", { id: i.id })),
+        h("p", { class: "summary" }, i.summary),
+        h(
+          "dl",
+          { class: "kv" },
+          kv("inc.col.host", i.host),
+          kv("inc.rule", i.rule),
+          kv("inc.category", i.category),
+          kv("inc.impact_urgency", `${i.impact} / ${i.urgency}`),
+          kv("inc.col.opened", fmtTime(i.opened_ms)),
+          kv("inc.response_due", fmtTime(i.response_due_ms)),
+          kv("inc.resolve_due", fmtTime(i.resolve_due_ms)),
+          kv("inc.col.left", i.deadline_ms ? deadlineEl(i.deadline_ms) : "—"),
+          kv("inc.col.acked_by", i.acked_by ? `${i.acked_by} · ${fmtTime(i.acked_ms)}` : "—"),
+          kv("inc.escalation", String(i.escalation)),
+          i.reopened ? kv("inc.col.status", t("inc.reopened", { n: i.reopened })) : null
+        ),
+        i.description ? [h("h2", null, t("inc.description")), h("p", { class: "pre" }, i.description)] : null
+      ),
+      actions,
+      h(
+        "section",
+        { class: "panel" },
+        h("h2", null, t("inc.values")),
+        values.length
+          ? h(
+              "table",
+              { class: "grid values" },
+              h("tbody", null, values.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, typeof v === "object" ? JSON.stringify(v) : String(v)))))
+            )
+          : h("p", { class: "muted" }, t("inc.no_values"))
+      ),
+      h(
+        "section",
+        { class: "panel" },
+        h("h2", null, t("inc.runbook")),
+        i.runbook ? h("pre", { class: "runbook" }, i.runbook) : h("p", { class: "muted" }, t("inc.no_runbook"))
+      ),
+      h(
+        "section",
+        { class: "panel" },
+        h("h2", null, t("inc.timeline")),
+        h(
+          "ol",
+          { class: "timeline" },
+          (i.timeline || []).map((e) =>
+            h(
+              "li",
+              { class: "tl-" + e.kind.replace(/[^a-z]/g, "_") },
+              h("span", { class: "tl-at" }, fmtTime(e.at_ms)),
+              h("span", { class: "tl-kind", title: e.kind }, tlKind(e.kind)),
+              h("span", { class: "tl-by" }, e.by),
+              h("span", { class: "tl-text" }, e.text)
+            )
+          )
+        )
+      )
+    )
+  );
+}
+
+// ---- Telephony wall ----
+
+const telFilter = { host: "" };
+
+pages.telephony = (root) =>
+  dataPage(root, () => api("GET", "/api/v1/lines?limit=10000"), drawTelephony, {
+    tick: tickTimes,
+    pollMs: 3000,
+  });
+
+function drawTelephony(root, d) {
+  const hosts = [...new Set(d.lines.map((l) => l.host))].sort();
+  const lines = d.lines.filter((l) => !telFilter.host || l.host === telFilter.host);
+  const counts = {};
+  let problems = 0;
+  for (const l of lines) {
+    counts[l.state] = (counts[l.state] || 0) + 1;
+    if (PROBLEM_STATES.has(l.state)) {
+      problems++;
+    }
+  }
+  // grouped by host (site) and group (skill / hunt group), API order within
+  const groups = new Map();
+  for (const l of lines) {
+    const k = `${l.host}\u0000${l.group}`;
+    if (!groups.has(k)) {
+      groups.set(k, { host: l.host, group: l.group, lines: [] });
+    }
+    groups.get(k).lines.push(l);
+  }
+  const hostSel = h(
+    "select",
+    {
+      id: "tel-host",
+      onchange: (e) => {
+        telFilter.host = e.target.value;
+        drawTelephony(root, d);
+      },
+    },
+    h("option", { value: "" }, t("tel.filter.all")),
+    hosts.map((x) => h("option", { value: x, selected: x === telFilter.host }, x))
+  );
+  root.replaceChildren(
+    h(
+      "section",
+      { class: "panel" },
+      h(
+        "div",
+        { class: "filters" },
+        h("label", null, t("tel.filter.host"), " ", hostSel),
+        h(
+          "div",
+          { class: "line-counts inline" },
+          Object.keys(counts)
+            .sort((a, b) => LINE_STATES.indexOf(a) - LINE_STATES.indexOf(b))
+            .map((s) =>
+              h("div", { class: `line-count ls-${s}` + (PROBLEM_STATES.has(s) ? " problem" : "") }, h("span", { class: "num" }, String(counts[s])), h("span", { class: "lbl" }, lineLabel(s)))
+            )
+        ),
+        problems ? h("span", { class: "problem-note" }, t("tel.problems", { n: problems })) : null
+      )
+    ),
+    ...(lines.length
+      ? [...groups.values()].map((g) =>
+          h(
+            "section",
+            { class: "panel line-group" },
+            h("h2", null, g.host, g.group ? h("span", { class: "muted" }, ` · ${g.group}`) : null),
+            h(
+              "div",
+              { class: "cells" },
+              g.lines.map((l) =>
+                h(
+                  "div",
+                  {
+                    class: `cell ls-${l.state}` + (PROBLEM_STATES.has(l.state) ? " problem" : ""),
+                    dataset: { line: l.object, state: l.state },
+                    title: l.raw,
+                  },
+                  h("div", { class: "cell-num" }, l.object),
+                  h("div", { class: "cell-state" }, lineLabel(l.state)),
+                  h("div", { class: "cell-since", dataset: { since: l.since_ms } }, duration((now() - l.since_ms) / 1000)),
+                  h("div", { class: "cell-info" }, l.info || "\u00a0")
+                )
+              )
+            )
+          )
+        )
+      : [h("p", { class: "muted panel" }, t("tel.empty"))])
+  );
+}
+
+// ---- Outbox ----
+
+const obFilter = { state: "dead" };
+const OB_STATES = ["dead", "queued", "sent", "coalesced", "skipped", "digested"];
+
+pages.outbox = (root) => {
+  const msg = { text: "" };
+  return dataPage(
+    root,
+    () => api("GET", `/api/v1/outbox?state=${obFilter.state}&limit=500`),
+    (root, d, page) => drawOutbox(root, d, page, msg),
+    { pollMs: 10000 }
+  );
+};
+
+function drawOutbox(root, d, page, msg) {
+  const sel = h(
+    "select",
+    {
+      id: "ob-state",
+      onchange: (e) => {
+        obFilter.state = e.target.value;
+        msg.text = "";
+        page.refresh();
+      },
+    },
+    OB_STATES.map((s) => h("option", { value: s, selected: s === obFilter.state }, t("obstate." + s)))
+  );
+  const retry = (id) => async () => {
+    try {
+      await api("POST", `/api/v1/outbox/${id}/retry`);
+      msg.text = t("ob.retried", { id });
+    } catch (e) {
+      msg.text = t("inc.failed", { err: e.message });
+    }
+    page.refresh();
+  };
+  const op = isOperator();
+  const rows = d.messages.map((m) =>
+    h(
+      "tr",
+      { dataset: { msgId: m.id } },
+      h("td", null, String(m.id)),
+      h("td", null, fmtTime(m.created_ms)),
+      h("td", null, m.dest),
+      h("td", null, m.event),
+      h("td", null, m.incident_id ? h("a", { href: `#/incidents/${m.incident_id}` }, String(m.incident_id)) : "—"),
+      h("td", null, String(m.attempts)),
+      h("td", { class: "err" }, m.last_error || (m.last_code ? String(m.last_code) : "")),
+      op && m.state === "dead"
+        ? h("td", null, h("button", { type: "button", dataset: { action: "retry" }, onclick: retry(m.id) }, t("ob.retry")))
+        : h("td")
+    )
+  );
+  root.replaceChildren(
+    h(
+      "section",
+      { class: "panel" },
+      h("div", { class: "filters" }, h("label", null, t("ob.state"), " ", sel)),
+      msg.text ? h("p", { class: "ok-msg" }, msg.text) : null,
+      !d.notify
+        ? h("p", { class: "muted" }, t("ob.no_notify"))
+        : rows.length
+        ? h(
+            "table",
+            { class: "grid outbox" },
+            h("thead", null, h("tr", null, ["id", "created", "dest", "event", "incident", "attempts", "error"].map((c) => h("th", null, t("ob.col." + c))), h("th"))),
+            h("tbody", null, rows)
+          )
+        : h("p", { class: "muted" }, t("ob.empty"))
+    )
+  );
+}
+
+// ---- start ----
+
+function clock() {
+  const d = new Date(now());
+  const p = (n) => String(n).padStart(2, "0");
+  $("#clock").textContent = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+async function main() {
+  loadLang(null);
+  applyStatic(document);
+  $("#login-form").addEventListener("submit", onLogin);
+  $("#login-lang").addEventListener("change", onLangChange);
+  $("#lang").addEventListener("change", onLangChange);
+  $("#logout").addEventListener("click", onLogout);
+  window.addEventListener("hashchange", route);
+  setInterval(clock, 1000);
+  clock();
+  // the wp_csrf cookie (readable by the page) tells whether a session may exist; without it
+  // the login form shows at once, with no 401 round trip
+  if (readCookie("wp_csrf")) {
+    try {
+      const s = await api("GET", "/api/v1/session");
+      startApp({ user: s.user, role: s.role, csrf: s.csrf });
+    } catch (e) {
+      showLogin();
+    }
+  } else {
+    showLogin();
+  }
+  window.wpDash.ready = true;
+}
+
+main();
