@@ -16,6 +16,7 @@
 #include "agent.h"
 #include "agent_conf.h"
 #include "agent_sched.h"
+#include "enroll.h"
 #include "probe.h"
 #include "sender.h"
 #include "sink.h"
@@ -45,6 +46,7 @@ static void usage(FILE *fp)
 {
     fprintf(fp, "usage: watchpost-agent [-c FILE] [--check-config] [--once] [--version]\n"
                 "                       [--log-level error|warn|info|debug]\n"
+                "       watchpost-agent enroll --collector HOST:PORT --token T ...\n"
                 "  -c, --config FILE   configuration (default " DEFAULT_CONF ")\n"
                 "  --check-config      load the configuration, print ok or the error\n"
                 "  --once              sample every probe (two rounds 1 s apart), print the\n"
@@ -362,6 +364,9 @@ int main(int argc, char **argv)
     struct agent_conf *conf = NULL;
     int rc = 0;
 
+    if (argc >= 2 && strcmp(argv[1], "enroll") == 0) {
+        return agent_enroll_main(argc - 1, argv + 1);
+    }
     rc = parse_args(argc, argv, &args);
     if (rc != 0) {
         return rc < 0 ? 2 : 0;

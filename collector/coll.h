@@ -20,6 +20,7 @@ struct wp_tls_conn;
 struct coll_conn;
 struct coll_ctl;
 struct http_server;
+struct enroll_api;
 struct coll_rules;
 struct coll_lines;
 struct rules_host;
@@ -75,6 +76,8 @@ struct coll_server {
     struct deliver *deliver;
     struct http_server *http; /* dashboard and JSON API (coll_http.c), NULL when off */
     struct coll_api *api;     /* its routes, login and event streams (http_api.c) */
+    /* agent enrolment, POST /api/v1/enroll (enroll_api.c); NULL when HTTP is off */
+    struct enroll_api *enroll;
     int64_t last_prune_ms;
     int64_t last_linerrd_ms; /* the once-a-minute per-line RRD refresh (linerrd.h) */
 

@@ -153,6 +153,24 @@ static const struct wp_opt http_tls_opts[] = {
     WP_OPT_TABLE_END,
 };
 
+#define ENR(f) (offsetof(struct coll_conf, http.enroll.f) - offsetof(struct coll_conf, http.enroll))
+
+static const struct wp_opt http_enroll_opts[] = {
+    {.name = "ca_dir",
+     .type = WP_OPT_STR,
+     .help = "the CA directory of `watchpost ca` that signs enrolled agents' certificates "
+             "(the collector must read its key and write its index); absent = enrolment off",
+     .offset = ENR(ca_dir)},
+    {.name = "cert_days",
+     .type = WP_OPT_INT,
+     .def = "825",
+     .help = "validity of an enrolled agent's certificate, in days",
+     .offset = ENR(cert_days),
+     .min = 1,
+     .max = 36500},
+    WP_OPT_TABLE_END,
+};
+
 static const struct wp_opt http_opts[] = {
     {.name = "listen",
      .type = WP_OPT_STR,
@@ -246,6 +264,11 @@ static const struct wp_opt http_opts[] = {
      .offset = SEC(http, login_window_ms),
      .min = 1000,
      .max = 86400000},
+    {.name = "enroll",
+     .type = WP_OPT_SECTION,
+     .help = "agent enrolment with bootstrap tokens: POST /api/v1/enroll (docs/PACKAGING.md)",
+     .offset = SEC(http, enroll),
+     .sub = http_enroll_opts},
     WP_OPT_TABLE_END,
 };
 
@@ -530,6 +553,7 @@ static int finish(struct coll_conf *c, struct wp_conf_doc *doc, struct wp_conf_e
     wp_conf_resolve_path(c->path, &c->http.static_dir);
     wp_conf_resolve_path(c->path, &c->http.tls.cert);
     wp_conf_resolve_path(c->path, &c->http.tls.key);
+    wp_conf_resolve_path(c->path, &c->http.enroll.ca_dir);
     wp_conf_resolve_path(c->path, &c->state_dir);
     wp_conf_resolve_path(c->path, &c->tls.ca);
     wp_conf_resolve_path(c->path, &c->tls.cert);

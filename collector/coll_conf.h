@@ -31,7 +31,8 @@ struct notify_conf;
  *            static_dir (default $WATCHPOST_DASHBOARDS or /usr/share/watchpost/dashboards),
  *            max_connections: 1024, max_header: 16KiB, max_body: 1MiB, header_timeout: 10s,
  *            body_timeout: 30s, idle_timeout: 60s, sse_ping: 15s, session_idle: 12h,
- *            session_max: 7d, login_failures: 5, login_window: 60s}   (docs/API.md)
+ *            session_max: 7d, login_failures: 5, login_window: 60s,
+ *            enroll: {ca_dir, cert_days: 825}}   (docs/API.md)
  * Relative paths are relative to the config file's directory.
  */
 struct coll_conf {
@@ -85,6 +86,10 @@ struct coll_conf {
         int64_t header_timeout_ms, body_timeout_ms, idle_timeout_ms, sse_ping_ms;
         int64_t session_idle_ms, session_max_ms; /* login sessions (http_auth.h) */
         int64_t login_failures, login_window_ms;
+        struct {
+            char *ca_dir; /* NULL: enrolment off (enroll_api.h) */
+            int64_t cert_days;
+        } enroll;
         const char *port_file; /* --http-port-file (main.c), not from the YAML */
     } http;
 };

@@ -9,6 +9,7 @@
 
 #include "coll.h"
 #include "coll_conf.h"
+#include "enroll_api.h"
 #include "http.h"
 #include "http_api.h"
 #include "http_auth.h"
@@ -120,6 +121,21 @@ int coll_http_start(struct coll_server *s)
     }
     http_auth_install(s->http, auth);
     coll_api_start(s, auth, &s->api); /* takes auth */
+    /* agent enrolment with bootstrap tokens (STATE_DIR/enroll.db; off without ca_dir) */
+    if ((size_t)snprintf(upath, sizeof(upath), "%s/enroll.db", conf->state_dir) >= sizeof(upath)) {
+        return -ENAMETOOLONG;
+    }
+    struct enroll_api_opts eo = {
+        .ca_dir = conf->http.enroll.ca_dir,
+        .db_path = upath,
+        .cert_days = (int)conf->http.enroll.cert_days,
+        .max_failures = (int)conf->http.login_failures,
+        .window_ms = conf->http.login_window_ms,
+    };
+    rc = enroll_api_start(s->http, &eo, &s->enroll);
+    if (rc < 0) {
+        return rc;
+    }
     int port = http_server_port(s->http);
     if (conf->http.port_file != NULL && (rc = write_port_file(conf->http.port_file, port)) < 0) {
         WP_ERROR("collector", "cannot write HTTP port file %s: %s", conf->http.port_file,
@@ -137,4 +153,6 @@ void coll_http_stop(struct coll_server *s)
     s->api = NULL;
     http_server_stop(s->http); /* frees itself once its handles are closed */
     s->http = NULL;
+    enroll_api_free(s->enroll); /* no handler runs once the server has stopped */
+    s->enroll = NULL;
 }

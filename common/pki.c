@@ -19,12 +19,15 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
+#include <mbedtls/x509_csr.h>
 
 #include "wp/clock.h"
 #include "wp/err.h"
@@ -1407,5 +1410,278 @@ int wp_pki_list(const char *dir, wp_pki_list_fn fn, void *arg, char *err, size_t
 out:
     index_free(&ix);
     free(crt_path);
+    return rc;
+}
+
+/* ---- enrolment: CSRs ---- */
+
+int wp_pki_csr_new(const char *name, char **key_pem, char **csr_pem, char *err, size_t errlen)
+{
+    int rc = 0;
+    int ret = 0;
+    struct pki_ca rng; /* only its RNG is used */
+    mbedtls_pk_context key;
+    mbedtls_x509write_csr w;
+    unsigned char *kp = wp_xcalloc(1, PEM_KEY_MAX);
+    unsigned char *cp = wp_xcalloc(1, WP_PKI_CSR_MAX);
+    char *subject = NULL;
+    char eb[128];
+
+    *key_pem = NULL;
+    *csr_pem = NULL;
+    ca_init_struct(&rng);
+    mbedtls_pk_init(&key);
+    mbedtls_x509write_csr_init(&w);
+    if (!wp_pki_name_ok(name)) {
+        rc = WP_ECONFIG;
+        errf(err, errlen, "invalid name '%s'", name);
+        goto out;
+    }
+    rc = rng_init(&rng, err, errlen);
+    if (rc == 0) {
+        rc = gen_key(&rng, &key, err, errlen);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    subject = wp_xasprintf("CN=%s", name);
+    mbedtls_x509write_csr_set_md_alg(&w, MBEDTLS_MD_SHA256);
+    mbedtls_x509write_csr_set_key(&w, &key);
+    ret = mbedtls_x509write_csr_set_subject_name(&w, subject);
+    if (ret == 0) {
+        ret = mbedtls_x509write_csr_pem(&w, cp, WP_PKI_CSR_MAX, mbedtls_ctr_drbg_random, &rng.drbg);
+    }
+    if (ret == 0) {
+        ret = mbedtls_pk_write_key_pem(&key, kp, PEM_KEY_MAX);
+    }
+    if (ret != 0) {
+        rc = WP_ETLS;
+        errf(err, errlen, "making the CSR: %s", mbed_err(ret, eb, sizeof(eb)));
+        goto out;
+    }
+    *key_pem = (char *)kp;
+    *csr_pem = (char *)cp;
+    kp = NULL;
+    cp = NULL;
+out:
+    if (kp != NULL) {
+        mbedtls_platform_zeroize(kp, PEM_KEY_MAX);
+    }
+    free(kp);
+    free(cp);
+    free(subject);
+    mbedtls_x509write_csr_free(&w);
+    mbedtls_pk_free(&key);
+    ca_cleanup(&rng);
+    return rc;
+}
+
+/* Parse a PEM CSR, check its self-signature and that its key is EC P-256. */
+static int csr_check(mbedtls_x509_csr *csr, const char *pem, size_t len, char *err, size_t errlen)
+{
+    unsigned char hash[MBEDTLS_MD_MAX_SIZE];
+    char eb[128];
+    int ret = 0;
+
+    if (len == 0 || len > WP_PKI_CSR_MAX || memchr(pem, '\0', len) != NULL) {
+        errf(err, errlen, "the CSR must be 1 to %d bytes of PEM", WP_PKI_CSR_MAX);
+        return -EINVAL;
+    }
+    /* PEM parsing wants the terminating NUL counted in the length */
+    char *copy = wp_xmalloc(len + 1);
+    memcpy(copy, pem, len);
+    copy[len] = '\0';
+    ret = mbedtls_x509_csr_parse(csr, (const unsigned char *)copy, len + 1);
+    free(copy);
+    if (ret != 0) {
+        errf(err, errlen, "unreadable CSR: %s", mbed_err(ret, eb, sizeof(eb)));
+        return -EINVAL;
+    }
+    if (mbedtls_pk_get_type(&csr->pk) != MBEDTLS_PK_ECKEY ||
+        mbedtls_pk_ec(csr->pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
+        errf(err, errlen, "the CSR's key must be EC P-256");
+        return -EINVAL;
+    }
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(csr->sig_md);
+    if (md == NULL || csr->sig_md != MBEDTLS_MD_SHA256 ||
+        mbedtls_md(md, csr->cri.p, csr->cri.len, hash) != 0 ||
+        mbedtls_pk_verify_ext(csr->sig_pk, csr->sig_opts, &csr->pk, csr->sig_md, hash,
+                              mbedtls_md_get_size(md), csr->sig.p, csr->sig.len) != 0) {
+        errf(err, errlen, "the CSR's signature does not verify (or is not ECDSA with SHA-256)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* DER certificate -> NUL-terminated PEM (free()). */
+static char *crt_to_pem(const mbedtls_x509_crt *crt)
+{
+    size_t cap = 128 + crt->raw.len * 2;
+    unsigned char *pem = wp_xmalloc(cap);
+    size_t olen = 0;
+
+    if (mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n",
+                                 crt->raw.p, crt->raw.len, pem, cap, &olen) != 0) {
+        free(pem);
+        return NULL;
+    }
+    return (char *)pem;
+}
+
+int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, size_t csr_len,
+                     int days, char **crt_pem, char **ca_pem, struct wp_pki_entry *entry, char *err,
+                     size_t errlen)
+{
+    int rc = 0;
+    int lock = -1;
+    struct pki_ca ca;
+    struct pki_index ix;
+    mbedtls_x509_csr csr;
+    char *subject = NULL;
+    char *issuer = NULL;
+    unsigned char *pem = wp_xcalloc(1, PEM_CERT_MAX);
+    uint8_t serial[WP_PKI_SERIAL_LEN];
+    char serial_hex[2 * WP_PKI_SERIAL_LEN + 1];
+
+    *crt_pem = NULL;
+    if (ca_pem != NULL) {
+        *ca_pem = NULL;
+    }
+    ca_init_struct(&ca);
+    mbedtls_x509_csr_init(&csr);
+    memset(&ix, 0, sizeof(ix));
+    if (!wp_pki_name_ok(name)) {
+        rc = WP_ECONFIG;
+        errf(err, errlen, "invalid name '%s'", name);
+        goto out;
+    }
+    if (!days_ok(days)) {
+        rc = WP_ECONFIG;
+        errf(err, errlen, "invalid validity %d days", days);
+        goto out;
+    }
+    rc = csr_check(&csr, csr_pem, csr_len, err, errlen);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = ca_load(dir, &ca, err, errlen);
+    if (rc < 0) {
+        goto out;
+    }
+    lock = lock_dir(dir);
+    if (lock < 0) {
+        rc = lock;
+        errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
+        goto out;
+    }
+    rc = index_load(dir, &ix, err, errlen);
+    if (rc < 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < ix.n; i++) {
+        if (ix.v[i].status == WP_PKI_VALID && strcmp(ix.v[i].name, name) == 0) {
+            rc = -EEXIST;
+            errf(err, errlen, "%s has a valid certificate already (serial %s; revoke it first)",
+                 name, ix.v[i].serial_hex);
+            goto out;
+        }
+    }
+    for (int tries = 0;; tries++) {
+        int dup = 0;
+        rc = gen_serial(&ca, serial);
+        if (rc < 0 || tries == 8) {
+            rc = WP_ETLS;
+            errf(err, errlen, "RNG failure");
+            goto out;
+        }
+        hex_encode(serial, sizeof(serial), serial_hex);
+        for (size_t i = 0; i < ix.n && !dup; i++) {
+            dup = strcmp(ix.v[i].serial_hex, serial_hex) == 0;
+        }
+        if (!dup) {
+            break;
+        }
+    }
+    subject = wp_xasprintf("CN=%s", name);
+    issuer = ca_subject(&ca);
+    if (issuer == NULL) {
+        rc = WP_ECORRUPT;
+        errf(err, errlen, "CA subject too long");
+        goto out;
+    }
+    int64_t now = wp_clock_now_ms() / 1000;
+    struct cert_req rq = {
+        .subject_key = &csr.pk,
+        .issuer_key = &ca.key,
+        .subject = subject,
+        .issuer = issuer,
+        .serial = serial,
+        .not_before = now - WP_PKI_SKEW_S,
+        .not_after = now + (int64_t)days * 86400,
+        .is_ca = 0,
+        .kind = WP_PKI_CLIENT,
+        .dns_name = NULL,
+    };
+    rc = make_cert(&ca, &rq, pem, PEM_CERT_MAX, err, errlen);
+    if (rc < 0) {
+        goto out;
+    }
+    struct wp_pki_entry *e = index_add(&ix);
+    memcpy(e->name, name, strlen(name) + 1);
+    e->kind = WP_PKI_CLIENT;
+    memcpy(e->serial_hex, serial_hex, sizeof(serial_hex));
+    e->not_after = rq.not_after;
+    e->status = WP_PKI_VALID;
+    e->revoked_at = 0;
+    if (entry != NULL) {
+        *entry = *e;
+    }
+    rc = crl_write(dir, &ca, &ix, now, WP_PKI_CRL_DAYS, err, errlen);
+    if (rc == 0) {
+        rc = index_save(dir, &ix, err, errlen);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    if (ca_pem != NULL) {
+        *ca_pem = crt_to_pem(&ca.crt);
+        if (*ca_pem == NULL) {
+            rc = WP_ETLS;
+            errf(err, errlen, "encoding the CA certificate");
+            goto out;
+        }
+    }
+    *crt_pem = (char *)pem;
+    pem = NULL;
+out:
+    unlock_dir(lock);
+    free(pem);
+    free(subject);
+    free(issuer);
+    mbedtls_x509_csr_free(&csr);
+    index_free(&ix);
+    ca_cleanup(&ca);
+    return rc;
+}
+
+int wp_pki_fingerprint(const char *pem, size_t len, char out[65])
+{
+    mbedtls_x509_crt crt;
+    uint8_t d[32];
+    int rc = -EINVAL;
+
+    mbedtls_x509_crt_init(&crt);
+    if (len > 0 && len < 1u << 20 && memchr(pem, '\0', len) == NULL) {
+        char *copy = wp_xmalloc(len + 1);
+        memcpy(copy, pem, len);
+        copy[len] = '\0';
+        if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)copy, len + 1) == 0 &&
+            mbedtls_sha256_ret(crt.raw.p, crt.raw.len, d, 0) == 0) {
+            hex_encode(d, sizeof(d), out);
+            rc = 0;
+        }
+        free(copy);
+    }
+    mbedtls_x509_crt_free(&crt);
     return rc;
 }

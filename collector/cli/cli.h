@@ -30,5 +30,7 @@ int cli_report(int argc, char **argv);
 /* watchpost user add|passwd|role|list|del, token add|list|del: dashboard login (user.c) */
 int cli_user(int argc, char **argv);
 int cli_token(int argc, char **argv);
+/* watchpost enroll-token add|list|del|prune: agent bootstrap tokens (enroll.c) */
+int cli_enroll_token(int argc, char **argv);
 
 #endif

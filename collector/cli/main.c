@@ -25,6 +25,8 @@ static const struct {
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
     {"user", cli_user, "user add NAME --role R|passwd|role|list|del  dashboard users"},
     {"token", cli_token, "token add NAME --role R|list|del    API tokens for scripts"},
+    {"enroll-token", cli_enroll_token,
+     "enroll-token add [--ttl 24h] [--name ID]|list|del ID  agent bootstrap tokens"},
 };
 
 static void usage(FILE *f)

@@ -95,4 +95,38 @@ int wp_pki_gen_crl(const char *dir, int days, char *err, size_t errlen);
 typedef int (*wp_pki_list_fn)(const struct wp_pki_entry *e, void *arg);
 int wp_pki_list(const char *dir, wp_pki_list_fn fn, void *arg, char *err, size_t errlen);
 
+/*
+ * Enrolment (a bootstrap token, collector/enroll.h): the agent makes its key and a CSR, the
+ * collector issues the certificate from the CSR, so the private key never leaves the agent.
+ */
+#define WP_PKI_CSR_MAX  4096 /* bytes of a PEM CSR accepted from the network */
+#define WP_PKI_CERT_MAX 4096 /* bytes of one PEM certificate */
+
+/*
+ * A new EC P-256 key and a CSR for it (CN=name, signed with SHA-256). *key_pem and *csr_pem
+ * are NUL-terminated PEM, free()d by the caller (wipe the key with mbedtls_platform_zeroize
+ * first). 0, WP_ECONFIG (bad name) or WP_ETLS.
+ */
+int wp_pki_csr_new(const char *name, char **key_pem, char **csr_pem, char *err, size_t errlen);
+
+/*
+ * Issue a client certificate (WP_PKI_CLIENT, CN=name, days) for the public key of a CSR in
+ * PEM (csr_len bytes, at most WP_PKI_CSR_MAX; need not be NUL-terminated), signed by the CA in
+ * dir, recorded in the index, the CRL rewritten, like wp_pki_issue() but no file is written.
+ * The CSR's own signature must verify and its key must be EC P-256; its subject is ignored.
+ * On success *crt_pem and, if ca_pem is not NULL, *ca_pem (the CA certificate) are
+ * NUL-terminated PEM, free()d by the caller, and *entry (may be NULL) describes the new
+ * certificate. -EEXIST when a valid certificate with that name is in the index; -EINVAL for
+ * a malformed or unsuitable CSR; else as wp_pki_issue().
+ */
+int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, size_t csr_len,
+                     int days, char **crt_pem, char **ca_pem, struct wp_pki_entry *entry, char *err,
+                     size_t errlen);
+
+/*
+ * The SHA-256 fingerprint of the first certificate in pem (len bytes) as 64 lowercase hex
+ * digits into out. 0 or -EINVAL.
+ */
+int wp_pki_fingerprint(const char *pem, size_t len, char out[65]);
+
 #endif
