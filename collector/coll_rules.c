@@ -465,6 +465,11 @@ struct inc_store *coll_rules_store(struct coll_server *s)
     return s->rules != NULL ? s->rules->inc : NULL;
 }
 
+const struct rule_set *coll_rules_set(struct coll_server *s)
+{
+    return s->rules != NULL ? s->rules->rs : NULL;
+}
+
 void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out)
 {
     struct rules_eng_stats st;

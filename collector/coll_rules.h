@@ -10,6 +10,7 @@ struct coll_server;
 struct coll_agent;
 struct wp_series_def;
 struct wp_msg;
+struct rule_set;
 
 /* Load the rules files of the config (a bad file refuses the start with file:line:column),
  * open STATE_DIR/incidents.db and resume the engine's saved states. Before the registry
@@ -57,5 +58,7 @@ void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out);
 int coll_rules_in_group(void *s, const char *group, const char *host);
 /* The incident store (for the notification worker's own incidents). */
 struct inc_store *coll_rules_store(struct coll_server *s);
+/* The loaded rule set (read only; replaced by a reload, so do not keep it), or NULL. */
+const struct rule_set *coll_rules_set(struct coll_server *s);
 
 #endif

@@ -553,10 +553,7 @@ function drawOverview(root, d) {
       "a",
       {
         class: `tile ${cls}`,
-        href: "#/incidents",
-        onclick: () => {
-          incFilter.q = n ? x.host : "";
-        },
+        href: `#/host/${encodeURIComponent(x.id)}`,
         dataset: { host: x.id, state: cls },
         title: x.host,
       },
@@ -878,6 +875,194 @@ function drawIncident(root, i, page, msg) {
           )
         )
       )
+    )
+  );
+}
+
+// ---- Host page (#/host/NAME): latest values, graphs, its incidents ----
+
+const RANGES = ["1h", "24h", "7d", "30d", "1y"];
+const hostView = { range: "24h" };
+const MAX_GRAPHS = 24;
+
+pages.host = (root, args) => {
+  const name = decodeURIComponent(args[0] || "");
+  return dataPage(root, () => api("GET", `/api/v1/hosts/${encodeURIComponent(name)}`), drawHost, {
+    tick: tickTimes,
+    pollMs: 60000, // the graphs are redrawn (and re-fetched) at most once a minute
+  });
+};
+
+function fmtNum(v) {
+  if (v === null || v === undefined) {
+    return "—";
+  }
+  if (Math.abs(v) >= 1e9 && Number.isInteger(v)) {
+    return String(v);
+  }
+  return v.toLocaleString(undefined, { maximumFractionDigits: 3 });
+}
+
+// One graph per group when it has one instance (all its fields on it), else one per field
+// with every instance on it (the API draws at most 16 series and 8 metrics per graph).
+function hostGraphs(series) {
+  const groups = new Map();
+  for (const s of series) {
+    if (!s.updated_ms) {
+      continue; // nothing stored yet: no RRD file to draw
+    }
+    if (!groups.has(s.group)) {
+      groups.set(s.group, []);
+    }
+    groups.get(s.group).push(s);
+  }
+  const out = [];
+  for (const [g, list] of groups) {
+    const fields = Object.keys(list[0].values || {});
+    if (list.length === 1) {
+      for (let i = 0; i < fields.length; i += 8) {
+        out.push({ metrics: fields.slice(i, i + 8).map((f) => `${g}.${f}`), instances: [list[0].instance] });
+      }
+    } else {
+      for (const f of fields) {
+        for (let i = 0; i < list.length; i += 16) {
+          const insts = list.slice(i, i + 16).map((x) => x.instance);
+          out.push({ metrics: [`${g}.${f}`], instances: list.length <= 16 ? [null] : insts });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function graphUrl(host, gr, inst) {
+  const q = new URLSearchParams({ host });
+  for (const m of gr.metrics) {
+    q.append("metric", m);
+  }
+  if (inst) {
+    q.set("instance", inst);
+  }
+  q.set("range", hostView.range);
+  q.set("width", "560");
+  q.set("height", "140");
+  q.set("theme", "dark");
+  return `/api/v1/graph?${q}`;
+}
+
+function drawHost(root, d, page) {
+  const kv = (k, v) => [h("dt", null, t(k)), h("dd", null, v)];
+  const rows = [];
+  for (const s of d.series) {
+    for (const [f, v] of Object.entries(s.values || {})) {
+      rows.push(
+        h(
+          "tr",
+          { dataset: { metric: `${s.group}.${f}`, instance: s.instance } },
+          h("td", null, s.group),
+          h("td", null, s.instance || "—"),
+          h("td", null, f),
+          h("td", { class: "num" }, fmtNum(v)),
+          h("td", null, fmtTime(s.updated_ms))
+        )
+      );
+    }
+  }
+  // graphs: for a group with many instances beyond 16, one graph per instance
+  const imgs = [];
+  for (const gr of hostGraphs(d.series)) {
+    for (const inst of gr.instances) {
+      if (imgs.length >= MAX_GRAPHS) {
+        break;
+      }
+      const label = gr.metrics.join(", ") + (inst ? ` ${inst}` : "");
+      imgs.push(
+        h(
+          "figure",
+          { class: "graph" },
+          h("img", {
+            src: graphUrl(d.id, gr, inst),
+            alt: t("host.graph_alt", { metric: label }),
+            dataset: { metric: gr.metrics.join(",") },
+          })
+        )
+      );
+    }
+  }
+  const total = hostGraphs(d.series).reduce((n, g) => n + g.instances.length, 0);
+  const ranges = h(
+    "div",
+    { class: "buttons ranges", role: "group", "aria-label": t("host.range") },
+    RANGES.map((r) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: r === hostView.range ? "active" : "quiet",
+          "aria-pressed": r === hostView.range ? "true" : "false",
+          dataset: { range: r },
+          onclick: () => {
+            hostView.range = r;
+            page.render();
+          },
+        },
+        r
+      )
+    )
+  );
+  const incs = d.incidents.map((i) =>
+    h(
+      "a",
+      { class: `inc-row p${i.priority}`, href: `#/incidents/${i.id}`, dataset: { incidentId: i.id } },
+      prioBadge(i.priority),
+      statusBadge(i.status),
+      h("span", { class: "inc-host" }, i.rule),
+      h("span", { class: "inc-sum" }, i.summary),
+      deadlineEl(i.deadline_ms, "inc-left")
+    )
+  );
+  root.replaceChildren(
+    h("p", null, h("a", { href: "#/overview", class: "back" }, t("host.back"))),
+    h(
+      "section",
+      { class: "panel host-head", dataset: { host: d.id } },
+      h("h1", null, t("host.title", { name: d.id }), " ",
+        h("span", { class: d.connected ? "tag ok" : "tag silent" }, t(d.connected ? "host.connected" : "host.disconnected"))),
+      h(
+        "dl",
+        { class: "kv" },
+        kv("inc.col.host", d.host || d.id),
+        kv("host.version", d.version || "—"),
+        kv("host.addr", d.addr || "—"),
+        kv("host.last_seen", fmtTime(d.last_seen_ms))
+      )
+    ),
+    h(
+      "section",
+      { class: "panel host-incidents" },
+      h("h2", null, t("host.incidents")),
+      incs.length ? h("div", { class: "inc-list" }, incs) : h("p", { class: "muted" }, t("host.no_incidents"))
+    ),
+    h(
+      "section",
+      { class: "panel host-graphs" },
+      h("h2", null, t("host.graphs")),
+      ranges,
+      imgs.length ? h("div", { class: "graphs" }, imgs) : h("p", { class: "muted" }, t("host.no_series")),
+      total > imgs.length ? h("p", { class: "muted" }, t("host.graphs_capped", { n: imgs.length })) : null
+    ),
+    h(
+      "section",
+      { class: "panel host-latest" },
+      h("h2", null, t("host.latest")),
+      rows.length
+        ? h(
+            "table",
+            { class: "grid latest" },
+            h("thead", null, h("tr", null, ["group", "instance", "field", "value", "updated"].map((c) => h("th", null, t("host.col." + c))))),
+            h("tbody", null, rows)
+          )
+        : h("p", { class: "muted" }, t("host.no_series"))
     )
   );
 }
