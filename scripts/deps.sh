@@ -15,7 +15,7 @@ PKGS=(build-essential cmake pkg-config git
       libpango1.0-dev poppler-utils
       chromium fonts-droid-fallback)
 if [ "${1:-}" = "--bench" ]; then
-    PKGS+=(collectd-core)
+    PKGS+=(collectd-core wrk)
 fi
 
 missing=()
