@@ -40,9 +40,26 @@ struct stream {
     struct stream *next;
 };
 
+/* Serialised replies of the list endpoints, kept CACHE_MS: under a wall of open dashboards
+ * one list is built once a second instead of once per request (tests/bench/dashboard.sh).
+ * Operator actions and new timeline entries clear it, so nobody sees their own change late. */
+#define CACHE_SLOTS 16
+#define CACHE_MS    1000
+
+struct cache_ent {
+    char *key; /* path?query */
+    char *body;
+    size_t len;
+    const char *ctype;
+    int64_t at_ms; /* monotonic */
+};
+
 struct coll_api {
     struct coll_server *s;
     struct http_auth *auth;
+    struct cache_ent cache[CACHE_SLOTS];
+    int64_t cache_tl; /* the timeline id the cache was built at */
+    uint64_t cache_hits, cache_misses;
     uv_timer_t timer;
     sqlite3 *tl;     /* read-only connection to incidents.db for the event poll */
     int64_t tl_last; /* highest timeline id sent (or seen when the first stream opened) */
@@ -52,6 +69,77 @@ struct coll_api {
 };
 
 /* ---- small helpers ---- */
+
+static void cache_clear(struct coll_api *api)
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        free(api->cache[i].key);
+        free(api->cache[i].body);
+        memset(&api->cache[i], 0, sizeof(api->cache[i]));
+    }
+}
+
+/* A fresh cached reply for this GET: sent, returns 1. */
+static int cache_reply(struct coll_api *api, struct http_req *req)
+{
+    char *k = wp_xasprintf("%s?%s", req->path, req->query != NULL ? req->query : "");
+    int64_t now = wp_clock_mono_ms();
+
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        struct cache_ent *e = &api->cache[i];
+        if (e->key != NULL && now - e->at_ms < CACHE_MS && strcmp(e->key, k) == 0) {
+            free(k);
+            api->cache_hits++;
+            http_resp_header(req, "Cache-Control", "no-store");
+            http_respond(req, 200, e->ctype, e->body, e->len);
+            return 1;
+        }
+    }
+    free(k);
+    api->cache_misses++;
+    return 0;
+}
+
+/* Keep this reply (the slot of the same key, else an empty or the oldest one) and send it. */
+static void cache_send(struct coll_api *api, struct http_req *req, const char *ctype, char *body,
+                       size_t len)
+{
+    char *k = wp_xasprintf("%s?%s", req->path, req->query != NULL ? req->query : "");
+    size_t pick = 0;
+
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        struct cache_ent *e = &api->cache[i];
+        if (e->key != NULL && strcmp(e->key, k) == 0) {
+            pick = i;
+            break;
+        }
+        if (e->key == NULL || e->at_ms < api->cache[pick].at_ms) {
+            pick = i;
+        }
+    }
+    struct cache_ent *e = &api->cache[pick];
+    free(e->key);
+    free(e->body);
+    e->key = k;
+    e->body = body;
+    e->len = len;
+    e->ctype = ctype;
+    e->at_ms = wp_clock_mono_ms();
+    http_resp_header(req, "Cache-Control", "no-store");
+    http_respond(req, 200, ctype, body, len);
+}
+
+/* http_respond_json through the cache (takes json). */
+static void reply_cached_json(struct coll_api *api, struct http_req *req, json_t *json)
+{
+    char *txt = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
+    json_decref(json);
+    if (txt == NULL) {
+        http_respond_error(req, 500, "cannot encode the reply");
+        return;
+    }
+    cache_send(api, req, "application/json", txt, strlen(txt));
+}
 
 static json_t *jint(int64_t v)
 {
@@ -288,6 +376,9 @@ static int parse_priority(const char *s)
 static void incidents_list(struct http_req *req, void *arg)
 {
     struct coll_api *api = arg;
+    if (cache_reply(api, req)) {
+        return;
+    }
     const char *ss = http_req_query(req, "status");
     int status = parse_status(ss != NULL ? ss : "active");
     int prio = parse_priority(http_req_query(req, "priority"));
@@ -332,7 +423,7 @@ static void incidents_list(struct http_req *req, void *arg)
         http_respond_error(req, 500, "cannot list incidents");
         return;
     }
-    http_respond_json(req, 200,
+    reply_cached_json(api, req,
                       json_pack("{s:o,s:b,s:I}", "incidents", arr, "truncated", c.truncated,
                                 "now_ms", (json_int_t)c.now));
 }
@@ -428,6 +519,7 @@ static int body_note(struct http_req *req, char *note, size_t len, int *has)
 static void incident_action(struct http_req *req, void *arg)
 {
     struct coll_api *api = arg;
+    cache_clear(api); /* the operator sees their change at once */
     const char *tail = req->path + strlen("/api/v1/incidents/");
     const char *slash = strchr(tail, '/');
     char note[NOTE_MAX + 1], by[96], err[512] = "";
@@ -525,6 +617,9 @@ static int line_cb(void *arg, const struct coll_line *l)
 static void lines_list(struct http_req *req, void *arg)
 {
     struct coll_api *api = arg;
+    if (cache_reply(api, req)) {
+        return;
+    }
     struct list_ctx c = {json_array(), LIST_MAX * 10, 0};
 
     if (api->s->lines == NULL ||
@@ -534,7 +629,7 @@ static void lines_list(struct http_req *req, void *arg)
         http_respond_error(req, 500, "cannot read the lines");
         return;
     }
-    http_respond_json(req, 200, json_pack("{s:o,s:b}", "lines", c.arr, "truncated", c.truncated));
+    reply_cached_json(api, req, json_pack("{s:o,s:b}", "lines", c.arr, "truncated", c.truncated));
 }
 
 static int seat_cb(void *arg, const struct coll_seat_session *ss)
@@ -559,6 +654,9 @@ static int seat_cb(void *arg, const struct coll_seat_session *ss)
 static void seats_list(struct http_req *req, void *arg)
 {
     struct coll_api *api = arg;
+    if (cache_reply(api, req)) {
+        return;
+    }
     struct list_ctx c = {json_array(), (size_t)query_limit(req), 0};
     const char *since = http_req_query(req, "since_s");
     int64_t since_s = 86400;
@@ -576,7 +674,7 @@ static void seats_list(struct http_req *req, void *arg)
         http_respond_error(req, 500, "cannot read the seat sessions");
         return;
     }
-    http_respond_json(req, 200, json_pack("{s:o,s:b}", "seats", c.arr, "truncated", c.truncated));
+    reply_cached_json(api, req, json_pack("{s:o,s:b}", "seats", c.arr, "truncated", c.truncated));
 }
 
 /* ---- hosts ---- */
@@ -630,6 +728,9 @@ static json_t *labels_json(const char *l)
 static void hosts_list(struct http_req *req, void *arg)
 {
     struct coll_api *api = arg;
+    if (cache_reply(api, req)) {
+        return;
+    }
     struct coll_server *s = api->s;
     struct host_counts hc = {json_object()};
     struct inc_store *st = coll_rules_store(s);
@@ -667,7 +768,7 @@ static void hosts_list(struct http_req *req, void *arg)
         }
     }
     json_decref(hc.by_host);
-    http_respond_json(req, 200, json_pack("{s:o}", "hosts", arr));
+    reply_cached_json(api, req, json_pack("{s:o}", "hosts", arr));
 }
 
 /* ---- outbox ---- */
@@ -717,6 +818,7 @@ static void outbox_get(struct http_req *req, void *arg)
 static void outbox_post(struct http_req *req, void *arg)
 {
     struct coll_api *api = arg;
+    cache_clear(api); /* the operator sees their change at once */
     const char *tail = req->path + strlen("/api/v1/outbox/");
     const char *slash = strchr(tail, '/');
     char err[256] = "", by[96];
@@ -873,6 +975,9 @@ static int state_cb(void *arg, const struct coll_line *l)
 static void metrics(struct http_req *req, void *arg)
 {
     struct coll_api *api = arg;
+    if (cache_reply(api, req)) {
+        return;
+    }
     struct coll_server *s = api->s;
     struct metrics m;
     struct inc_counts ic;
@@ -940,9 +1045,10 @@ static void metrics(struct http_req *req, void *arg)
             "watchpost_http_responses_total{code=\"5xx\"} %" PRIu64 "\n",
             hs.requests, hs.connections, hs.sse_streams, hs.status_2xx, hs.status_3xx,
             hs.status_4xx, hs.status_5xx);
-    http_resp_header(req, "Cache-Control", "no-store");
-    http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", wp_buf_head(&m.b),
-                 wp_buf_unread(&m.b));
+    size_t mlen = wp_buf_unread(&m.b);
+    char *copy = wp_xmalloc(mlen + 1);
+    memcpy(copy, wp_buf_head(&m.b), mlen);
+    cache_send(api, req, "text/plain; version=0.0.4; charset=utf-8", copy, mlen);
     wp_buf_cleanup(&m.b);
 }
 
@@ -1052,6 +1158,12 @@ static void poll_cb(uv_timer_t *t)
 {
     struct coll_api *api = t->data;
 
+    /* incidents changed (any process writes the timeline): cached lists are old */
+    int64_t m = tl_max(api);
+    if (m >= 0 && m != api->cache_tl) {
+        cache_clear(api);
+        api->cache_tl = m;
+    }
     if (api->streams != NULL) {
         poll_timeline(api);
     }
@@ -1139,6 +1251,7 @@ static void api_free(uv_handle_t *t)
 
     sqlite3_close(api->tl);
     http_auth_close(api->auth);
+    cache_clear(api);
     free(api);
 }
 
