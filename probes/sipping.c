@@ -139,7 +139,7 @@ struct sip_run {
     int tcp;
     const char *fail; /* TCP: what went wrong ("cannot connect", ...); err may add why */
     char reason[SIP_REASON_MAX];
-    char call_id[48];
+    char call_id[64]; /* "wp<index>.<16 hex>" */
     char branch[32];
     int64_t t0_ns;
     int64_t deadline_ns;
