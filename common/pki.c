@@ -1144,6 +1144,58 @@ static char *ca_subject(const struct pki_ca *ca)
     return wp_xstrdup(buf);
 }
 
+/* The start of every issue: the CA, its lock, its index, and no valid certificate of that
+ * name yet (-EEXIST). The caller unlocks and frees on every path. */
+static int issue_open(const char *dir, const char *name, struct pki_ca *ca, int *lock,
+                      struct pki_index *ix, char *err, size_t errlen)
+{
+    int rc = ca_load(dir, ca, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    *lock = lock_dir(dir);
+    if (*lock < 0) {
+        rc = *lock;
+        errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
+        return rc;
+    }
+    rc = index_load(dir, ix, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < ix->n; i++) {
+        if (ix->v[i].status == WP_PKI_VALID && strcmp(ix->v[i].name, name) == 0) {
+            errf(err, errlen, "%s exists already (serial %s; revoke it first)", name,
+                 ix->v[i].serial_hex);
+            return -EEXIST;
+        }
+    }
+    return 0;
+}
+
+/* A random serial not in the index (126 random bits make a collision absurd, but the index
+ * is right here: check it). */
+static int issue_serial(struct pki_ca *ca, const struct pki_index *ix,
+                        uint8_t serial[WP_PKI_SERIAL_LEN],
+                        char serial_hex[2 * WP_PKI_SERIAL_LEN + 1], char *err, size_t errlen)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        int dup = 0;
+        if (gen_serial(ca, serial) < 0) {
+            break;
+        }
+        hex_encode(serial, WP_PKI_SERIAL_LEN, serial_hex);
+        for (size_t i = 0; i < ix->n && !dup; i++) {
+            dup = strcmp(ix->v[i].serial_hex, serial_hex) == 0;
+        }
+        if (!dup) {
+            return 0;
+        }
+    }
+    errf(err, errlen, "RNG failure");
+    return WP_ETLS;
+}
+
 int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int days,
                  const char *outdir, char *err, size_t errlen)
 {
@@ -1186,27 +1238,9 @@ int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int d
         errf(err, errlen, "invalid certificate kind");
         goto out;
     }
-    rc = ca_load(dir, &ca, err, errlen);
+    rc = issue_open(dir, name, &ca, &lock, &ix, err, errlen);
     if (rc < 0) {
         goto out;
-    }
-    lock = lock_dir(dir);
-    if (lock < 0) {
-        rc = lock;
-        errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
-        goto out;
-    }
-    rc = index_load(dir, &ix, err, errlen);
-    if (rc < 0) {
-        goto out;
-    }
-    for (size_t i = 0; i < ix.n; i++) {
-        if (ix.v[i].status == WP_PKI_VALID && strcmp(ix.v[i].name, name) == 0) {
-            rc = -EEXIST;
-            errf(err, errlen, "%s exists already (serial %s; revoke it first)", name,
-                 ix.v[i].serial_hex);
-            goto out;
-        }
     }
     rc = mkdir_p(outdir, 0700);
     if (rc < 0) {
@@ -1220,22 +1254,9 @@ int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int d
         errf(err, errlen, "%s exists already (%s or %s)", name, key_path, crt_path);
         goto out;
     }
-    /* 126 random bits make a collision absurd, but the index is right here: check it */
-    for (int tries = 0;; tries++) {
-        int dup = 0;
-        rc = gen_serial(&ca, serial);
-        if (rc < 0 || tries == 8) {
-            rc = WP_ETLS;
-            errf(err, errlen, "RNG failure");
-            goto out;
-        }
-        hex_encode(serial, sizeof(serial), serial_hex);
-        for (size_t i = 0; i < ix.n && !dup; i++) {
-            dup = strcmp(ix.v[i].serial_hex, serial_hex) == 0;
-        }
-        if (!dup) {
-            break;
-        }
+    rc = issue_serial(&ca, &ix, serial, serial_hex, err, errlen);
+    if (rc < 0) {
+        goto out;
     }
     rc = gen_key(&ca, &key, err, errlen);
     if (rc < 0) {
@@ -1564,43 +1585,13 @@ int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, siz
     if (rc < 0) {
         goto out;
     }
-    rc = ca_load(dir, &ca, err, errlen);
+    rc = issue_open(dir, name, &ca, &lock, &ix, err, errlen);
     if (rc < 0) {
         goto out;
     }
-    lock = lock_dir(dir);
-    if (lock < 0) {
-        rc = lock;
-        errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
-        goto out;
-    }
-    rc = index_load(dir, &ix, err, errlen);
+    rc = issue_serial(&ca, &ix, serial, serial_hex, err, errlen);
     if (rc < 0) {
         goto out;
-    }
-    for (size_t i = 0; i < ix.n; i++) {
-        if (ix.v[i].status == WP_PKI_VALID && strcmp(ix.v[i].name, name) == 0) {
-            rc = -EEXIST;
-            errf(err, errlen, "%s has a valid certificate already (serial %s; revoke it first)",
-                 name, ix.v[i].serial_hex);
-            goto out;
-        }
-    }
-    for (int tries = 0;; tries++) {
-        int dup = 0;
-        rc = gen_serial(&ca, serial);
-        if (rc < 0 || tries == 8) {
-            rc = WP_ETLS;
-            errf(err, errlen, "RNG failure");
-            goto out;
-        }
-        hex_encode(serial, sizeof(serial), serial_hex);
-        for (size_t i = 0; i < ix.n && !dup; i++) {
-            dup = strcmp(ix.v[i].serial_hex, serial_hex) == 0;
-        }
-        if (!dup) {
-            break;
-        }
     }
     subject = wp_xasprintf("CN=%s", name);
     issuer = ca_subject(&ca);
