@@ -21,7 +21,7 @@ static const struct {
     {"lines", cli_lines, "lines [list|history] [--host H] [--group G] [--state S]  line states"},
     {"seats", cli_seats, "seats [--host H] [--since 24h] [--csv]  seat sessions and pauses"},
     {"outbox", cli_outbox, "outbox [list|retry ID] [--state dead]  notifications sent, queued, dead"},
-    {"report", cli_report, "report weekly|monthly|incident ID --out DIR  health and fault reports"},
+    {"report", cli_report, "report weekly|monthly|inspection|incident ID --out DIR  reports"},
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
     {"user", cli_user, "user add NAME --role R|passwd|role|list|del  dashboard users"},
     {"token", cli_token, "token add NAME --role R|list|del    API tokens for scripts"},

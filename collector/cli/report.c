@@ -15,6 +15,7 @@
 #include "cliutil.h"
 #include "coll_conf.h"
 #include "report.h"
+#include "report_inspect.h"
 #include "wp/clock.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -27,6 +28,8 @@ static void usage(FILE *f)
             "       watchpost report attendance [--month 2026-11 | --week 2026-W47]\n"
             "                                   --schedule attendance.yaml\n"
             "       watchpost report incident ID\n"
+            "       watchpost report inspection [--date 2026-11-30] [--time 08:30]\n"
+            "                                   [--limits disk=90,inode=90,cpu=90,mem=90,load=2]\n"
             "  options: --out DIR (default .) --format html,csv,pdf (default html)\n"
             "           [--lang en|zh-CN] [--silence-rules host_silent,...]\n"
             "           [--state-dir DIR | -c collector.yaml]\n"
@@ -133,10 +136,15 @@ int cli_report(int argc, char **argv)
         {"lang", required_argument, NULL, 'l'},   {"state-dir", required_argument, NULL, 'd'},
         {"silence-rules", required_argument, NULL, 's'},
         {"schedule", required_argument, NULL, 'S'},
+        {"date", required_argument, NULL, 'D'},   {"time", required_argument, NULL, 'T'},
+        {"limits", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *week = NULL, *month = NULL, *out = ".", *format = "html", *dir = NULL;
     const char *config = NULL, *schedule = NULL;
+    const char *idate = NULL, *itime = NULL, *ilimits = NULL;
+    struct insp_limits lim;
+    struct rep_period ip, ipp;
     struct att_sched *sched = NULL;
     struct att_report *att = NULL;
     struct rep_opts o;
@@ -163,6 +171,9 @@ int cli_report(int argc, char **argv)
         case 'c': config = optarg; break;
         case 's': o.silence_rules = optarg; break;
         case 'S': schedule = optarg; break;
+        case 'D': idate = optarg; break;
+        case 'T': itime = optarg; break;
+        case 'L': ilimits = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -188,11 +199,32 @@ int cli_report(int argc, char **argv)
         }
         optind++;
     } else if (strcmp(what, "weekly") != 0 && strcmp(what, "monthly") != 0 &&
-               strcmp(what, "attendance") != 0) {
+               strcmp(what, "attendance") != 0 && strcmp(what, "inspection") != 0) {
         usage(stderr);
         return 2;
     }
     int attendance = strcmp(what, "attendance") == 0;
+    int inspection = strcmp(what, "inspection") == 0;
+    if (!inspection && (idate != NULL || itime != NULL || ilimits != NULL)) {
+        usage(stderr);
+        return 2;
+    }
+    if (inspection) {
+        char *spec = idate != NULL && itime != NULL ? wp_xasprintf("%sT%s", idate, itime)
+                     : wp_xstrdup(idate != NULL ? idate : itime != NULL ? itime : "");
+        int r = rep_inspection_day(spec, wp_clock_now_ms(), &ip, &ipp);
+        free(spec);
+        insp_limits_default(&lim);
+        if (r < 0) {
+            fprintf(stderr, "report: bad --date \"%s\" or --time \"%s\" (e.g. 2026-11-30, 08:30)\n",
+                    idate != NULL ? idate : "", itime != NULL ? itime : "");
+            return 2;
+        }
+        if (ilimits != NULL && insp_limits_parse(ilimits, &lim, err, sizeof(err)) < 0) {
+            fprintf(stderr, "report: --limits %s\n", err);
+            return 2;
+        }
+    }
     if (optind < argc || (week != NULL && strcmp(what, "weekly") != 0 && !attendance) ||
         (month != NULL && strcmp(what, "monthly") != 0 && !attendance) ||
         (week != NULL && month != NULL) || (schedule != NULL && !attendance)) {
@@ -245,6 +277,12 @@ int cli_report(int argc, char **argv)
         }
         d = att_doc(att, &o);
         name = wp_xasprintf("watchpost-attendance-%s", pc.label);
+    } else if (inspection) {
+        if (rep_inspection_doc(sdir, &ip, &o, &lim, &d, err, sizeof(err)) < 0) {
+            fprintf(stderr, "report: %s\n", err);
+            goto out;
+        }
+        name = wp_xasprintf("watchpost-inspection-%s", ip.label);
     } else {
         struct rep_period pc, pp;
         int weekly = strcmp(what, "weekly") == 0;

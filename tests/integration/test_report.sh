@@ -4,7 +4,8 @@
 # builder (WP_REPORT_MAKE: a synthetic 2026-W46/W47 through the real stores, UTC+8): the weekly,
 # monthly and fault reports as HTML and CSV, byte-identical on rerun, HTML that parses with
 # balanced tags and loads nothing from outside, CSV with a BOM, CRLF and the right columns; and
-# the attendance report on the attendance unit test's week (WP_ATT_MAKE) with its known answers.
+# the attendance report on the attendance unit test's week (WP_ATT_MAKE) with its known answers;
+# the daily inspection report on the inspection unit test's state (WP_INSPECT_MAKE).
 . "$(dirname "$0")/lib.sh"
 
 export TZ=CST-8
@@ -207,6 +208,50 @@ report weekly --schedule "$T/att/attendance.yaml" --out "$T/x" > /dev/null 2>&1
 [ $? -eq 2 ] || fail "--schedule with weekly"
 attend --week 2026-W47 --month 2026-11 --out "$T/x" > /dev/null 2>&1
 [ $? -eq 2 ] || fail "--week and --month together"
+set -e
+
+log "daily inspection"
+IMAKE=$WP_BIN/tests/test_report_inspect
+[ -x "$IMAKE" ] || fail "missing $IMAKE"
+WP_INSPECT_MAKE=$T/insp "$IMAKE" || fail "could not build the inspection state"
+inspect() { "$BIN_CLI" report inspection --state-dir "$T/insp" --date 2026-11-30 "$@"; }
+inspect --out "$T/ia" --format html,csv > /dev/null || fail "inspection"
+inspect --out "$T/ib" --format csv,html > /dev/null || fail "inspection rerun"
+diff -r "$T/ia" "$T/ib" || fail "inspection rerun is not byte-identical"
+I=$T/ia/watchpost-inspection-2026-11-30
+[ "$(ls "$T/ia" | wc -l)" -eq 2 ] || fail "expected one HTML and one CSV: $(ls "$T/ia")"
+python3 "$T/check_html.py" "$I.html" "Watchpost daily inspection 2026-11-30 08:30" \
+    "2. Failed items" "93.0 % used (limit 90 %)" "8011 blocked for 2 h 10 min" \
+    "answered in 3.2 s" "#1 ora_pmon down on db1" || fail "inspection HTML"
+ICOLS="Host|Item|Status|Evidence|Open incidents"
+python3 "$T/check_csv.py" "$I-items.csv" "$ICOLS" \
+    "db1|Disk space /u01|FAIL|93.0 % used (limit 90 %)|#3 Disk /u01 on db1 is 93% full" \
+    || fail "inspection items.csv: disk"
+python3 "$T/check_csv.py" "$I-items.csv" "$ICOLS" \
+    "web1|TCP port app|FAIL|no result since 2026-11-30 07:50 (last: OK: TCP OK: 10.0.0.5:8080 in 1 ms)|" \
+    || fail "inspection items.csv: stale check"
+inspect --out "$T/iz" --format html,csv --lang zh-CN > /dev/null || fail "inspection zh-CN"
+python3 "$T/check_html.py" "$T/iz/watchpost-inspection-2026-11-30.html" \
+    "Watchpost 每日巡检 2026-11-30 08:30" "磁盘空间 /u01" "不通过" || fail "inspection zh-CN HTML"
+python3 "$T/check_csv.py" "$T/iz/watchpost-inspection-2026-11-30-items.csv" \
+    "主机|检查项|结果|依据|未关闭事件" "" || fail "inspection zh-CN CSV"
+inspect --time 09:00 --limits disk=95 --out "$T/it" --format csv > /dev/null || fail "--time"
+python3 "$T/check_csv.py" "$T/it/watchpost-inspection-2026-11-30-0900-items.csv" "$ICOLS" \
+    "db1|Disk space /u01|PASS|93.0 % used (above 85 %, limit 95 %)|" || fail "--limits disk=95"
+if inspect --out "$T/ip" --format pdf > /dev/null 2>&1; then
+    inspect --out "$T/ip2" --format pdf --lang en > /dev/null || fail "inspection pdf rerun"
+    cmp "$T/ip/watchpost-inspection-2026-11-30.pdf" "$T/ip2/watchpost-inspection-2026-11-30.pdf" \
+        || fail "inspection PDF rerun is not byte-identical"
+    if command -v pdftoppm > /dev/null; then
+        pdftoppm -r 30 -gray "$T/ip/watchpost-inspection-2026-11-30.pdf" "$T/ip/pg" \
+            || fail "pdftoppm inspection"
+        [ "$(ls "$T"/ip/pg-*.pgm | wc -l)" -ge 2 ] || fail "inspection PDF: fewer than 2 pages"
+    fi
+fi
+set +e
+inspect --date 2026-02-30 --out "$T/x" > /dev/null 2>&1; [ $? -eq 2 ] || fail "bad --date"
+inspect --limits disk=101 --out "$T/x" > /dev/null 2>&1; [ $? -eq 2 ] || fail "bad --limits"
+report weekly --date 2026-11-30 --out "$T/x" > /dev/null 2>&1; [ $? -eq 2 ] || fail "--date with weekly"
 set -e
 
 log "errors"
