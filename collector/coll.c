@@ -13,6 +13,7 @@
 #include "coll_conf.h"
 #include "coll_rules.h"
 #include "deliver.h"
+#include "events.h"
 #include "linerrd.h"
 #include "lines.h"
 #include "outbox.h"
@@ -132,6 +133,23 @@ static void tick_cb(uv_timer_t *t)
         if (n > 0) {
             WP_INFO("collector", "line history: %d rows older than %d days dropped", n,
                     (int)(LINES_KEEP_MS / 86400000));
+        }
+    }
+    if (s->events != NULL) {
+        coll_events_tick(s->events, wp_clock_now_ms());
+        if (s->events_prune_more ||
+            wp_clock_mono_ms() - s->last_events_prune_ms >= LINES_PRUNE_EVERY_MS) {
+            /* bounded batches, one a second while there is more: the loop never stalls */
+            s->last_events_prune_ms = wp_clock_mono_ms();
+            int n = coll_events_prune(s->events, wp_clock_now_ms() - COLL_EVENTS_KEEP_MS, 5000,
+                                      &s->events_prune_more);
+            if (n > 0) {
+                WP_INFO("collector", "checks and log events: %d rows older than %d days dropped", n,
+                        (int)(COLL_EVENTS_KEEP_MS / 86400000));
+            } else if (n < 0) {
+                s->events_prune_more = 0;
+                WP_WARN("collector", "pruning events.db: %s", coll_events_errmsg(s->events));
+            }
         }
     }
     if (s->lines != NULL &&
@@ -259,6 +277,10 @@ int coll_server_start(struct coll_server *s, uv_loop_t *loop, struct coll_conf *
     if ((rc = coll_lines_open(path, &s->lines)) < 0) {
         return rc;
     }
+    snprintf(path, sizeof(path), "%s/events.db", conf->state_dir);
+    if ((rc = coll_events_open(path, (int)conf->limits.log_events_per_min, &s->events)) < 0) {
+        return rc;
+    }
     if ((rc = coll_ingest_load(s)) < 0) {
         WP_ERROR("collector", "loading the registry: %s", coll_db_errmsg(s->db));
         return rc;
@@ -378,6 +400,8 @@ void coll_server_cleanup(struct coll_server *s)
     coll_rules_stop(s);
     coll_lines_close(s->lines);
     s->lines = NULL;
+    coll_events_close(s->events);
+    s->events = NULL;
     coll_agents_free(s);
     coll_db_close(s->db);
     s->db = NULL;

@@ -23,6 +23,7 @@ struct http_server;
 struct enroll_api;
 struct coll_rules;
 struct coll_lines;
+struct coll_events;
 struct rules_host;
 struct rules_series;
 
@@ -72,6 +73,9 @@ struct coll_server {
     struct coll_ctl *ctl;
     struct coll_rules *rules;
     struct coll_lines *lines; /* line states (lines.db) */
+    struct coll_events *events; /* checks and log events (events.db, events.h) */
+    int64_t last_events_prune_ms;
+    int events_prune_more; /* the last prune hit its batch limit: go on next tick */
     struct outbox *outbox;    /* notification outbox (incidents.db), NULL without notify: */
     struct deliver *deliver;
     struct http_server *http; /* dashboard and JSON API (coll_http.c), NULL when off */

@@ -81,6 +81,13 @@ static const struct wp_opt limits_opts[] = {
      .offset = SEC(limits, idle_timeout_ms),
      .min = 1000,
      .max = 86400000},
+    {.name = "log_events_per_min",
+     .type = WP_OPT_INT,
+     .def = "600",
+     .help = "log events stored per host and minute (events.db); the rest are counted",
+     .offset = SEC(limits, log_events_per_min),
+     .min = 1,
+     .max = 1000000},
     WP_OPT_TABLE_END,
 };
 

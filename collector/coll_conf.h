@@ -16,7 +16,8 @@ struct notify_conf;
  *   state_dir: /var/lib/watchpost (journal/, rrd/, watchpost.db, collector.sock)
  *   log_level: info
  *   tls:     {ca, cert, key, crl, crl_check_interval: 5s}
- *   limits:  {max_frame: 4MiB, max_agents: 20000, handshake_timeout: 10s, idle_timeout: 120s}
+ *   limits:  {max_frame: 4MiB, max_agents: 20000, handshake_timeout: 10s, idle_timeout: 120s,
+ *             log_events_per_min: 600}
  *   journal: {segment_bytes: 64MiB, fsync: true}
  *   rrd:     {dir (default state_dir/rrd), flush_interval: 60s, max_pending: 300,
  *             heartbeat_steps: 2, archives: [{cf: AVERAGE, resolution: 1m, span: 25h}, ...]}
@@ -49,6 +50,7 @@ struct coll_conf {
         uint64_t max_frame;
         int64_t max_agents;
         int64_t handshake_timeout_ms, idle_timeout_ms;
+        int64_t log_events_per_min; /* events.h flood cap */
     } limits;
     struct {
         uint64_t segment_bytes;

@@ -15,6 +15,7 @@
 #include "lines.h"
 #include "seats.h"
 #include "db.h"
+#include "events.h"
 #include "journal.h"
 #include "rrdw.h"
 #include "server.h"
@@ -313,6 +314,37 @@ static void store_seat(struct coll_server *s, const struct coll_agent *a, const 
     }
 }
 
+/* A check result or a log event into events.db (one transaction per batch, opened on the
+ * first). Seat events are skipped by the store. */
+static void store_event(struct coll_server *s, const struct coll_agent *a, const struct wp_rec *r,
+                        int *tx)
+{
+    if (r->kind == WP_REC_EVENT && r->group.len == 4 && memcmp(r->group.p, "seat", 4) == 0) {
+        return;
+    }
+    if (!*tx) {
+        *tx = coll_events_begin(s->events) == 0;
+    }
+    const char *host = a->host != NULL ? a->host : a->id;
+    char *name = wp_str_dup(r->name), *text = wp_str_dup(r->text);
+    int rc = 0;
+    if (r->kind == WP_REC_CHECK) {
+        rc = coll_events_put_check(s->events, host, name, (int)r->level, text, r->ts_ms);
+    } else {
+        char *rule = wp_str_dup(r->group);
+        rc = coll_events_put_event(s->events, host, name, rule, (int)r->level, text, r->fields,
+                                   r->ts_ms, wp_clock_now_ms());
+        free(rule);
+    }
+    if (rc < 0) {
+        WP_ERROR("collector", "%s %s of agent %s not stored: %s",
+                 r->kind == WP_REC_CHECK ? "check" : "event from", name, a->id,
+                 coll_events_errmsg(s->events));
+    }
+    free(name);
+    free(text);
+}
+
 /* Queue every metric row of a checked batch to the RRD writer; a live batch (not a journal
  * replay) also goes to the rules engine, in the same pass over the records. */
 static void batch_apply(struct coll_server *s, struct coll_agent *a, const struct wp_msg *m,
@@ -321,7 +353,7 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
     struct wp_rec r;
     double vals[WP_SERIES_MAX_FIELDS];
 
-    int lines_tx = 0;
+    int lines_tx = 0, events_tx = 0;
 
     if (live) {
         coll_rules_batch_begin(s, a);
@@ -336,6 +368,9 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
             }
             if (live && r.kind == WP_REC_EVENT && s->lines != NULL) {
                 store_seat(s, a, &r, &lines_tx);
+            }
+            if (live && (r.kind == WP_REC_CHECK || r.kind == WP_REC_EVENT) && s->events != NULL) {
+                store_event(s, a, &r, &events_tx);
             }
             if (live && r.kind != WP_REC_HEARTBEAT) {
                 coll_rules_record(s, a, &r);
@@ -360,6 +395,10 @@ static void batch_apply(struct coll_server *s, struct coll_agent *a, const struc
     if (lines_tx && coll_lines_commit(s->lines) < 0) {
         WP_ERROR("collector", "line states of agent %s not stored: %s", a->id,
                  coll_lines_errmsg(s->lines));
+    }
+    if (events_tx && coll_events_commit(s->events) < 0) {
+        WP_ERROR("collector", "checks and log events of agent %s not stored: %s", a->id,
+                 coll_events_errmsg(s->events));
     }
 }
 
