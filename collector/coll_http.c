@@ -12,6 +12,7 @@
 #include "enroll_api.h"
 #include "http.h"
 #include "http_api.h"
+#include "http_api_host.h"
 #include "http_auth.h"
 #include "http_graph.h"
 #include "wp/err.h"
@@ -123,6 +124,7 @@ int coll_http_start(struct coll_server *s)
     http_auth_install(s->http, auth);
     coll_api_start(s, auth, &s->api); /* takes auth */
     coll_graph_start(s);              /* host page and graphs (http_graph.c) */
+    coll_api_host_start(s);           /* checks and log events (http_api_host.c) */
     /* agent enrolment with bootstrap tokens (STATE_DIR/enroll.db; off without ca_dir) */
     if ((size_t)snprintf(upath, sizeof(upath), "%s/enroll.db", conf->state_dir) >= sizeof(upath)) {
         return -ENAMETOOLONG;

@@ -33,6 +33,7 @@
 #define POLL_MS     1000 /* event stream poll of the timeline */
 #define POLL_BATCH  500  /* timeline entries sent per poll at most */
 #define MAX_STREAMS 256  /* open event streams at once */
+#define LINES_MAX   2000 /* changed lines in one "lines" event; more: "overflow", reload */
 
 struct stream {
     struct http_sse *h;
@@ -66,6 +67,8 @@ struct coll_api {
     struct stream *streams;
     size_t nstreams;
     uint64_t events_sent;
+    json_t *lines_pending; /* "agent\x1fobject" -> the line's latest change since the last poll */
+    int lines_overflow;    /* more than LINES_MAX changed: the next event says reload */
 };
 
 /* ---- small helpers ---- */
@@ -641,12 +644,13 @@ static int seat_cb(void *arg, const struct coll_seat_session *ss)
         return 1;
     }
     json_array_append_new(
-        c->arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:i,s:b,s:b}", "id", (json_int_t)ss->id,
-                          "host", jstr(ss->host), "seat", jstr(ss->seat), "queue", jstr(ss->queue),
-                          "pause_reasons", jstr(ss->reasons), "login_ms", (json_int_t)ss->login_ms,
-                          "logout_ms", (json_int_t)ss->logout_ms, "paused_ms",
-                          (json_int_t)ss->paused_ms, "pauses", ss->npauses, "login_observed",
-                          ss->login_observed, "logout_observed", ss->logout_observed));
+        c->arr,
+        json_pack("{s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:i,s:b,s:b,s:b}", "id", (json_int_t)ss->id,
+                  "host", jstr(ss->host), "seat", jstr(ss->seat), "queue", jstr(ss->queue),
+                  "pause_reasons", jstr(ss->reasons), "login_ms", (json_int_t)ss->login_ms,
+                  "logout_ms", (json_int_t)ss->logout_ms, "paused_ms", (json_int_t)ss->paused_ms,
+                  "pauses", ss->npauses, "login_observed", ss->login_observed, "logout_observed",
+                  ss->logout_observed, "paused", ss->paused_now));
     return 0;
 }
 
@@ -1154,6 +1158,60 @@ static void poll_timeline(struct coll_api *api)
     sqlite3_finalize(st);
 }
 
+void coll_api_line_changed(struct coll_api *api, const char *agent, const char *host,
+                           const char *object, const char *group, const char *state,
+                           const char *raw, const char *info, int64_t since_ms)
+{
+    if (api->streams == NULL || api->lines_overflow) {
+        return;
+    }
+    if (api->lines_pending == NULL) {
+        api->lines_pending = json_object();
+    }
+    char *key = wp_xasprintf("%s\x1f%s", agent, object);
+    if (json_object_size(api->lines_pending) >= LINES_MAX &&
+        json_object_get(api->lines_pending, key) == NULL) {
+        api->lines_overflow = 1;
+        json_object_clear(api->lines_pending);
+    } else {
+        /* a lookup table: the key is never encoded, so it need not be UTF-8 */
+        json_object_set_new_nocheck(
+            api->lines_pending, key,
+            json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I}", "agent", jstr(agent), "host",
+                      jstr(host), "object", jstr(object), "group", jstr(group), "state",
+                      jstr(state), "raw", jstr(raw), "info", jstr(info), "since_ms",
+                      (json_int_t)since_ms, "updated_ms", (json_int_t)since_ms));
+    }
+    free(key);
+}
+
+/* The lines changed since the last poll as one "lines" event: at most one a second, however
+ * many changes (an "overflow" event asks the dashboards to reload the lines instead). */
+static void flush_lines(struct coll_api *api)
+{
+    if (api->lines_pending == NULL && !api->lines_overflow) {
+        return;
+    }
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(api->lines_pending, k, v)
+    {
+        json_array_append(arr, v);
+    }
+    json_t *o = json_pack("{s:o,s:b,s:I}", "lines", arr, "overflow", api->lines_overflow, "sent_ms",
+                          (json_int_t)wp_clock_now_ms());
+    char *txt = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (txt != NULL) {
+        broadcast(api, "lines", txt);
+        free(txt);
+    }
+    json_decref(api->lines_pending);
+    api->lines_pending = NULL;
+    api->lines_overflow = 0;
+}
+
 static void poll_cb(uv_timer_t *t)
 {
     struct coll_api *api = t->data;
@@ -1166,6 +1224,7 @@ static void poll_cb(uv_timer_t *t)
     }
     if (api->streams != NULL) {
         poll_timeline(api);
+        flush_lines(api);
     }
 }
 
@@ -1250,6 +1309,7 @@ static void api_free(uv_handle_t *t)
     struct coll_api *api = t->data;
 
     sqlite3_close(api->tl);
+    json_decref(api->lines_pending);
     http_auth_close(api->auth);
     cache_clear(api);
     free(api);

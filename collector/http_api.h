@@ -3,6 +3,8 @@
 #ifndef WP_COLLECTOR_HTTP_API_H
 #define WP_COLLECTOR_HTTP_API_H
 
+#include <stdint.h>
+
 #include "http.h"
 
 struct coll_server;
@@ -19,5 +21,13 @@ int coll_api_start(struct coll_server *s, struct http_auth *auth, struct coll_ap
 /* Close the event streams and the poll timer; the rest is freed once the timer has closed
  * (keep running the loop). Call before http_server_stop(). NULL does nothing. */
 void coll_api_stop(struct coll_api *api);
+
+/* A line changed state (ingest, lines.h): kept until the next poll, which sends the lines
+ * changed since the previous one as one "lines" event to every open stream (the latest change
+ * of each line; over 2000 lines a poll the event carries "overflow": true instead). Nothing
+ * is kept while no stream is open. Loop thread. */
+void coll_api_line_changed(struct coll_api *api, const char *agent, const char *host,
+                           const char *object, const char *group, const char *state,
+                           const char *raw, const char *info, int64_t since_ms);
 
 #endif

@@ -16,6 +16,7 @@
 #include "seats.h"
 #include "db.h"
 #include "events.h"
+#include "http_api.h"
 #include "journal.h"
 #include "rrdw.h"
 #include "server.h"
@@ -281,12 +282,17 @@ static void store_line(struct coll_server *s, const struct coll_agent *a, const 
     }
     char *object = wp_str_dup(r->name), *group = wp_str_dup(r->group);
     char *state = wp_str_dup(r->text), *raw = wp_str_dup(r->raw), *info = wp_str_dup(r->info);
-    if (coll_lines_put(s->lines, a->id, a->host != NULL ? a->host : a->id, object, group, state,
-                       raw, info, r->ts_ms) < 0) {
+    const char *host = a->host != NULL ? a->host : a->id;
+    int rc = coll_lines_put(s->lines, a->id, host, object, group, state, raw, info, r->ts_ms);
+    if (rc < 0) {
         WP_ERROR("collector", "line %s of agent %s not stored: %s", object, a->id,
                  coll_lines_errmsg(s->lines));
     } else {
         coll_linerrd_put(s, a->id, object, state, r->ts_ms);
+        if (rc == 1 && s->api != NULL) {
+            /* to the dashboards' event stream, coalesced there (http_api.c) */
+            coll_api_line_changed(s->api, a->id, host, object, group, state, raw, info, r->ts_ms);
+        }
     }
     free(object);
     free(group);

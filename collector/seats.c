@@ -329,7 +329,9 @@ int coll_seats_each(struct coll_seats *s, const char *host, int64_t since_ms, in
             "WHERE p.session = s.id), "
             "(SELECT COALESCE(group_concat(DISTINCT p.reason), '') FROM seat_pauses p "
             "WHERE p.session = s.id AND p.reason <> ''), "
-            "(SELECT COUNT(*) FROM seat_pauses p WHERE p.session = s.id) "
+            "(SELECT COUNT(*) FROM seat_pauses p WHERE p.session = s.id), "
+            "(s.logout_ms IS NULL AND EXISTS (SELECT 1 FROM seat_pauses p WHERE p.session = s.id "
+            "AND p.end_ms IS NULL)) "
             "FROM seat_sessions s WHERE (?1 IS NULL OR s.host = ?1) AND "
             "COALESCE(s.logout_ms, ?3) >= ?2 ORDER BY s.host, s.login_ms, s.seat, s.queue",
             -1, &q, NULL) != SQLITE_OK) {
@@ -351,6 +353,7 @@ int coll_seats_each(struct coll_seats *s, const char *host, int64_t since_ms, in
             .paused_ms = sqlite3_column_int64(q, 8),
             .reasons = (const char *)sqlite3_column_text(q, 9),
             .npauses = sqlite3_column_int(q, 10),
+            .paused_now = sqlite3_column_int(q, 11),
         };
         if (fn(arg, &ss) != 0) {
             break;

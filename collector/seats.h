@@ -26,6 +26,7 @@ struct coll_seat_session {
     int64_t login_ms, logout_ms, paused_ms;
     int login_observed, logout_observed;
     int npauses;
+    int paused_now; /* the session has an open pause */
 };
 
 /* Create the tables on db (if missing) and prepare the statements. The handle borrows db,

@@ -6,7 +6,9 @@
 # the incident list, that a viewer cannot acknowledge (403), that an operator needs the CSRF
 # token (403 without, 200 with) and that the ack is in `watchpost incidents list` and reaches
 # a webhook through the notification outbox; Bearer tokens; comments and resolve; hosts,
-# lines, outbox; /metrics parses as Prometheus text; an
+# lines, outbox; checks and log events the agent sent (a proc check of itself, a logtail
+# event) and a line change as one "lines" event on the stream; /metrics parses as
+# Prometheus text; an
 # event stream gets the incident within 2 s of its opening (measured); logout; and the sixth
 # bad login in a minute gets 429 with Retry-After.
 . "$(dirname "$0")/lib.sh"
@@ -85,7 +87,15 @@ COLL_PORT=$(cat "$T/collector.port")
 HP=$(cat "$T/http.port")
 BASE="https://wp-dash.test:$HP"
 CURL=(curl -sS --max-time 10 --cacert "$T/ca/ca.crt" --resolve "wp-dash.test:$HP:127.0.0.1")
-AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
+# besides the selftest series: a proc check of the agent itself, log events from a file and
+# phone lines from a middleware table (checks, logevents and the "lines" event below)
+mkdir -p "$T/applog"
+printf 'starting\nFATAL disk_gone on /data\n' > "$T/applog/app.log"
+cp "$WP_SRC/tests/fixtures/telephony/devlink-lines.txt" "$T/lines.txt"
+AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}
+  - {kind: proc, interval: 1s, match: [{name: agent, comm: watchpost-agent, cmdline: '$T/agent1.yaml', min: 1}]}
+  - {kind: logtail, name: app, interval: 1s, paths: [\"$T/applog/app.log\"], cursor_file: $T/agent1-logtail.cursor, start_at: beginning, rules: [{name: fatal, pattern: \"FATAL (?<what>[a-z_]+)\", severity: critical}]}
+  - {kind: linetable, name: devlink, interval: 1s, file: $T/lines.txt, group: hotline}"
 agent_config agent1
 start_agent agent1
 wait_for 20 "the agent streams" grep -q "agent connected" "$T/collector.log"
@@ -101,7 +111,7 @@ jq_() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(
 log "HTTPS API on port $HP"
 [ "$(code GET /healthz)" = 200 ] || fail "/healthz needs no login"
 for p in /api/v1/incidents /api/v1/status /api/v1/hosts /api/v1/lines /api/v1/seats \
-    /api/v1/outbox /api/v1/events /metrics /api/v1/session; do
+    /api/v1/outbox /api/v1/events /metrics /api/v1/session /api/v1/checks /api/v1/logevents; do
     c=$(code GET "$p")
     [ "$c" = 401 ] || fail "GET $p without login gave $c, not 401"
 done
@@ -172,6 +182,46 @@ PY
 PIDS[sse]=$!
 wait_for 10 "event stream open" grep -q ' hello ' "$T/sse.out"
 grep -q '^status 200 text/event-stream' "$T/sse.out" || fail "event stream: $(cat "$T/sse.out")"
+
+# check results and log events the agent sent: GET /api/v1/checks and /api/v1/logevents
+# (host= takes the agent id, as the Host page passes it)
+has_check() { [ "$(code GET '/api/v1/checks?host=agent1' "${V[@]}")" = 200 ] &&
+    grep -q '"name":"proc_agent"' "$T/out.json"; }
+wait_for 20 "the proc check in GET /api/v1/checks" has_check
+python3 - "$T/out.json" <<'PY' || fail "checks: $(cat "$T/out.json")"
+import json, sys
+c = [x for x in json.load(open(sys.argv[1]))["checks"] if x["name"] == "proc_agent"]
+assert len(c) == 1 and c[0]["status"] == 0 and c[0]["status_name"] == "OK", c
+assert "1 process matching agent" in c[0]["output"] and 0 < c[0]["since_ms"] <= c[0]["ts_ms"], c
+PY
+[ "$(code GET '/api/v1/checks?status=critical' "${V[@]}")" = 200 ] &&
+    [ "$(jq_ 'len([c for c in d["checks"] if c["name"] == "proc_agent"])')" = 0 ] ||
+    fail "checks status filter: $(cat "$T/out.json")"
+[ "$(code GET '/api/v1/checks?status=bogus' "${V[@]}")" = 400 ] || fail "bad checks status not 400"
+has_log() { [ "$(code GET '/api/v1/logevents?host=agent1&limit=5' "${V[@]}")" = 200 ] &&
+    grep -q '"rule":"fatal"' "$T/out.json"; }
+wait_for 20 "the log event in GET /api/v1/logevents" has_log
+python3 - "$T/out.json" <<'PY' || fail "logevents: $(cat "$T/out.json")"
+import json, sys
+e = [x for x in json.load(open(sys.argv[1]))["events"] if x["rule"] == "fatal"]
+assert len(e) == 1 and e[0]["severity"] == 3 and "FATAL disk_gone" in e[0]["text"], e
+assert e[0]["fields"].get("what") == "disk_gone" and e[0]["source"].endswith("app.log"), e
+PY
+[ "$(code GET "/api/v1/logevents?since=$(( $(date +%s) * 1000 + 3600000 ))" "${V[@]}")" = 200 ] &&
+    [ "$(jq_ 'len(d["events"])')" = 0 ] || fail "logevents since: $(cat "$T/out.json")"
+[ "$(code GET '/api/v1/logevents?limit=x' "${V[@]}")" = 400 ] || fail "bad logevents limit not 400"
+# a line changes state: one coalesced "lines" event on the stream carries it
+sed -i 's/^18\t8006\t8006\tY\tExtension\tBlocked\tBlocked/18\t8006\t8006\tY\tExtension\tIdle\tIdle/' \
+    "$T/lines.txt"
+got_line() { grep ' lines ' "$T/sse.out" | grep -q '"object":"8006","group":"hotline","state":"idle"'; }
+wait_for 10 "line 8006 idle as a lines event on the stream" got_line
+# coalesced: "lines" events come from the once-a-second poll, never closer than ~1 s apart
+python3 - "$T/sse.out" <<'PY' || fail "lines events too close: $(grep ' lines ' "$T/sse.out" | cut -c1-200)"
+import sys
+at = [int(l.split(" ", 2)[0]) for l in open(sys.argv[1]) if l.split(" ", 2)[1:2] == ["lines"]]
+assert at and all(b - a >= 500 for a, b in zip(at, at[1:])), at
+PY
+log "checks, log events and the lines event ok"
 
 crash agent1
 has_inc() { [ "$(code GET '/api/v1/incidents?status=open' "${V[@]}")" = 200 ] &&

@@ -195,11 +195,49 @@ static void from_fields(void **state)
     store_close(&st);
 }
 
+static int paused_cb(void *arg, const struct coll_seat_session *ss)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+
+    snprintf(out + len, 256 - len, "%s:%d%s|", ss->seat, ss->paused_now,
+             ss->logout_ms > 0 ? "(out)" : "");
+    return 0;
+}
+
+/* paused_now: only while the open session has an open pause (the Telephony wall) */
+static const char *paused_now(struct store *st, char *out)
+{
+    out[0] = '\0';
+    assert_int_equal(coll_seats_each(st->s, NULL, 0, T0 + 600 * MIN, paused_cb, out), 0);
+    return out;
+}
+
+static void paused_state(void **state)
+{
+    struct store st;
+    char out[256];
+
+    (void)state;
+    store_open(&st);
+    assert_int_equal(PUT("login", "Ann", "q", NULL, 0, 0, 0), 1);
+    assert_int_equal(PUT("login", "Ben", "q", NULL, 0, 0, 0), 1);
+    assert_string_equal(paused_now(&st, out), "Ann:0|Ben:0|");
+    assert_int_equal(PUT("pause", "Ann", "q", "lunch", 10, 0, 0), 1);
+    assert_int_equal(PUT("pause", "Ben", "q", "break", 10, 0, 0), 1);
+    assert_string_equal(paused_now(&st, out), "Ann:1|Ben:1|");
+    assert_int_equal(PUT("unpause", "Ann", "q", NULL, 20, 0, 0), 1);
+    assert_int_equal(PUT("logout", "Ben", "q", NULL, 30, 0, 0), 1); /* ends the pause too */
+    assert_string_equal(paused_now(&st, out), "Ann:0|Ben:0(out)|");
+    store_close(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sessions_and_pauses),
         cmocka_unit_test(from_fields),
+        cmocka_unit_test(paused_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
