@@ -4,6 +4,7 @@
 #include "coll_rules.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "db.h"
 #include "incident.h"
 #include "ingest.h"
+#include "maint.h"
 #include "rules.h"
 #include "rules_eval.h"
 #include "wp/clock.h"
@@ -40,6 +42,13 @@ struct coll_rules {
      * a batch often moves many problems of its host at once (value updates, states). */
     int in_tx;
     uint32_t tx_opens; /* incidents opened in the open transaction: timed at commit */
+    /* runtime maintenance windows: the store, and the active and upcoming ones in memory,
+     * loaded again when the store's change counter moves (API, or the CLI in another
+     * process: read once a second on the tick) and once a minute to drop the ones over */
+    struct maint_store *maint;
+    struct maint_set *mset;
+    int64_t mgen, mloaded_ms;
+    int merr; /* the last refresh failed (logged once) */
 };
 
 const int64_t coll_rules_delay_bounds_us[COLL_RULES_DELAY_BUCKETS] = {
@@ -163,6 +172,64 @@ static int restore_cb(void *arg, const char *key, int state, int64_t since)
     struct coll_rules *r = arg;
     rules_eng_restore(r->eng, key, state, since);
     return 0;
+}
+
+/* ---- runtime maintenance windows ------------------------------------------------------- */
+
+static const char *maint_match(void *arg, const char *host, int64_t now)
+{
+    struct coll_rules *r = arg;
+    return maint_set_match(r->mset, r->rs, host, now);
+}
+
+static void maint_log(void *arg, const struct maint_win *w, int started)
+{
+    (void)arg;
+    int early = !started && w->ended_ms != 0;
+    const char *how = started ? "started" : early ? "ended early" : "ended";
+    const char *by = early && w->ended_by != NULL ? w->ended_by : "";
+
+    WP_INFO("rules", "maintenance window %" PRId64 " \"%s\" %s (%zu hosts, %zu groups)%s%s",
+            w->id, w->name, how, w->nhosts, w->ngroups, by[0] != '\0' ? " by " : "", by);
+}
+
+/* Load the windows again when they changed (or force, or a minute passed); then log the
+ * ones that started or ended. The engine sees the new set at its next pass. */
+static void maint_refresh(struct coll_rules *r, int64_t now, int force)
+{
+    int64_t gen = 0;
+    struct maint_set *ms = NULL;
+
+    if (r->maint == NULL) {
+        return;
+    }
+    if (maint_gen(r->maint, &gen) < 0) {
+        if (!r->merr) {
+            WP_ERROR("rules", "maintenance windows not read: %s", maint_errmsg(r->maint));
+        }
+        r->merr = 1;
+        return;
+    }
+    if (force || gen != r->mgen || r->mset == NULL || now - r->mloaded_ms >= 60000) {
+        if (maint_set_load(r->maint, now, &ms) < 0) {
+            if (!r->merr) {
+                WP_ERROR("rules", "maintenance windows not loaded: %s", maint_errmsg(r->maint));
+            }
+            r->merr = 1;
+            return;
+        }
+        maint_set_transitions(ms, r->mset, now, maint_log, r);
+        maint_set_free(r->mset);
+        r->mset = ms;
+        r->mgen = gen;
+        r->mloaded_ms = now;
+    } else {
+        maint_set_transitions(r->mset, NULL, now, maint_log, r);
+    }
+    if (r->merr) {
+        WP_INFO("rules", "maintenance windows read again");
+    }
+    r->merr = 0;
 }
 
 /* ---- binding --------------------------------------------------------------------------- */
@@ -402,7 +469,15 @@ int coll_rules_start(struct coll_server *s)
         .state_put = sink_state_put,
         .state_del = sink_state_del,
     };
+    if ((rc = maint_open(path, &r->maint)) < 0) {
+        inc_close(r->inc);
+        rules_free(r->rs);
+        free(r);
+        return rc;
+    }
     r->eng = rules_eng_new(r->rs, &sink);
+    rules_eng_set_maint(r->eng, maint_match, r);
+    maint_refresh(r, wp_clock_now_ms(), 1);
     inc_state_each(r->inc, restore_cb, r);
     s->rules = r;
     WP_INFO("collector", "rules: %zu rules from %zu files; incidents in %s", r->rs->nrules,
@@ -440,6 +515,7 @@ void coll_rules_tick(struct coll_server *s)
     }
     int64_t now = wp_clock_now_ms();
     s->rules->arrived_us = mono_us();
+    maint_refresh(s->rules, now, 0);
     rules_eng_tick(s->rules->eng, now);
     tx_done(s->rules);
     if (inc_tick(s->rules->inc, now) < 0) {
@@ -468,6 +544,24 @@ struct inc_store *coll_rules_store(struct coll_server *s)
 const struct rule_set *coll_rules_set(struct coll_server *s)
 {
     return s->rules != NULL ? s->rules->rs : NULL;
+}
+
+struct maint_store *coll_rules_maint(struct coll_server *s)
+{
+    return s->rules != NULL ? s->rules->maint : NULL;
+}
+
+void coll_rules_maint_changed(struct coll_server *s)
+{
+    if (s->rules == NULL) {
+        return;
+    }
+    int64_t now = wp_clock_now_ms();
+    maint_refresh(s->rules, now, 1);
+    /* a pass now, not at the next tick: the operator sees the effect in the reply's wake */
+    s->rules->arrived_us = mono_us();
+    rules_eng_tick(s->rules->eng, now);
+    tx_done(s->rules);
 }
 
 void coll_rules_stats(struct coll_server *s, struct coll_rules_stats *out)
@@ -517,6 +611,8 @@ void coll_rules_stop(struct coll_server *s)
     }
     rules_eng_free(r->eng);
     rules_free(r->rs);
+    maint_set_free(r->mset);
+    maint_close(r->maint);
     inc_close(r->inc);
     free(r);
     s->rules = NULL;

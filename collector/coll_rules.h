@@ -60,5 +60,11 @@ int coll_rules_in_group(void *s, const char *group, const char *host);
 struct inc_store *coll_rules_store(struct coll_server *s);
 /* The loaded rule set (read only; replaced by a reload, so do not keep it), or NULL. */
 const struct rule_set *coll_rules_set(struct coll_server *s);
+struct maint_store;
+/* The runtime maintenance windows' store (maint.h), or NULL. */
+struct maint_store *coll_rules_maint(struct coll_server *s);
+/* A window was added or ended in this process: load the windows again and run the engine's
+ * time pass now, so problems of the hosts it covers are (un)suppressed at once. */
+void coll_rules_maint_changed(struct coll_server *s);
 
 #endif

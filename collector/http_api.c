@@ -215,6 +215,11 @@ static int who(struct coll_api *api, struct http_req *req, char *by, size_t len)
     return 0;
 }
 
+int coll_api_who(struct coll_api *api, struct http_req *req, char *by, size_t len)
+{
+    return who(api, req, by, len);
+}
+
 /* a non-negative decimal id of at most 18 digits, the whole of s[0..n) */
 static int parse_id(const char *s, size_t n, int64_t *out)
 {

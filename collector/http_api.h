@@ -21,6 +21,9 @@ int coll_api_start(struct coll_server *s, struct http_auth *auth, struct coll_ap
 /* Close the event streams and the poll timer; the rest is freed once the timer has closed
  * (keep running the loop). Call before http_server_stop(). NULL does nothing. */
 void coll_api_stop(struct coll_api *api);
+/* The operator's name for a request (user, or "token:NAME"; "api" without auth) into by.
+ * Returns 0, or -1 when the request has no principal (answer 401). Loop thread. */
+int coll_api_who(struct coll_api *api, struct http_req *req, char *by, size_t len);
 
 /* A line changed state (ingest, lines.h): kept until the next poll, which sends the lines
  * changed since the previous one as one "lines" event to every open stream (the latest change

@@ -220,6 +220,9 @@ struct rules_eng {
     struct prob **timed; /* problems the tick must look at: series no-data, log, line state */
     size_t ntimed;
     struct rules_eng_stats st;
+    /* runtime maintenance windows (maint.c) beside the config's, or NULL */
+    const char *(*maint_fn)(void *arg, const char *host, int64_t now_ms);
+    void *maint_arg;
 };
 
 /* ---- labels and templates ---------------------------------------------------------------- */
@@ -528,6 +531,9 @@ static void host_supp_get(struct rules_eng *e, const struct rules_host *h, int64
                           struct host_supp *hs)
 {
     hs->maint = rules_in_maintenance(e->rs, h->host, now);
+    if (hs->maint == NULL && e->maint_fn != NULL) {
+        hs->maint = e->maint_fn(e->maint_arg, h->host, now);
+    }
     hs->silent = NULL;
     for (size_t i = 0; i < h->nnodata; i++) {
         if (h->nodata[i]->st == RS_FIRING || h->nodata[i]->st == RS_RECOVERING) {
@@ -1486,6 +1492,14 @@ void rules_eng_tick(struct rules_eng *e, int64_t now)
     for (struct rules_host *h = e->hlist; h != NULL; h = h->next) {
         host_suppression(e, h, now);
     }
+}
+
+void rules_eng_set_maint(struct rules_eng *e,
+                         const char *(*fn)(void *arg, const char *host, int64_t now_ms),
+                         void *arg)
+{
+    e->maint_fn = fn;
+    e->maint_arg = arg;
 }
 
 void rules_eng_stats(const struct rules_eng *e, struct rules_eng_stats *out)

@@ -82,6 +82,13 @@ void rules_check(struct rules_eng *e, struct rules_host *h, const char *check,
 /* Time-driven conditions (no data, line state durations, log windows running out,
  * maintenance windows). Call every second. */
 void rules_eng_tick(struct rules_eng *e, int64_t now_ms);
+/* Maintenance windows beside the rules config's (runtime windows, maint.c): fn(arg, host,
+ * now_ms) names the window covering host at now_ms, or returns NULL; the name is copied at
+ * once. Asked once per host per pass, so it must not query a database. NULL fn = none. A
+ * window that opens or closes takes effect at the next tick. */
+void rules_eng_set_maint(struct rules_eng *e,
+                         const char *(*fn)(void *arg, const char *host, int64_t now_ms),
+                         void *arg);
 
 void rules_eng_stats(const struct rules_eng *e, struct rules_eng_stats *out);
 

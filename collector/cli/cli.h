@@ -25,6 +25,8 @@ int cli_rules(int argc, char **argv);
 int cli_incidents(int argc, char **argv);
 /* `watchpost outbox`: notifications sent, queued and dead; retry a dead one. */
 int cli_outbox(int argc, char **argv);
+/* watchpost maintenance add|list|end: runtime maintenance windows (maint.c) */
+int cli_maintenance(int argc, char **argv);
 /* watchpost report weekly|monthly|incident ID: health and fault reports (report.c) */
 int cli_report(int argc, char **argv);
 /* watchpost user add|passwd|role|list|del, token add|list|del: dashboard login (user.c) */

@@ -23,6 +23,8 @@ static const struct {
     {"outbox", cli_outbox, "outbox [list|retry ID] [--state dead]  notifications sent, queued, dead"},
     {"report", cli_report, "report weekly|monthly|inspection|incident ID --out DIR  reports"},
     {"incidents", cli_incidents, "incidents list|show ID|ack|resolve|close  incidents"},
+    {"maintenance", cli_maintenance,
+     "maintenance add NAME --hosts H --for 2h|list|end ID  maintenance windows"},
     {"user", cli_user, "user add NAME --role R|passwd|role|list|del  dashboard users"},
     {"token", cli_token, "token add NAME --role R|list|del    API tokens for scripts"},
     {"enroll-token", cli_enroll_token,
