@@ -108,7 +108,7 @@ static const struct wp_opt shift_opts[] = {
      .required = 1},
     {.name = "end",
      .type = WP_OPT_STR,
-     .help = "end, HH:MM local time (24:00 = midnight), later than start",
+     .help = "end, HH:MM local time (24:00 = midnight); at or before start: the next day",
      .offset = offsetof(struct shift_in, end),
      .required = 1},
     {.name = "grace_minutes",
@@ -399,11 +399,13 @@ static int parse_shift(struct wp_conf_doc *doc, struct wp_conf_node *item, size_
                             si.end);
         goto out;
     }
-    if (sh->end_min <= sh->start_min) {
+    /* an end at or before the start is an overnight shift ending the next day (22:00 to
+     * 06:00); an end equal to the start would be a 24-hour shift, most likely a typo */
+    if (sh->end_min == sh->start_min) {
         rc = wp_conf_errorf(doc, wp_conf_map_get(doc, item, "end"), err,
-                            "%s.end: %s is not after start %s; overnight shifts are not "
-                            "supported (a shift starts and ends on the same day, end at most "
-                            "24:00)",
+                            "%s.end: %s is the same time as start %s; a shift lasts less than "
+                            "24 hours (an end before the start is an overnight shift ending "
+                            "the next day)",
                             path, si.end, si.start);
         goto out;
     }
@@ -644,8 +646,25 @@ static void day_of(const struct att_sched *s, const struct att_report *r, struct
     sh = shift_for(s, st->host, st->seat, tm.tm_wday, d->makeup);
     d->logged_ms = ivs_within(in, d->day_ms, next);
     d->paused_ms = ivs_within(pz, d->day_ms, next);
+    st->logged_ms += d->logged_ms;
+    st->paused_ms += d->paused_ms;
+    /* first login / last logout: of the calendar day, or of the shift itself when it runs
+     * past midnight (the shift belongs to the day it starts on; the night before is the
+     * previous day's) */
+    int64_t w0 = d->day_ms, w1 = next;
+    if (sh != NULL) {
+        d->shift = r->shift_names[sh - s->shifts];
+        d->start_ms = local_at(y, m, md, sh->start_min);
+        /* an end at or before the start is on the next day; 24:00 is the next midnight */
+        d->end_ms = local_at(y, m, md + (sh->end_min <= sh->start_min), sh->end_min);
+        d->overnight = sh->end_min <= sh->start_min;
+        if (d->overnight) {
+            w0 = d->start_ms;
+            w1 = d->end_ms;
+        }
+    }
     for (size_t i = 0; i < in->n; i++) {
-        if (in->v[i][1] > d->day_ms && in->v[i][0] < next) {
+        if (in->v[i][1] > w0 && in->v[i][0] < w1) {
             if (d->first_ms == 0) {
                 d->first_ms = in->v[i][0];
             }
@@ -653,21 +672,18 @@ static void day_of(const struct att_sched *s, const struct att_report *r, struct
             d->last_ms = d->open ? 0 : in->v[i][1];
         }
     }
-    st->logged_ms += d->logged_ms;
-    st->paused_ms += d->paused_ms;
     if (sh == NULL) {
         d->kind = ATT_OFF;
         return;
     }
-    d->shift = r->shift_names[sh - s->shifts];
-    d->start_ms = local_at(y, m, md, sh->start_min);
-    d->end_ms = local_at(y, m, md, sh->end_min);
     if (holiday) {
         d->kind = ATT_HOLIDAY;
         st->holiday_days++;
         return;
     }
-    if (d->end_ms > r->asof_ms) {
+    /* an overnight shift of the period's last day ends after it: judged on the sessions up
+     * to its end (horizon_ms), or not yet when that is still to come */
+    if (d->end_ms > r->horizon_ms) {
         d->kind = ATT_NOT_YET;
         return;
     }
@@ -847,7 +863,7 @@ static int list_seats(sqlite3 *db, const struct att_sched *s, const struct rep_p
     return 0;
 }
 
-/* The sessions and pauses of one seat, merged, with open ones up to asof. */
+/* The sessions and pauses of one seat, merged, with open ones up to asof (the horizon). */
 static int load_seat(sqlite3_stmt *q, sqlite3_stmt *pq, const struct att_seat *st,
                      const struct rep_period *p, int64_t asof, struct ivs *in, struct ivs *pz)
 {
@@ -899,6 +915,9 @@ int att_build(const char *state_dir, const struct att_sched *s, const struct rep
     memset(&pz, 0, sizeof(pz));
     r->p = *p;
     r->asof_ms = now_ms < p->to_ms ? now_ms : p->to_ms;
+    /* the sessions are read up to a day after the period for the overnight shift of its last
+     * day */
+    r->horizon_ms = now_ms < p->to_ms + DAY_MS ? now_ms : p->to_ms + DAY_MS;
     r->shift_names = wp_xcalloc(s->nshifts, sizeof(char *));
     r->nshift_names = s->nshifts;
     for (size_t i = 0; i < s->nshifts; i++) {
@@ -940,7 +959,7 @@ int att_build(const char *state_dir, const struct att_sched *s, const struct rep
         struct att_seat *st = &r->seats[i];
         in.n = 0;
         pz.n = 0;
-        if (db != NULL && load_seat(q, pq, st, p, r->asof_ms, &in, &pz) < 0) {
+        if (db != NULL && load_seat(q, pq, st, p, r->horizon_ms, &in, &pz) < 0) {
             snprintf(err, errlen, "lines.db seats: %s", sqlite3_errmsg(db));
             rc = WP_EDB;
             goto out;
@@ -1192,9 +1211,13 @@ static void days_table(struct ctx *c, const struct att_report *r)
             rtable_cell(t, "%s", d->shift != NULL ? d->shift : "");
             if (d->shift != NULL) {
                 char *a = wp_xstrdup(fmt_time(d->start_ms, T_HM));
-                /* a shift ending at 24:00 ends on the next day's 00:00 */
-                rtable_cell(t, "%s-%s", a,
-                            d->end_ms - d->day_ms >= DAY_MS ? "24:00" : fmt_time(d->end_ms, T_HM));
+                /* a shift ending at 24:00 ends on the next day's 00:00; an overnight one
+                 * says so (22:00-06:00 (+1)) */
+                rtable_cell(t, "%s-%s%s", a,
+                            !d->overnight && d->end_ms - d->day_ms >= DAY_MS
+                                ? "24:00"
+                                : fmt_time(d->end_ms, T_HM),
+                            d->overnight ? " (+1)" : "");
                 free(a);
             } else {
                 rtable_cell(t, "%s", "");

@@ -42,7 +42,9 @@ struct att_day {
     enum att_kind kind;
     int makeup;                   /* a make-up working day (workdays:) */
     const char *shift;            /* the shift's name (in att_report.shift_names), or NULL */
-    int64_t start_ms, end_ms;     /* the shift that day (ATT_WORK, ATT_HOLIDAY) */
+    int64_t start_ms, end_ms;     /* the shift that day (ATT_WORK, ATT_HOLIDAY); end_ms on the
+                                     next day for an overnight shift */
+    int overnight;                /* the shift ends after midnight (22:00-06:00) */
     int64_t first_ms, last_ms;    /* first login / last logout of the sessions overlapping the
                                      day (0: none); last_ms of a session still open is 0 */
     int open;                     /* still logged in at the end of the data */
@@ -63,6 +65,8 @@ struct att_seat {
 struct att_report {
     struct rep_period p;
     int64_t asof_ms;        /* min(period end, now): open sessions count up to it */
+    int64_t horizon_ms;     /* min(period end + 1 day, now): sessions read up to it, for the
+                               overnight shift of the last day */
     struct att_seat *seats; /* by host, seat */
     size_t nseats;
     char **unscheduled; /* "seat (host)" of seats with sessions but no shift, sorted */

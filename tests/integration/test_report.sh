@@ -196,12 +196,18 @@ if attend --week 2026-W47 --out "$T/ap" --format pdf > /dev/null 2>&1; then
 fi
 printf 'shifts:\n  - name: night\n    seats: "8*"\n    days: mon-fri\n    start: "22:00"\n    end: "06:00"\n' \
     > "$T/night.yaml"
+"$BIN_CLI" report attendance --state-dir "$T/att" --schedule "$T/night.yaml" --week 2026-W47 \
+    --out "$T/an" --format csv > /dev/null || fail "an overnight shift"
+python3 "$T/check_csv.py" "$T/an/watchpost-attendance-2026-W47-days.csv" "$DAYS" \
+    "2026-11-16|Mon|pbx1|8011|night|22:00-06:00 (+1)|||9.00|1.00|||absent" || fail "overnight"
+printf 'shifts:\n  - name: night\n    seats: "8*"\n    days: mon-fri\n    start: "22:00"\n    end: "22:00"\n' \
+    > "$T/night.yaml"
 set +e
 "$BIN_CLI" report attendance --state-dir "$T/att" --schedule "$T/night.yaml" --out "$T/x" \
     > /dev/null 2> "$T/night.err"
-[ $? -eq 2 ] || fail "an overnight shift should be refused"
-grep -q "night.yaml:6:10: shifts\[0\].end: 06:00 is not after start 22:00; overnight shifts are not supported" \
-    "$T/night.err" || fail "overnight message: $(cat "$T/night.err")"
+[ $? -eq 2 ] || fail "a shift ending when it starts should be refused"
+grep -q "night.yaml:6:10: shifts\[0\].end: 22:00 is the same time as start 22:00" \
+    "$T/night.err" || fail "same-time message: $(cat "$T/night.err")"
 "$BIN_CLI" report attendance --state-dir "$T/att" --out "$T/x" > /dev/null 2>&1
 [ $? -eq 2 ] || fail "attendance without --schedule"
 report weekly --schedule "$T/att/attendance.yaml" --out "$T/x" > /dev/null 2>&1

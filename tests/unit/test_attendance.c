@@ -345,9 +345,8 @@ static void config_errors(void **state)
         const char *yaml, *want;
     } cases[] = {
         {"shifts:\n  - name: night\n    seats: \"8*\"\n    days: mon-fri\n"
-         "    start: \"22:00\"\n    end: \"06:00\"\n",
-         "t.yaml:6:10: shifts[0].end: 06:00 is not after start 22:00; overnight shifts are not "
-         "supported"},
+         "    start: \"22:00\"\n    end: \"22:00\"\n",
+         "t.yaml:6:10: shifts[0].end: 22:00 is the same time as start 22:00"},
         {"shifts:\n  - name: day\n    seats: \"8*\"\n    days: mon-fry\n"
          "    start: \"08:30\"\n    end: \"17:30\"\n",
          "t.yaml:4:11: shifts[0].days: \"mon-fry\" is not a weekday"},
@@ -386,6 +385,126 @@ static void config_errors(void **state)
                      " end: \"24:00\"}\n";
     assert_int_equal(att_sched_parse("t.yaml", ok, strlen(ok), &s, &err), 0);
     att_sched_free(s);
+}
+
+/* Overnight shifts, 22:00 to 06:00 on Monday, Tuesday, Wednesday (a holiday), Thursday and
+ * Sunday: each belongs to the day it starts on. */
+static const char night_yaml[] = "shifts:\n"
+                                 "  - name: night\n"
+                                 "    seats: \"70*\"\n"
+                                 "    days: [mon, tue, wed, thu, sun]\n"
+                                 "    start: \"22:00\"\n"
+                                 "    end: \"06:00\"\n"
+                                 "holidays: [2026-11-18]\n";
+
+static struct att_report *night_build(const char *dir, int64_t now)
+{
+    struct att_sched *s = NULL;
+    struct att_report *r = NULL;
+    struct wp_conf_err cerr;
+    struct rep_period c, p;
+    char err[256];
+
+    assert_int_equal(att_sched_parse("night.yaml", night_yaml, strlen(night_yaml), &s, &cerr), 0);
+    assert_int_equal(rep_week("2026-W47", 0, &c, &p), 0);
+    assert_int_equal(att_build(dir, s, &c, now, &r, err, sizeof(err)), 0);
+    att_sched_free(s);
+    return r;
+}
+
+static void overnight(void **state)
+{
+    char dir[64], path[128];
+    struct coll_lines *l = NULL;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/wp-attendance-night-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/lines.db", dir);
+    assert_int_equal(coll_lines_open(path, &l), 0);
+    assert_int_equal(coll_lines_begin(l), 0);
+    struct coll_seats *s = coll_lines_seats(l);
+    /* 7001: Monday night 22:10 to Tuesday 06:00 (late by 10 min) */
+    ev(s, "pbx1", "7001", "q1", "login", F + 22 * HOUR + 10 * MIN);
+    ev(s, "pbx1", "7001", "q1", "logout", F + DAY + 6 * HOUR);
+    /* Tuesday night 21:55 to Wednesday 05:30 (early leave by 30 min) */
+    ev(s, "pbx1", "7001", "q1", "login", F + DAY + 21 * HOUR + 55 * MIN);
+    ev(s, "pbx1", "7001", "q1", "logout", F + 2 * DAY + 5 * HOUR + 30 * MIN);
+    /* Wednesday night: the holiday (of the start day); Thursday night: absent */
+    /* Sunday night 22:00 to Monday 06:00 of the next week, after the period end */
+    ev(s, "pbx1", "7001", "q1", "login", F + 6 * DAY + 22 * HOUR);
+    ev(s, "pbx1", "7001", "q1", "logout", F + 7 * DAY + 6 * HOUR);
+    /* 7002: only the night from the Sunday before (22:00 to Monday 06:00): that is the
+     * previous week's shift, so Monday night is an absence */
+    ev(s, "pbx1", "7002", "q1", "login", F - 2 * HOUR);
+    ev(s, "pbx1", "7002", "q1", "logout", F + 6 * HOUR);
+    assert_int_equal(coll_lines_commit(l), 0);
+    coll_lines_close(l);
+
+    struct att_report *r = night_build(dir, INT64_MAX);
+    const struct att_seat *a = seat_of(r, "pbx1", "7001");
+    assert_int_equal(a->ndays, 7);
+    assert_int_equal(a->days[0].kind, ATT_WORK);
+    assert_int_equal(a->days[0].overnight, 1);
+    assert_int_equal(a->days[0].start_ms, F + 22 * HOUR);
+    assert_int_equal(a->days[0].end_ms, F + DAY + 6 * HOUR);
+    assert_int_equal(a->days[0].late_min, 10);
+    assert_int_equal(a->days[0].early_min, 0);
+    assert_int_equal(a->days[0].first_ms, F + 22 * HOUR + 10 * MIN);
+    assert_int_equal(a->days[0].last_ms, F + DAY + 6 * HOUR);
+    assert_int_equal(a->days[1].late_min, 0);
+    assert_int_equal(a->days[1].early_min, 30);
+    assert_int_equal(a->days[1].first_ms, F + DAY + 21 * HOUR + 55 * MIN);
+    assert_int_equal(a->days[2].kind, ATT_HOLIDAY);
+    assert_int_equal(a->days[2].absent, 0);
+    assert_int_equal(a->days[3].kind, ATT_WORK);
+    assert_int_equal(a->days[3].absent, 1);
+    assert_int_equal(a->days[4].kind, ATT_OFF);
+    assert_int_equal(a->days[5].kind, ATT_OFF);
+    /* Sunday's shift ends Monday 06:00 of the next week: judged on the sessions after it */
+    assert_int_equal(a->days[6].kind, ATT_WORK);
+    assert_int_equal(a->days[6].absent, 0);
+    assert_int_equal(a->days[6].late_min, 0);
+    assert_int_equal(a->days[6].early_min, 0);
+    assert_int_equal(a->work_days, 4);
+    assert_int_equal(a->present_days, 3);
+    assert_int_equal(a->absent_days, 1);
+    assert_int_equal(a->holiday_days, 1);
+    assert_int_equal(a->late_n, 1);
+    assert_int_equal(a->late_min, 10);
+    assert_int_equal(a->early_n, 1);
+    assert_int_equal(a->early_min, 30);
+    /* logged-in hours per calendar day of the period: Monday 1:50, Tuesday 6:00 + 2:05,
+     * Wednesday 5:30, Sunday 2:00 (the rest is next week's) */
+    assert_int_equal(a->days[0].logged_ms, HOUR + 50 * MIN);
+    assert_int_equal(a->days[1].logged_ms, 8 * HOUR + 5 * MIN);
+    assert_int_equal(a->days[2].logged_ms, 5 * HOUR + 30 * MIN);
+    assert_int_equal(a->days[6].logged_ms, 2 * HOUR);
+    assert_int_equal(a->logged_ms, 17 * HOUR + 25 * MIN);
+    const struct att_seat *b = seat_of(r, "pbx1", "7002");
+    assert_int_equal(b->days[0].absent, 1);
+    assert_int_equal(b->days[0].first_ms, 0); /* the morning belongs to last Sunday's shift */
+    assert_int_equal(b->absent_days, 4);
+    assert_int_equal(b->present_days, 0);
+    assert_int_equal(b->logged_ms, 6 * HOUR);
+
+    struct rdoc *d = att_doc(r, NULL);
+    char *h = html_of(d);
+    assert_non_null(strstr(h, "22:00-06:00 (+1)"));
+    free(h);
+    rdoc_free(d);
+    att_report_free(r);
+
+    /* Monday 02:00 after the week: Sunday's shift is not over yet */
+    r = night_build(dir, F + 7 * DAY + 2 * HOUR);
+    a = seat_of(r, "pbx1", "7001");
+    assert_int_equal(a->days[6].kind, ATT_NOT_YET);
+    assert_int_equal(a->work_days, 3);
+    assert_int_equal(a->present_days, 2);
+    assert_int_equal(a->days[6].logged_ms, 2 * HOUR);
+    att_report_free(r);
+
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void html_csv_rerun(void **state)
@@ -502,7 +621,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(late_early_absent), cmocka_unit_test(not_yet),
         cmocka_unit_test(config_errors),     cmocka_unit_test(html_csv_rerun),
-        cmocka_unit_test(no_store),
+        cmocka_unit_test(no_store),          cmocka_unit_test(overnight),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
