@@ -844,7 +844,222 @@ static int load_metrics(sqlite3 *db, const char *rrd_dir, const struct rep_perio
     return r == SQLITE_DONE ? 0 : db_fail(db, "watchpost.db series", err, errlen);
 }
 
-static int load_registry(const char *dir, const char *rrd_dir, struct hosts *hs,
+/* ---- registrations, hotline calls and processes from the registry ---- */
+
+/* Lines that are registrations: (agent, object) of the kamreg_ext series (instance
+ * "<probe>/<extension>") and the sipping series (instance = the target), sorted by key. */
+struct regent {
+    char *key; /* agent \x1f object */
+    int kind;  /* 1 kamreg, 2 sipping */
+};
+
+struct regset {
+    struct regent *v;
+    size_t n;
+};
+
+static char *reg_key(const char *agent, const char *object)
+{
+    return wp_xasprintf("%s\x1f%s", agent, object);
+}
+
+static int cmp_regent(const void *a, const void *b)
+{
+    return strcmp(((const struct regent *)a)->key, ((const struct regent *)b)->key);
+}
+
+static int regset_kind(const struct regset *rs, const char *agent, const char *object)
+{
+    struct regent k;
+    int kind = 0;
+
+    if (rs->n == 0) {
+        return 0;
+    }
+    k.key = reg_key(agent, object);
+    const struct regent *e = bsearch(&k, rs->v, rs->n, sizeof(*rs->v), cmp_regent);
+    if (e != NULL) {
+        kind = e->kind;
+    }
+    free(k.key);
+    return kind;
+}
+
+static void regset_free(struct regset *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        free(rs->v[i].key);
+    }
+    free(rs->v);
+    memset(rs, 0, sizeof(*rs));
+}
+
+static int load_regset(sqlite3 *db, struct regset *rs, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    size_t cap = 0;
+    int r = 0;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT DISTINCT agent, grp, inst FROM series"
+                           " WHERE grp IN ('kamreg_ext', 'sipping') ORDER BY agent, grp, inst",
+                           -1, &q, NULL) != SQLITE_OK) {
+        return db_fail(db, "watchpost.db series", err, errlen);
+    }
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *grp = col_str(q, 1), *inst = col_str(q, 2);
+        int kamreg = strcmp(grp, "kamreg_ext") == 0;
+        const char *slash = strchr(inst, '/');
+        if (kamreg && slash == NULL) {
+            continue;
+        }
+        if (rs->n == cap) {
+            cap = cap != 0 ? cap * 2 : 64;
+            rs->v = wp_xrealloc(rs->v, cap * sizeof(*rs->v));
+        }
+        rs->v[rs->n].key = reg_key(col_str(q, 0), kamreg ? slash + 1 : inst);
+        rs->v[rs->n].kind = kamreg ? 1 : 2;
+        rs->n++;
+    }
+    sqlite3_finalize(q);
+    if (rs->n > 1) {
+        qsort(rs->v, rs->n, sizeof(*rs->v), cmp_regent);
+    }
+    return r == SQLITE_DONE ? 0 : db_fail(db, "watchpost.db series", err, errlen);
+}
+
+/* The rows of data source ds of a file within (from, to] with a value. */
+static void fetch_rows(const char *path, const char *ds, const struct rep_period *p, struct vec *v,
+                       uint32_t *step)
+{
+    int64_t s0 = p->from_ms / 1000, s1 = p->to_ms / 1000;
+    size_t n = 0;
+
+    v->n = 0;
+    if (wp_rrdq_fetch(path, ds, s0, s1, WP_RRDQ_SKIP_NAN, vec_add, v, step) != 0) {
+        v->n = 0;
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->ts[i] > s0 && v->ts[i] <= s1 && isfinite(v->v[i])) {
+            v->ts[n] = v->ts[i];
+            v->v[n++] = v->v[i];
+        }
+    }
+    v->n = n;
+}
+
+/* Nearest rank: the ceil(q/100 n)-th smallest of sorted v[0..n). */
+static double nearest_rank(const double *v, size_t n, unsigned q)
+{
+    size_t rank = (n * q + 99) / 100;
+    return n > 0 ? v[(rank > 0 ? rank : 1) - 1] : 0;
+}
+
+static void call_of(const char *path, const struct rep_period *p, struct rep_call *c)
+{
+    struct vec a, b;
+    uint32_t step = 0;
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    fetch_rows(path, "answered", p, &a, &step);
+    c->step_s = step;
+    c->calls = a.n;
+    for (size_t i = 0; i < a.n; i++) {
+        c->answered += a.v[i];
+    }
+    c->success_pct = a.n > 0 ? 100.0 * c->answered / (double)a.n : 0;
+    fetch_rows(path, "answer_s", p, &b, NULL);
+    if (b.n > 0) {
+        qsort(b.v, b.n, sizeof(*b.v), cmp_dbl);
+        c->n_answer = b.n;
+        c->answer_p50 = nearest_rank(b.v, b.n, 50);
+        c->answer_p95 = nearest_rank(b.v, b.n, 95);
+        c->answer_max = b.v[b.n - 1];
+    }
+    free(a.v);
+    free(a.ts);
+    free(b.v);
+    free(b.ts);
+}
+
+static void proc_of(const char *path, const struct rep_period *p, struct rep_proc *r)
+{
+    struct vec a, b;
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    fetch_rows(path, "cpu_pct", p, &a, NULL);
+    fetch_rows(path, "rss_bytes", p, &b, NULL);
+    r->n = a.n > b.n ? a.n : b.n;
+    for (size_t i = 0; i < a.n; i++) {
+        r->cpu_avg += a.v[i];
+        r->cpu_peak = i == 0 || a.v[i] > r->cpu_peak ? a.v[i] : r->cpu_peak;
+    }
+    r->cpu_avg = a.n > 0 ? r->cpu_avg / (double)a.n : 0;
+    for (size_t i = 0; i < b.n; i++) {
+        r->mem_avg += b.v[i];
+        r->mem_peak = i == 0 || b.v[i] > r->mem_peak ? b.v[i] : r->mem_peak;
+    }
+    r->mem_avg = b.n > 0 ? r->mem_avg / (double)b.n : 0;
+    free(a.v);
+    free(a.ts);
+    free(b.v);
+    free(b.ts);
+}
+
+/* The sipcall targets and the proc matches of every host (one file per host and instance). */
+static int load_calls_procs(sqlite3 *db, const char *rrd_dir, const struct rep_period *p,
+                            struct rep_stats *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    size_t ccap = 0, pcap = 0;
+    int r = 0;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT a.host, s.grp, s.inst, s.file FROM series s JOIN agents a"
+                           " ON a.id = s.agent WHERE s.grp IN ('sipcall', 'proc')"
+                           " GROUP BY a.host, s.grp, s.inst ORDER BY a.host, s.grp, s.inst",
+                           -1, &q, NULL) != SQLITE_OK) {
+        return db_fail(db, "watchpost.db series", err, errlen);
+    }
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        char *path = wp_xasprintf("%s/%s", rrd_dir, col_str(q, 3));
+        if (strcmp(col_str(q, 1), "sipcall") == 0) {
+            struct rep_call c;
+            memset(&c, 0, sizeof(c));
+            call_of(path, p, &c);
+            if (c.calls > 0 || c.n_answer > 0) {
+                if (st->ncalls == ccap) {
+                    ccap = ccap != 0 ? ccap * 2 : 16;
+                    st->calls = wp_xrealloc(st->calls, ccap * sizeof(*st->calls));
+                }
+                c.host = col_dup(q, 0);
+                c.target = col_dup(q, 2);
+                st->calls[st->ncalls++] = c;
+            }
+        } else {
+            struct rep_proc pr;
+            memset(&pr, 0, sizeof(pr));
+            proc_of(path, p, &pr);
+            if (pr.n > 0) {
+                if (st->nprocs == pcap) {
+                    pcap = pcap != 0 ? pcap * 2 : 64;
+                    st->procs = wp_xrealloc(st->procs, pcap * sizeof(*st->procs));
+                }
+                pr.host = col_dup(q, 0);
+                pr.name = col_dup(q, 2);
+                st->procs[st->nprocs++] = pr;
+            }
+        }
+        free(path);
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? 0 : db_fail(db, "watchpost.db series", err, errlen);
+}
+
+static int load_registry(const char *dir, const char *rrd_dir, struct hosts *hs, struct regset *rs,
                          struct rep_stats *st, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
@@ -873,6 +1088,12 @@ static int load_registry(const char *dir, const char *rrd_dir, struct hosts *hs,
             goto out;
         }
         rc = load_metrics(db, rrd_dir, &st->p, st, err, errlen);
+        if (rc == 0 && has_table(db, "series")) {
+            rc = load_regset(db, rs, err, errlen);
+        }
+        if (rc == 0 && has_table(db, "series")) {
+            rc = load_calls_procs(db, rrd_dir, &st->p, st, err, errlen);
+        }
     }
 out:
     sqlite3_finalize(q);
@@ -960,12 +1181,19 @@ static void line_finish(struct rep_line *l)
         l->known_ms > 0 ? 100.0 * (double)(l->known_ms - l->bad_ms) / (double)l->known_ms : 100.0;
 }
 
-static int load_lines(sqlite3 *db, const struct rep_period *p, struct rep_stats *st, char *err,
-                      size_t errlen)
+/* kamreg's words for a lapsed registration (probes/kamreg.c), for a line the registry does
+ * not name */
+static int reg_raw(const char *raw)
+{
+    return strcmp(raw, "expired") == 0 || strcmp(raw, "not registered") == 0;
+}
+
+static int load_lines(sqlite3 *db, const struct rep_period *p, const struct regset *rs,
+                      struct rep_stats *st, char *err, size_t errlen)
 {
     sqlite3_stmt *q = NULL;
     struct rep_line *l = NULL;
-    int cur = -1, r = 0;
+    int cur = -1, known = -1, r = 0;
     int64_t t = 0;
     size_t cap = 0;
 
@@ -975,9 +1203,9 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, struct rep_stats 
     st->have_lines = 1;
     /* the current table adds the state of a line whose last change was pruned from history */
     if (sqlite3_prepare_v2(db,
-                           "SELECT host, object, grp, state, at_ms FROM history WHERE at_ms < ?1"
-                           " UNION SELECT host, object, grp, state, since_ms FROM lines"
-                           " WHERE since_ms < ?1 ORDER BY 1, 2, 5, 4",
+                           "SELECT host, object, grp, state, at_ms, agent, raw FROM history"
+                           " WHERE at_ms < ?1 UNION SELECT host, object, grp, state, since_ms,"
+                           " agent, raw FROM lines WHERE since_ms < ?1 ORDER BY 1, 2, 5, 4, 6, 7",
                            -1, &q, NULL) != SQLITE_OK) {
         return db_fail(db, "lines.db", err, errlen);
     }
@@ -990,6 +1218,7 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, struct rep_stats 
             if (l != NULL) {
                 line_account(l, cur, t, p->to_ms);
                 line_finish(l);
+                st->reg_lost += (size_t)l->reg_lost;
             }
             if (st->nlines == cap) {
                 cap = cap != 0 ? cap * 2 : 64;
@@ -1001,14 +1230,30 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, struct rep_stats 
             l->object = wp_xstrdup(object);
             l->group = col_dup(q, 2);
             cur = -1;
+            known = -1;
             t = p->from_ms;
         } else {
             free(l->group);
             l->group = col_dup(q, 2);
         }
+        if (l->reg == 0) {
+            l->reg = regset_kind(rs, col_str(q, 5), object);
+        }
+        if (l->reg == 0 && s == 5 && reg_raw(col_str(q, 6))) {
+            l->reg = 1;
+        }
+        /* a registration lost: into unavailable from another known state (unknown, the link
+         * lost, in between does not count as a recovery) */
+        int lost = s == 5 && known >= 0 && known != 5;
+        if (s != 8) {
+            known = s;
+        }
         if (at < p->from_ms) {
             cur = s;
             continue;
+        }
+        if (lost && l->reg != 0) {
+            l->reg_lost++;
         }
         if (s == cur) {
             continue;
@@ -1026,6 +1271,7 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, struct rep_stats 
     if (l != NULL) {
         line_account(l, cur, t, p->to_ms);
         line_finish(l);
+        st->reg_lost += (size_t)l->reg_lost;
     }
     sqlite3_finalize(q);
     return r == SQLITE_DONE ? 0 : db_fail(db, "lines.db", err, errlen);
@@ -1135,6 +1381,185 @@ out:
     return rc;
 }
 
+/* ---- logs ---- */
+
+char *rep_log_norm(const char *text)
+{
+    size_t n = 0;
+    char *o = wp_xmalloc(strlen(text) + 1);
+
+    for (const char *c = text; *c != '\0';) {
+        if (*c >= '0' && *c <= '9') {
+            while (*c >= '0' && *c <= '9') {
+                c++;
+            }
+            o[n++] = '#';
+        } else if (*c == ' ' || *c == '\t' || *c == '\r' || *c == '\n') {
+            while (*c == ' ' || *c == '\t' || *c == '\r' || *c == '\n') {
+                c++;
+            }
+            if (n > 0 && *c != '\0') {
+                o[n++] = ' ';
+            }
+        } else {
+            o[n++] = *c++;
+        }
+    }
+    o[n] = '\0';
+    return o;
+}
+
+static int cmp_count(const void *a, const void *b)
+{
+    const struct rep_count *x = a, *y = b;
+    if (x->n != y->n) {
+        return x->n < y->n ? 1 : -1;
+    }
+    int c = strcmp(x->key, y->key);
+    return c != 0 ? c : strcmp(x->rule != NULL ? x->rule : "", y->rule != NULL ? y->rule : "");
+}
+
+static int cmp_count_key(const void *a, const void *b)
+{
+    const struct rep_count *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c != 0 ? c : strcmp(x->rule, y->rule);
+}
+
+/* Run q (bound to the period) into counts: key in column 0, count in 1, max severity in 2. */
+static int log_counts(sqlite3 *db, const char *sql, const struct rep_period *p,
+                      struct rep_count **out, size_t *nout)
+{
+    sqlite3_stmt *q = NULL;
+    size_t cap = 0;
+    int r = 0;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        return WP_EDB;
+    }
+    sqlite3_bind_int64(q, 1, p->from_ms);
+    sqlite3_bind_int64(q, 2, p->to_ms);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*nout == cap) {
+            cap = cap != 0 ? cap * 2 : 32;
+            *out = wp_xrealloc(*out, cap * sizeof(**out));
+        }
+        struct rep_count *c = &(*out)[(*nout)++];
+        memset(c, 0, sizeof(*c));
+        c->key = col_dup(q, 0);
+        c->n = (size_t)sqlite3_column_int64(q, 1);
+        c->sev = sqlite3_column_int(q, 2);
+        c->sev = c->sev < 0 ? 0 : c->sev > 3 ? 3 : c->sev;
+    }
+    sqlite3_finalize(q);
+    if (*nout > 1) {
+        qsort(*out, *nout, sizeof(**out), cmp_count);
+    }
+    return r == SQLITE_DONE ? 0 : WP_EDB;
+}
+
+/* The messages, grouped by rule and normalised text. */
+static int log_messages(sqlite3 *db, const struct rep_period *p, struct rep_stats *st)
+{
+    sqlite3_stmt *q = NULL;
+    struct rep_count *v = NULL;
+    size_t n = 0, cap = 0, o = 0;
+    int r = 0;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT rule, text, count(*), max(severity) FROM log_events"
+                           " WHERE ts_ms >= ?1 AND ts_ms < ?2 GROUP BY rule, text",
+                           -1, &q, NULL) != SQLITE_OK) {
+        return WP_EDB;
+    }
+    sqlite3_bind_int64(q, 1, p->from_ms);
+    sqlite3_bind_int64(q, 2, p->to_ms);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap != 0 ? cap * 2 : 64;
+            v = wp_xrealloc(v, cap * sizeof(*v));
+        }
+        v[n].rule = col_dup(q, 0);
+        v[n].key = rep_log_norm(col_str(q, 1));
+        v[n].n = (size_t)sqlite3_column_int64(q, 2);
+        v[n].sev = sqlite3_column_int(q, 3);
+        v[n].sev = v[n].sev < 0 ? 0 : v[n].sev > 3 ? 3 : v[n].sev;
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), cmp_count_key);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (o > 0 && cmp_count_key(&v[o - 1], &v[i]) == 0) {
+            v[o - 1].n += v[i].n;
+            v[o - 1].sev = v[i].sev > v[o - 1].sev ? v[i].sev : v[o - 1].sev;
+            free(v[i].key);
+            free(v[i].rule);
+        } else {
+            v[o++] = v[i];
+        }
+    }
+    if (o > 1) {
+        qsort(v, o, sizeof(*v), cmp_count);
+    }
+    st->log_msgs = v;
+    st->nlog_msgs = o;
+    return r == SQLITE_DONE ? 0 : WP_EDB;
+}
+
+/* Log events of the period from events.db; none when the file or the table is missing. */
+static int load_logs(const char *dir, const struct rep_period *p, struct rep_stats *st, char *err,
+                     size_t errlen)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = ro_open(dir, "events.db", &db, err, errlen);
+    int r = 0;
+
+    if (rc == WP_ENOTFOUND) {
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (!has_table(db, "log_events")) {
+        goto out;
+    }
+    st->have_events = 1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT severity, count(*) FROM log_events WHERE ts_ms >= ?1"
+                           " AND ts_ms < ?2 GROUP BY severity",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = db_fail(db, "events.db", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, p->from_ms);
+    sqlite3_bind_int64(q, 2, p->to_ms);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        int sev = sqlite3_column_int(q, 0);
+        size_t n = (size_t)sqlite3_column_int64(q, 1);
+        st->log_sev[sev < 0 ? 0 : sev > 3 ? 3 : sev] += n;
+        st->nlog += n;
+    }
+    if (r != SQLITE_DONE ||
+        log_counts(db,
+                   "SELECT rule, count(*), max(severity) FROM log_events WHERE ts_ms >= ?1"
+                   " AND ts_ms < ?2 GROUP BY rule",
+                   p, &st->log_rules, &st->nlog_rules) < 0 ||
+        log_counts(db,
+                   "SELECT host, count(*), max(severity) FROM log_events WHERE ts_ms >= ?1"
+                   " AND ts_ms < ?2 GROUP BY host",
+                   p, &st->log_hosts, &st->nlog_hosts) < 0 ||
+        log_messages(db, p, st) < 0) {
+        rc = db_fail(db, "events.db log_events", err, errlen);
+    }
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
 /* ---- build ---- */
 
 int rep_stats_build(const char *state_dir, const struct rep_period *p, const struct rep_opts *o,
@@ -1142,16 +1567,18 @@ int rep_stats_build(const char *state_dir, const struct rep_period *p, const str
 {
     struct rep_stats *st = wp_xcalloc(1, sizeof(*st));
     struct hosts hs;
+    struct regset rs;
     sqlite3 *db = NULL;
     const char *silence = o != NULL && o->silence_rules != NULL ? o->silence_rules : "host_silent";
     int rc = 0;
 
     *out = NULL;
     memset(&hs, 0, sizeof(hs));
+    memset(&rs, 0, sizeof(rs));
     st->p = *p;
     char *rrd_dir = o != NULL && o->rrd_dir != NULL ? wp_xstrdup(o->rrd_dir)
                                                     : wp_xasprintf("%s/rrd", state_dir);
-    rc = load_registry(state_dir, rrd_dir, &hs, st, err, errlen);
+    rc = load_registry(state_dir, rrd_dir, &hs, &rs, st, err, errlen);
     free(rrd_dir);
     if (rc < 0) {
         goto out;
@@ -1175,7 +1602,7 @@ int rep_stats_build(const char *state_dir, const struct rep_period *p, const str
     }
     rc = ro_open(state_dir, "lines.db", &db, err, errlen);
     if (rc == 0) {
-        rc = load_lines(db, p, st, err, errlen);
+        rc = load_lines(db, p, &rs, st, err, errlen);
         if (rc == 0) {
             rc = load_seats(db, p, st, err, errlen);
         }
@@ -1183,7 +1610,12 @@ int rep_stats_build(const char *state_dir, const struct rep_period *p, const str
         rc = 0;
     }
     sqlite3_close(db);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = load_logs(state_dir, p, st, err, errlen);
 out:
+    regset_free(&rs);
     finish_hosts(&hs, p, st);
     if (rc < 0) {
         rep_stats_free(st);
@@ -1229,6 +1661,25 @@ void rep_stats_free(struct rep_stats *s)
         free(s->dead[i].event);
         free(s->dead[i].error);
     }
+    struct rep_count *cv[3] = {s->log_rules, s->log_hosts, s->log_msgs};
+    size_t cn[3] = {s->nlog_rules, s->nlog_hosts, s->nlog_msgs};
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < cn[k]; i++) {
+            free(cv[k][i].key);
+            free(cv[k][i].rule);
+        }
+        free(cv[k]);
+    }
+    for (size_t i = 0; i < s->ncalls; i++) {
+        free(s->calls[i].host);
+        free(s->calls[i].target);
+    }
+    free(s->calls);
+    for (size_t i = 0; i < s->nprocs; i++) {
+        free(s->procs[i].host);
+        free(s->procs[i].name);
+    }
+    free(s->procs);
     free(s->inc);
     free(s->hosts);
     free(s->lines);

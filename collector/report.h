@@ -2,7 +2,8 @@
 /*
  * Health and fault reports (report.c): the weekly / monthly health report and the fault
  * report of one incident, computed from stored data only (STATE_DIR/incidents.db, lines.db,
- * watchpost.db; read-only connections, so the collector may run), as a report document
+ * watchpost.db, events.db and the RRD files; read-only connections, so the collector may
+ * run), as a report document
  * (report_doc.h) that is then written as HTML and CSV. Everything is computed "as of the
  * period end": an acknowledgement or resolution after the period does not change the
  * report of the period, and nothing reads the clock except to pick the default period, so
@@ -75,6 +76,8 @@ struct rep_host {
 
 struct rep_line {
     char *host, *group, *object;
+    int reg;      /* a registration: 0 no, 1 kamreg extension, 2 sipping target */
+    int reg_lost; /* changes into unavailable of a registration within the period */
     int64_t state_ms[REP_NSTATES];
     int64_t known_ms, bad_ms, nodata_ms; /* known: not unknown / before the first report */
     int blocked_n, bad_n;                /* entries into blocked / into any bad state */
@@ -106,6 +109,34 @@ struct rep_metric {
 void *rep_metric_graph(const struct rep_metric *m, const struct rep_period *p, const char *fmt,
                        const char *title, size_t *len);
 
+/* A count by key (a log rule, host or normalised message), with the highest severity seen
+ * (0 info .. 3 critical) and, for a message, its rule. */
+struct rep_count {
+    char *key, *rule;
+    size_t n;
+    int sev;
+};
+
+/* A hotline test call target (sipcall series) over the period, from its RRD file: the rows
+ * of the finest AVERAGE archive covering the period that have a value. */
+struct rep_call {
+    char *host, *target;
+    uint32_t step_s;    /* the resolution of those rows */
+    size_t calls;       /* rows with a known "answered" */
+    double answered;    /* the sum of "answered" (a row averaging k calls adds a share) */
+    double success_pct; /* 100 * answered / calls; 0 without a call */
+    size_t n_answer;    /* rows with a known answer_s */
+    double answer_p50, answer_p95, answer_max; /* seconds, nearest rank */
+};
+
+/* A process (proc series: instance = the match name) of one host over the period. */
+struct rep_proc {
+    char *host, *name;
+    size_t n;
+    double cpu_avg, cpu_peak; /* cpu_pct: % of one core */
+    double mem_avg, mem_peak; /* rss_bytes */
+};
+
 struct rep_dead {
     int64_t id, incident_id, created_ms;
     char *dest, *event, *error;
@@ -133,7 +164,26 @@ struct rep_stats {
     struct rep_dead *dead; /* dead-letter notifications created in the period */
     size_t ndead;
     int have_lines, have_outbox, have_registry;
+    /* logs (events.db log_events with ts_ms in the period) */
+    int have_events;
+    size_t nlog, log_sev[4];
+    struct rep_count *log_rules, *log_hosts; /* by count, then key */
+    size_t nlog_rules, nlog_hosts;
+    struct rep_count *log_msgs; /* by normalised message (rule, text): by count, then key */
+    size_t nlog_msgs;
+    /* telephony */
+    size_t reg_lost;        /* registration losses, all lines */
+    struct rep_call *calls; /* by host, target */
+    size_t ncalls;
+    /* processes */
+    struct rep_proc *procs; /* by host, name */
+    size_t nprocs;
 };
+
+/* A log message with every run of digits replaced by one '#' ("ORA-00600 at 12:03" and
+ * "ORA-00600 at 9:41" are both "ORA-# at #:#"), and runs of white space by one space.
+ * Returns a new string (free()). */
+char *rep_log_norm(const char *text);
 
 /* Compute the figures of period p from the stores in state_dir. On error returns <0 with a
  * message in err. Free *out with rep_stats_free(). */

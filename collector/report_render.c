@@ -28,6 +28,12 @@
 #define TOP_N              10
 #define FIND_MAX_PER_KIND  20 /* findings listed per kind, worst first */
 #define GRAPHS_MAX         12
+#define FIND_REG_LOST      2    /* a registration lost at least this often */
+#define FIND_CALL_SUCCESS  99.0 /* test calls answered below (%) */
+#define FIND_SLOW_RATIO    1.5  /* answer time p95 at least this times the previous ... */
+#define FIND_SLOW_DELTA_S  1.0  /* ... and this much longer (s) */
+#define TOP_MSGS           20   /* log messages listed */
+#define TOP_PROCS          20   /* processes listed, by CPU and by memory */
 
 struct ctx {
     int zh;
@@ -247,7 +253,22 @@ struct finding {
 };
 
 /* Kinds of findings, in the order they are listed. */
-enum { F_HOST = 1, F_FULL, F_METRIC, F_SLA, F_P1, F_BLOCKED, F_LINE, F_RULE, F_FLAP, F_DEAD };
+enum {
+    F_HOST = 1,
+    F_FULL,
+    F_METRIC,
+    F_SLA,
+    F_P1,
+    F_BLOCKED,
+    F_LINE,
+    F_REG,
+    F_CALL,
+    F_SLOW,
+    F_RULE,
+    F_LOG,
+    F_FLAP,
+    F_DEAD
+};
 
 struct findings {
     struct finding *v;
@@ -262,8 +283,10 @@ static void find_add(struct findings *f, int order, char *text, const char *cur,
         f->v = wp_xrealloc(f->v, f->cap * sizeof(*f->v));
     }
     f->v[f->n].order = order;
-    /* a line's availability and the days to full: lower is worse; every other: higher */
-    f->v[f->n].sev = order == F_LINE || order == F_FULL ? -strtod(cur, NULL) : strtod(cur, NULL);
+    /* a line's availability, the days to full and the calls answered: lower is worse; every
+     * other: higher */
+    f->v[f->n].sev = order == F_LINE || order == F_FULL || order == F_CALL ? -strtod(cur, NULL)
+                                                                           : strtod(cur, NULL);
     f->v[f->n].text = text;
     f->v[f->n].cur = wp_xstrdup(cur);
     f->v[f->n].prev = wp_xstrdup(prev);
@@ -312,6 +335,59 @@ static const struct rep_metric *find_metric(const struct rep_stats *s, const str
         }
     }
     return NULL;
+}
+
+static const struct rep_call *find_call(const struct rep_stats *s, const struct rep_call *c)
+{
+    for (size_t i = 0; i < s->ncalls; i++) {
+        if (strcmp(s->calls[i].host, c->host) == 0 && strcmp(s->calls[i].target, c->target) == 0) {
+            return &s->calls[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct rep_proc *find_proc(const struct rep_stats *s, const struct rep_proc *r)
+{
+    for (size_t i = 0; i < s->nprocs; i++) {
+        if (strcmp(s->procs[i].host, r->host) == 0 && strcmp(s->procs[i].name, r->name) == 0) {
+            return &s->procs[i];
+        }
+    }
+    return NULL;
+}
+
+/* The count of key (and rule, for messages) in a previous period's counts; 0 when absent. */
+static size_t count_of(const struct rep_count *v, size_t n, const struct rep_count *k)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].key, k->key) == 0 &&
+            (k->rule == NULL || (v[i].rule != NULL && strcmp(v[i].rule, k->rule) == 0))) {
+            return v[i].n;
+        }
+    }
+    return 0;
+}
+
+static const char *sev_name(const struct ctx *c, int sev)
+{
+    switch (sev) {
+    case 3:
+        return tr(c, "critical", "严重");
+    case 2:
+        return tr(c, "error", "错误");
+    case 1:
+        return tr(c, "warning", "警告");
+    default:
+        return tr(c, "info", "信息");
+    }
+}
+
+static const char *secs(double v)
+{
+    char *b = ring();
+    snprintf(b, 128, "%.1f", v);
+    return b;
 }
 
 static const char *metric_name(const struct ctx *c, const char *metric)
@@ -410,6 +486,52 @@ static void findings(struct ctx *c, const struct rep_stats *cur, const struct re
                                      "%s（%s）可用率 %s %%（%s 分钟不可服务）"),
                                   l->object, l->host, pct(l->avail_pct), mins(l->bad_ms)),
                      pct(l->avail_pct), pct(pa), arrow_d(l->avail_pct, pa));
+        }
+    }
+    for (size_t i = 0; i < cur->nlines; i++) {
+        const struct rep_line *l = &cur->lines[i];
+        const struct rep_line *pl = find_line(prev, l);
+        int pn = pl != NULL ? pl->reg_lost : 0;
+        if (l->reg != 0 && l->reg_lost >= FIND_REG_LOST) {
+            find_add(&f, F_REG,
+                     wp_xasprintf(
+                         tr(c, "%s (%s) lost its registration %d times", "%s（%s）注册丢失 %d 次"),
+                         l->object, l->host, l->reg_lost),
+                     num((size_t)l->reg_lost), num((size_t)pn), arrow_d(l->reg_lost, pn));
+        }
+    }
+    for (size_t i = 0; i < cur->ncalls; i++) {
+        const struct rep_call *k = &cur->calls[i];
+        const struct rep_call *pk = find_call(prev, k);
+        if (k->calls > 0 && k->success_pct < FIND_CALL_SUCCESS) {
+            find_add(&f, F_CALL,
+                     wp_xasprintf(tr(c, "Test calls to %s (%s): %s %% answered (%.0f of %zu)",
+                                     "%s（%s）测试呼叫接通率 %s %%（%.0f / %zu）"),
+                                  k->target, k->host, pct(k->success_pct), k->answered, k->calls),
+                     pct(k->success_pct),
+                     pk != NULL && pk->calls > 0 ? pct(pk->success_pct) : "n/a",
+                     pk != NULL && pk->calls > 0 ? arrow_d(k->success_pct, pk->success_pct) : "");
+        }
+        if (k->n_answer > 0 && pk != NULL && pk->n_answer > 0 &&
+            k->answer_p95 >= pk->answer_p95 * FIND_SLOW_RATIO &&
+            k->answer_p95 - pk->answer_p95 >= FIND_SLOW_DELTA_S) {
+            find_add(&f, F_SLOW,
+                     wp_xasprintf(tr(c, "%s (%s) answer time p95 rose from %.1f s to %.1f s",
+                                     "%s（%s）应答时间 p95 由 %.1f 秒升至 %.1f 秒"),
+                                  k->target, k->host, pk->answer_p95, k->answer_p95),
+                     secs(k->answer_p95), secs(pk->answer_p95),
+                     arrow_d(k->answer_p95, pk->answer_p95));
+        }
+    }
+    for (size_t i = 0; i < cur->nlog_rules; i++) {
+        const struct rep_count *r = &cur->log_rules[i];
+        size_t pn = count_of(prev->log_rules, prev->nlog_rules, r);
+        if (r->sev >= 3) {
+            find_add(&f, F_LOG,
+                     wp_xasprintf(tr(c, "Log rule %s matched %zu times (critical)",
+                                     "日志规则 %s 命中 %zu 次（严重）"),
+                                  r->key, r->n),
+                     num(r->n), num(pn), arrow_d((double)r->n, (double)pn));
         }
     }
     {
@@ -548,6 +670,33 @@ static void summary(struct ctx *c, const struct rep_stats *cur, const struct rep
                 num(blocked_total(prev)), (double)blocked_total(cur), (double)blocked_total(prev));
     summary_row(t, tr(c, "Dead-letter notifications", "死信通知"), num(cur->ndead),
                 num(prev->ndead), (double)cur->ndead, (double)prev->ndead);
+    summary_row(t, tr(c, "Registration losses", "注册丢失次数"), num(cur->reg_lost),
+                num(prev->reg_lost), (double)cur->reg_lost, (double)prev->reg_lost);
+    summary_row(t, tr(c, "Log events", "日志事件"), num(cur->nlog), num(prev->nlog),
+                (double)cur->nlog, (double)prev->nlog);
+    summary_row(t, tr(c, "  of which critical", "  其中严重"), num(cur->log_sev[3]),
+                num(prev->log_sev[3]), (double)cur->log_sev[3], (double)prev->log_sev[3]);
+}
+
+/* Why deadline k (0 response, 1 resolve) of r was breached, as of the period end. */
+static const char *breach_reason(const struct ctx *c, const struct rep_inc *r, int k)
+{
+    if (k == 0) {
+        if (r->acked_ms == 0 && r->resolved_ms == 0) {
+            return r->status == INC_CLOSED ? tr(c, "closed without acknowledgement", "未确认即关闭")
+                                           : tr(c, "not acknowledged", "未确认");
+        }
+        if (r->acked_ms == 0) {
+            return tr(c, "resolved late, never acknowledged", "未确认，解决超时");
+        }
+        return tr(c, "acknowledged late", "确认超时");
+    }
+    if (r->resolved_ms == 0) {
+        return r->status == INC_ACKNOWLEDGED ? tr(c, "acknowledged, not resolved", "已确认，未解决")
+                                             : tr(c, "not resolved", "未解决");
+    }
+    return r->reopens_in > 0 ? tr(c, "resolved late (reopened)", "解决超时（曾重开）")
+                             : tr(c, "resolved late", "解决超时");
 }
 
 static void times_and_sla(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
@@ -618,11 +767,11 @@ static void times_and_sla(struct ctx *c, const struct rep_stats *cur, const stru
            "响应达标：在响应期限前确认（或解决）；解决达标：在解决期限前解决。期限在期末之后且尚未"
            "处理的计为未到期。统计本期产生的事件。"));
 
-    const char *bcols[8] = {tr(c, "Incident", "事件"),    tr(c, "Priority", "级别"),
-                            tr(c, "Host", "主机"),        tr(c, "Rule", "规则"),
-                            tr(c, "Deadline", "期限"),    tr(c, "Due", "到期时间"),
-                            tr(c, "Done at", "完成时间"), tr(c, "Late (min)", "超时（分钟）")};
-    t = rdoc_table(c->d, "sla_breaches", tr(c, "SLA breaches", "SLA 超时事件"), 8, bcols);
+    const char *bcols[9] = {
+        tr(c, "Incident", "事件"),    tr(c, "Priority", "级别"),           tr(c, "Host", "主机"),
+        tr(c, "Rule", "规则"),        tr(c, "Deadline", "期限"),           tr(c, "Due", "到期时间"),
+        tr(c, "Done at", "完成时间"), tr(c, "Late (min)", "超时（分钟）"), tr(c, "Reason", "原因")};
+    t = rdoc_table(c->d, "sla_breaches", tr(c, "SLA breaches", "SLA 超时事件"), 9, bcols);
     for (size_t i = 0; i < cur->ninc; i++) {
         const struct rep_inc *r = &cur->inc[i];
         for (int k = 0; k < 2 && r->opened_in; k++) {
@@ -644,6 +793,7 @@ static void times_and_sla(struct ctx *c, const struct rep_stats *cur, const stru
             rtable_cell(t, "%s", tstr(due));
             rtable_cell(t, "%s", done != 0 ? tstr(done) : tr(c, "not by period end", "期末未完成"));
             rtable_cell(t, "%s", mins(end - due));
+            rtable_cell(t, "%s", breach_reason(c, r, k));
         }
     }
 }
@@ -695,6 +845,21 @@ static void incident_lists(struct ctx *c, const struct rep_stats *cur)
         rtable_cell(t, "%d", d->attempts);
         rtable_cell(t, "%d", d->code);
         rtable_cell(t, "%s", d->error);
+    }
+    const char *kcols[6] = {tr(c, "Incident", "事件"),   tr(c, "Priority", "级别"),
+                            tr(c, "Host", "主机"),       tr(c, "Rule", "规则"),
+                            tr(c, "Opened", "产生时间"), tr(c, "Tickets", "工单")};
+    t = rdoc_table(c->d, "tickets", tr(c, "Tickets created or linked", "已建工单"), 6, kcols);
+    for (size_t i = 0; i < cur->ninc; i++) {
+        const struct rep_inc *r = &cur->inc[i];
+        if (r->opened_in && r->tickets[0] != '\0') {
+            rtable_cell(t, "%" PRId64, r->id);
+            rtable_cell(t, "%s", prio_name(r->priority));
+            rtable_cell(t, "%s", r->host);
+            rtable_cell(t, "%s", r->rule);
+            rtable_cell(t, "%s", tstr(r->opened_ms));
+            rtable_cell(t, "%s", r->tickets);
+        }
     }
 }
 
@@ -801,6 +966,91 @@ static void graphs(struct ctx *c, const struct rep_stats *cur)
     free(v);
 }
 
+static const char *mib(double bytes)
+{
+    char *b = ring();
+    snprintf(b, 128, "%.1f", bytes / 1048576.0);
+    return b;
+}
+
+struct procrank {
+    const struct rep_proc *p;
+    double v;
+};
+
+static int cmp_procrank(const void *a, const void *b)
+{
+    const struct procrank *x = a, *y = b;
+    if (x->v != y->v) {
+        return x->v < y->v ? 1 : -1;
+    }
+    int r = strcmp(x->p->host, y->p->host);
+    return r != 0 ? r : strcmp(x->p->name, y->p->name);
+}
+
+/* The processes using the most CPU and the most memory (average over the period). */
+static void procs_tables(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
+{
+    struct procrank *v = wp_xcalloc(cur->nprocs + 1, sizeof(*v));
+
+    for (int w = 0; w < 2; w++) {
+        const char *cols[8] = {tr(c, "Host", "主机"),
+                               tr(c, "Process", "进程"),
+                               tr(c, "CPU average (%)", "CPU 平均 (%)"),
+                               tr(c, "CPU peak (%)", "CPU 峰值 (%)"),
+                               tr(c, "Memory average (MiB)", "内存平均 (MiB)"),
+                               tr(c, "Memory peak (MiB)", "内存峰值 (MiB)"),
+                               w == 0
+                                   ? tr(c, "Previous CPU average (%)", "上期 CPU 平均 (%)")
+                                   : tr(c, "Previous memory average (MiB)", "上期内存平均 (MiB)"),
+                               tr(c, "Trend", "趋势")};
+        for (size_t i = 0; i < cur->nprocs; i++) {
+            v[i].p = &cur->procs[i];
+            v[i].v = w == 0 ? cur->procs[i].cpu_avg : cur->procs[i].mem_avg;
+        }
+        if (cur->nprocs > 1) {
+            qsort(v, cur->nprocs, sizeof(*v), cmp_procrank);
+        }
+        struct rtable *t =
+            rdoc_table(c->d, w == 0 ? "top_processes_cpu" : "top_processes_memory",
+                       w == 0 ? tr(c, "Top processes by CPU", "CPU 占用最高的进程")
+                              : tr(c, "Top processes by memory", "内存占用最高的进程"),
+                       8, cols);
+        for (size_t i = 0; i < cur->nprocs && i < TOP_PROCS; i++) {
+            const struct rep_proc *r = v[i].p;
+            const struct rep_proc *pr = find_proc(prev, r);
+            rtable_cell(t, "%s", r->host);
+            rtable_cell(t, "%s", r->name);
+            rtable_cell(t, "%s", pct(r->cpu_avg));
+            rtable_cell(t, "%s", pct(r->cpu_peak));
+            rtable_cell(t, "%s", mib(r->mem_avg));
+            rtable_cell(t, "%s", mib(r->mem_peak));
+            if (pr == NULL) {
+                rtable_cell(t, "%s", "n/a");
+                rtable_cell(t, "%s", "");
+            } else if (w == 0) {
+                rtable_cell(t, "%s", pct(pr->cpu_avg));
+                rtable_cell(t, "%s", arrow_d(r->cpu_avg, pr->cpu_avg));
+            } else {
+                rtable_cell(t, "%s", mib(pr->mem_avg));
+                rtable_cell(t, "%s", arrow_d(r->mem_avg / 1048576.0, pr->mem_avg / 1048576.0));
+            }
+        }
+    }
+    free(v);
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "From the proc probe's series (one per host and process match): CPU is cpu_pct, in "
+           "% of one core (200 % is two cores busy), memory the resident set (rss_bytes) of "
+           "the matched processes. Average and peak are over the same archive rows as the host "
+           "metrics (the peak is the highest row average). The 20 highest averages of all "
+           "hosts are listed.",
+           "来自 proc 探针的序列（每台主机每个进程匹配一条）：CPU 为 cpu_pct，单位为一个核心的 %"
+           "（200 % 即两个核心满载）；内存为匹配进程的常驻内存（rss_bytes）。平均值和峰值基于与主机"
+           "指标相同的归档数据行（峰值为行平均值中的最大值）。列出所有主机中平均值最高的 20 个。"));
+}
+
 static void hosts_section(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
 {
     const char *cols[7] = {tr(c, "Host", "主机"),
@@ -871,10 +1121,101 @@ static void hosts_section(struct ctx *c, const struct rep_stats *cur, const stru
            "峰值是这些平均值中的最大值，而非单个采样的最大值。预计写满：文件系统按本期最小二乘趋势"
            "，"
            "从期末起到达 100 % 的天数（不增长时为空）。"));
+    procs_tables(c, cur, prev);
     graphs(c, cur);
 }
 
-static void lines_section(struct ctx *c, const struct rep_stats *cur)
+static const char *reg_source(int reg)
+{
+    return reg == 1 ? "kamreg" : reg == 2 ? "sipping" : "";
+}
+
+static void reg_calls(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
+{
+    const char *rcols[7] = {tr(c, "Host", "主机"),
+                            tr(c, "Extension", "分机"),
+                            tr(c, "Source", "来源"),
+                            tr(c, "Registration lost (times)", "注册丢失（次）"),
+                            tr(c, "Previous", "上期"),
+                            tr(c, "Trend", "趋势"),
+                            tr(c, "Unavailable (min)", "不可用（分钟）")};
+    struct rtable *t =
+        rdoc_table(c->d, "registration_losses", tr(c, "Registration losses", "注册丢失"), 7, rcols);
+    for (size_t i = 0; i < cur->nlines; i++) {
+        const struct rep_line *l = &cur->lines[i];
+        const struct rep_line *pl = find_line(prev, l);
+        int pn = pl != NULL ? pl->reg_lost : 0;
+        if (l->reg == 0 || (l->reg_lost == 0 && pn == 0)) {
+            continue;
+        }
+        rtable_cell(t, "%s", l->host);
+        rtable_cell(t, "%s", l->object);
+        rtable_cell(t, "%s", reg_source(l->reg));
+        rtable_cell(t, "%d", l->reg_lost);
+        rtable_cell(t, "%d", pn);
+        rtable_cell(t, "%s", arrow_d(l->reg_lost, pn));
+        rtable_cell(t, "%s", mins(l->state_ms[5]));
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "A registration is lost when an extension watched by the kamreg probe (its "
+           "registration expired or is gone from the registrar) or a target of the sipping "
+           "probe (no answer to OPTIONS) changes into unavailable from another known state "
+           "within the period; the registrar being unreachable (unknown) in between does not "
+           "count as a recovery. kamreg sees a lapse at its first poll after the Expires ran "
+           "out.",
+           "注册丢失：kamreg 探针监视的分机（注册过期或已从注册服务器消失）或 sipping 探针的目标"
+           "（OPTIONS 无应答）在本期内从其他已知状态变为不可用（unavailable）；其间注册服务器"
+           "无法访问（unknown）不算恢复。kamreg 在注册有效期过后的第一次轮询时发现失效。"));
+
+    const char *ccols[11] = {tr(c, "Host", "主机"),
+                             tr(c, "Target", "目标"),
+                             tr(c, "Calls", "呼叫数"),
+                             tr(c, "Answered (%)", "接通率 (%)"),
+                             tr(c, "Previous (%)", "上期 (%)"),
+                             tr(c, "Answer p50 (s)", "应答 p50（秒）"),
+                             tr(c, "Answer p95 (s)", "应答 p95（秒）"),
+                             tr(c, "Previous p95 (s)", "上期 p95（秒）"),
+                             tr(c, "Trend", "趋势"),
+                             tr(c, "Answer max (s)", "应答最大（秒）"),
+                             tr(c, "Row (s)", "数据行（秒）")};
+    t = rdoc_table(c->d, "test_calls", tr(c, "Hotline test calls", "热线测试呼叫"), 11, ccols);
+    for (size_t i = 0; i < cur->ncalls; i++) {
+        const struct rep_call *k = &cur->calls[i];
+        const struct rep_call *pk = find_call(prev, k);
+        int pp95 = pk != NULL && pk->n_answer > 0;
+        rtable_cell(t, "%s", k->host);
+        rtable_cell(t, "%s", k->target);
+        rtable_cell(t, "%zu", k->calls);
+        rtable_cell(t, "%s", k->calls > 0 ? pct(k->success_pct) : "n/a");
+        rtable_cell(t, "%s", pk != NULL && pk->calls > 0 ? pct(pk->success_pct) : "n/a");
+        rtable_cell(t, "%s", k->n_answer > 0 ? secs(k->answer_p50) : "n/a");
+        rtable_cell(t, "%s", k->n_answer > 0 ? secs(k->answer_p95) : "n/a");
+        rtable_cell(t, "%s", pp95 ? secs(pk->answer_p95) : "n/a");
+        rtable_cell(t, "%s", pp95 && k->n_answer > 0 ? arrow_d(k->answer_p95, pk->answer_p95) : "");
+        rtable_cell(t, "%s", k->n_answer > 0 ? secs(k->answer_max) : "n/a");
+        rtable_cell(t, "%u", (unsigned)k->step_s);
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "From the sipcall probe's series, at the resolution they are stored at: the rows "
+           "of the finest archive that covers the period (Row: its length in seconds) with a "
+           "value. Calls: rows with a known outcome (answered 1 or 0); answered: their mean. "
+           "Answer p50 / p95: nearest rank over the rows' answer_s (INVITE to 200 OK). When a "
+           "row is as long as the call interval each row is one call; when it is longer (a "
+           "month, with hourly rows) a row is the mean of the calls in it, so the calls "
+           "count rows and the percentiles are of those means (a single slow call is "
+           "smoothed).",
+           "来自 sipcall 探针的序列，按其存储精度：覆盖本期的最细归档中有值的数据行（数据行：每行"
+           "的秒数）。呼叫数：结果已知（answered 为 1 或 0）的行数；接通率：其平均值。应答 p50 / "
+           "p95：各行 answer_s（INVITE 到 200 OK）的最近秩百分位。每行时长等于呼叫间隔时每行即一次"
+           "呼叫；更长时（如月报的小时行）一行是其中各次呼叫的平均值，此时呼叫数为行数，百分位基于"
+           "这些平均值（单次慢呼叫会被平滑）。"));
+}
+
+static void lines_section(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
 {
     const char *cols[10] = {tr(c, "Host", "主机"),
                             tr(c, "Group", "分组"),
@@ -933,10 +1274,87 @@ static void lines_section(struct ctx *c, const struct rep_stats *cur)
         tr(c,
            "Logged-in time is the union of a seat's sessions (over all its queues) within "
            "the period; a session still open at the period end counts up to it. Attendance "
-           "against schedules and holidays (late starts, early leaves, absences) is not in "
-           "this version.",
+           "against schedules and holidays (late starts, early leaves, absences) is in the "
+           "attendance report (watchpost report attendance).",
            "登录时长为座席在本期内所有队列登录时段的并集；期末仍在登录的计算到期末。按排班和节假日"
-           "统计的考勤（迟到、早退、缺勤）暂未包含在本版报告中。"));
+           "统计的考勤（迟到、早退、缺勤）见考勤报告（watchpost report attendance）。"));
+    reg_calls(c, cur, prev);
+}
+
+static void logs_section(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
+{
+    if (!cur->have_events) {
+        rdoc_para(c->d, "%s",
+                  tr(c, "No log data: there is no events.db in the state directory.",
+                     "无日志数据：状态目录中没有 events.db。"));
+        return;
+    }
+    const char *vcols[4] = {tr(c, "Severity", "级别"), tr(c, "Events", "事件数"),
+                            tr(c, "Previous", "上期"), tr(c, "Trend", "趋势")};
+    struct rtable *t =
+        rdoc_table(c->d, "log_severity", tr(c, "Log events by severity", "按级别"), 4, vcols);
+    for (int v = 3; v >= 0; v--) {
+        rtable_cell(t, "%s", sev_name(c, v));
+        rtable_cell(t, "%zu", cur->log_sev[v]);
+        rtable_cell(t, "%zu", prev->log_sev[v]);
+        rtable_cell(t, "%s", arrow_d((double)cur->log_sev[v], (double)prev->log_sev[v]));
+    }
+    for (int w = 0; w < 2; w++) {
+        const struct rep_count *v = w == 0 ? cur->log_rules : cur->log_hosts;
+        size_t n = w == 0 ? cur->nlog_rules : cur->nlog_hosts;
+        const char *cols[5] = {w == 0 ? tr(c, "Rule", "规则") : tr(c, "Host", "主机"),
+                               tr(c, "Highest severity", "最高级别"), tr(c, "Events", "事件数"),
+                               tr(c, "Previous", "上期"), tr(c, "Trend", "趋势")};
+        t = rdoc_table(c->d, w == 0 ? "log_rules" : "log_hosts",
+                       w == 0 ? tr(c, "Log events by rule", "按规则")
+                              : tr(c, "Log events by host", "按主机"),
+                       5, cols);
+        for (size_t i = 0; i < n; i++) {
+            size_t pn = w == 0 ? count_of(prev->log_rules, prev->nlog_rules, &v[i])
+                               : count_of(prev->log_hosts, prev->nlog_hosts, &v[i]);
+            rtable_cell(t, "%s", v[i].key);
+            rtable_cell(t, "%s", sev_name(c, v[i].sev));
+            rtable_cell(t, "%zu", v[i].n);
+            rtable_cell(t, "%zu", pn);
+            rtable_cell(t, "%s", arrow_d((double)v[i].n, (double)pn));
+        }
+    }
+    const char *mcols[6] = {
+        tr(c, "Message", "消息"),  tr(c, "Rule", "规则"),     tr(c, "Highest severity", "最高级别"),
+        tr(c, "Events", "事件数"), tr(c, "Previous", "上期"), tr(c, "Trend", "趋势")};
+    t = rdoc_table(c->d, "log_messages", tr(c, "Top messages", "最常见的消息"), 6, mcols);
+    for (size_t i = 0; i < cur->nlog_msgs && i < TOP_MSGS; i++) {
+        const struct rep_count *m = &cur->log_msgs[i];
+        size_t pn = count_of(prev->log_msgs, prev->nlog_msgs, m);
+        /* long messages cut at 200 bytes, on a UTF-8 character boundary */
+        size_t len = strlen(m->key);
+        if (len > 200) {
+            len = 200;
+            while (len > 0 && ((unsigned char)m->key[len] & 0xC0) == 0x80) {
+                len--;
+            }
+        }
+        rtable_cell(t, "%.*s%s", (int)len, m->key, m->key[len] != '\0' ? "..." : "");
+        rtable_cell(t, "%s", m->rule);
+        rtable_cell(t, "%s", sev_name(c, m->sev));
+        rtable_cell(t, "%zu", m->n);
+        rtable_cell(t, "%zu", pn);
+        rtable_cell(t, "%s", arrow_d((double)m->n, (double)pn));
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "The log events the agents' logtail rules matched with a time in the period (the "
+           "collector keeps them 35 days and stores at most 600 per host and minute by "
+           "default; the overflow is not in these counts). Top messages: the 20 most "
+           "frequent, grouped by rule and by the text with every run of digits shown as # "
+           "and white space collapsed, so \"ORA-00600 at 12:03\" and \"ORA-00600 at 9:41\" "
+           "are one message (\"ORA-# at #:#\"); the previous period is grouped the same way.",
+           "本期内代理的 logtail 规则匹配到的日志事件（采集器保留 35 天，默认每台主机每分钟最多"
+           "存 600 条，超出部分不在统计内）。最常见的消息：出现最多的 20 条，按规则和文本归类，"
+           "文本中连续数字显示为 #、连续空白合并为一个空格，因此 \"ORA-00600 at 12:03\" 与 "
+           "\"ORA-00600 at 9:41\" "
+           "为同一消息（\"ORA-# at #:#\"）；上期按同样方式归类。"));
 }
 
 static void appendix(struct ctx *c, const struct rep_stats *cur)
@@ -1063,8 +1481,10 @@ struct rdoc *rep_health_doc(const char *kind, const struct rep_stats *cur,
     rdoc_heading(c.d, 2, tr(&c, "4. Hosts", "4. 主机"));
     hosts_section(&c, cur, prev);
     rdoc_heading(c.d, 2, tr(&c, "5. Telephony", "5. 电话系统"));
-    lines_section(&c, cur);
-    rdoc_heading(c.d, 2, tr(&c, "6. Appendix: incidents", "6. 附录：事件清单"));
+    lines_section(&c, cur, prev);
+    rdoc_heading(c.d, 2, tr(&c, "6. Logs", "6. 日志"));
+    logs_section(&c, cur, prev);
+    rdoc_heading(c.d, 2, tr(&c, "7. Appendix: incidents", "7. 附录：事件清单"));
     appendix(&c, cur);
     return c.d;
 }
