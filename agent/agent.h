@@ -29,6 +29,12 @@ struct agent {
     struct agent_sender *sender;
     uv_signal_t sig_term, sig_int, sig_hup;
     int stopping;
+    int log_level_fixed; /* --log-level given: a reload leaves the level alone */
+    uint64_t tls_sum;    /* of the TLS files' contents, to notice a renewed certificate */
+    /* TLS contexts replaced by a reload; a closing connection may still use one, so they
+     * are freed with the rest at shutdown */
+    struct wp_tls_ctx **tls_retired;
+    size_t ntls_retired;
 };
 
 #endif

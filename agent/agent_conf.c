@@ -272,10 +272,37 @@ static void known_kinds(char *buf, size_t len)
     }
 }
 
-static void push_probe(struct agent_conf *c, struct wp_probe *p)
+static void push_probe(struct agent_conf *c, struct wp_probe *p, int reused)
 {
     c->probes = wp_xrealloc(c->probes, (c->nprobes + 1) * sizeof(*c->probes));
+    c->probe_reused = wp_xrealloc(c->probe_reused, c->nprobes + 1);
+    c->probe_reused[c->nprobes] = (unsigned char)reused;
     c->probes[c->nprobes++] = p;
+}
+
+/* The running probe of the old config with this kind and config text, not yet borrowed. */
+static struct wp_probe *find_reusable(const struct agent_conf *c, const struct wp_probe_ops *ops,
+                                      const char *text)
+{
+    const struct agent_conf *old = c->reuse_from;
+
+    if (old == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < old->nprobes; i++) {
+        struct wp_probe *p = old->probes[i];
+        int taken = 0;
+        if (p == NULL || p->ops != ops || p->conf_text == NULL || strcmp(p->conf_text, text)) {
+            continue;
+        }
+        for (size_t j = 0; j < c->nprobes && !taken; j++) {
+            taken = c->probes[j] == p;
+        }
+        if (!taken) {
+            return p;
+        }
+    }
+    return NULL;
 }
 
 static int decode_probes(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
@@ -312,9 +339,17 @@ static int decode_probes(struct wp_conf_doc *doc, struct wp_conf_node *node, voi
                 doc, kn, err, "probes[%zu].kind: unknown probe kind \"%s\" (%s%s)", i,
                 wp_conf_scalar(kn), wp_probe_list[0] != NULL ? "known: " : "", known);
         }
-        rc = wp_probe_new(ops, doc, it, err, &p);
-        if (rc < 0) {
-            return rc;
+        char *text = wp_conf_node_text(doc, it);
+        int reused = 0;
+        p = find_reusable(c, ops, text);
+        free(text);
+        if (p != NULL) {
+            reused = 1;
+        } else {
+            rc = wp_probe_new(ops, doc, it, err, &p);
+            if (rc < 0) {
+                return rc;
+            }
         }
         for (size_t j = 0; j < c->nprobes; j++) {
             if (c->probes[j]->ops == ops && strcmp(c->probes[j]->instance, p->instance) == 0) {
@@ -322,11 +357,13 @@ static int decode_probes(struct wp_conf_doc *doc, struct wp_conf_node *node, voi
                                     "probes[%zu]: probes[%zu] is also %s:%s (set a different "
                                     "name)",
                                     i, j, ops->name, p->instance);
-                wp_probe_free(p);
+                if (!reused) {
+                    wp_probe_free(p);
+                }
                 return rc;
             }
         }
-        push_probe(c, p);
+        push_probe(c, p, reused);
     }
     return 0;
 }
@@ -336,10 +373,14 @@ static void free_probes(void *field)
     struct agent_conf *c = field;
 
     for (size_t i = 0; i < c->nprobes; i++) {
-        wp_probe_free(c->probes[i]);
+        if (c->probe_reused == NULL || !c->probe_reused[i]) {
+            wp_probe_free(c->probes[i]); /* borrowed ones belong to the old config */
+        }
     }
     free(c->probes);
+    free(c->probe_reused);
     c->probes = NULL;
+    c->probe_reused = NULL;
     c->nprobes = 0;
 }
 
@@ -388,12 +429,18 @@ static int finish(struct agent_conf *c, struct wp_conf_doc *doc, struct wp_conf_
     if (wp_conf_map_get(doc, root, "probes") == NULL) {
         const struct wp_probe_ops *host = wp_probe_find("host");
         if (host != NULL) {
-            struct wp_probe *p = NULL;
-            int rc = wp_probe_new(host, doc, NULL, err, &p);
-            if (rc < 0) {
-                return rc;
+            char *text = wp_conf_node_text(doc, NULL);
+            struct wp_probe *p = find_reusable(c, host, text);
+            free(text);
+            if (p != NULL) {
+                push_probe(c, p, 1);
+            } else {
+                int rc = wp_probe_new(host, doc, NULL, err, &p);
+                if (rc < 0) {
+                    return rc;
+                }
+                push_probe(c, p, 0);
             }
-            push_probe(c, p);
         }
     }
     wp_conf_resolve_path(c->path, &c->agent.state_dir);
@@ -404,6 +451,12 @@ static int finish(struct agent_conf *c, struct wp_conf_doc *doc, struct wp_conf_
 }
 
 int agent_conf_load(const char *path, struct wp_conf_err *err, struct agent_conf **out)
+{
+    return agent_conf_reload(path, NULL, err, out);
+}
+
+int agent_conf_reload(const char *path, const struct agent_conf *old, struct wp_conf_err *err,
+                      struct agent_conf **out)
 {
     int rc = 0;
     struct wp_conf_doc *doc = NULL;
@@ -416,6 +469,7 @@ int agent_conf_load(const char *path, struct wp_conf_err *err, struct agent_conf
     }
     c = wp_xcalloc(1, sizeof(*c));
     c->path = wp_xstrdup(path);
+    c->reuse_from = old;
     rc = wp_opts_apply(doc, wp_conf_root(doc), top_opts, c, "", err);
     if (rc < 0) {
         goto out;
@@ -424,6 +478,7 @@ int agent_conf_load(const char *path, struct wp_conf_err *err, struct agent_conf
     if (rc < 0) {
         goto out;
     }
+    c->reuse_from = NULL;
     *out = c;
     c = NULL;
 out:
@@ -440,6 +495,21 @@ void agent_conf_free(struct agent_conf *c)
     wp_opts_free(top_opts, c);
     free(c->path);
     free(c);
+}
+
+void agent_conf_adopt(struct agent_conf *c, struct agent_conf *old)
+{
+    for (size_t i = 0; i < c->nprobes; i++) {
+        if (c->probe_reused == NULL || !c->probe_reused[i]) {
+            continue;
+        }
+        for (size_t j = 0; j < old->nprobes; j++) {
+            if (old->probes[j] == c->probes[i]) {
+                old->probes[j] = NULL;
+            }
+        }
+        c->probe_reused[i] = 0;
+    }
 }
 
 const struct wp_opt *agent_conf_opts(const char *which)

@@ -51,10 +51,26 @@ struct agent_conf {
     } sender;
     struct wp_probe **probes; /* created and initialised */
     size_t nprobes;
+    /* agent_conf_reload(): probes[i] is the running probe of the old config (same kind and
+     * unchanged config text), borrowed until agent_conf_adopt() */
+    unsigned char *probe_reused;
+    const struct agent_conf *reuse_from; /* only while loading */
 };
 
 /* Load and validate; on error err holds "file:line:col: ..." and *out is NULL. */
 int agent_conf_load(const char *path, struct wp_conf_err *err, struct agent_conf **out);
+/*
+ * For a reload: load path like agent_conf_load(), but a probe whose config text is unchanged
+ * from one in old (same kind, name and options) is not created again: the new config
+ * borrows old's running probe (probe_reused[i] = 1), so its init() does not run twice and
+ * its state stays. old is not changed. Free a refused result with agent_conf_free() as
+ * usual (borrowed probes are not freed); accept it with agent_conf_adopt().
+ */
+int agent_conf_reload(const char *path, const struct agent_conf *old, struct wp_conf_err *err,
+                      struct agent_conf **out);
+/* Move the borrowed probes from old to c: their slots in old become NULL, so freeing old
+ * later frees only the probes the new config dropped or replaced. */
+void agent_conf_adopt(struct agent_conf *c, struct agent_conf *old);
 /* The option tables, for docs/CONFIG.md: "top", "collectors". */
 const struct wp_opt *agent_conf_opts(const char *which);
 void agent_conf_free(struct agent_conf *c);

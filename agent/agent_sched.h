@@ -3,9 +3,11 @@
 #ifndef WP_AGENT_SCHED_H
 #define WP_AGENT_SCHED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct agent;
+struct agent_conf;
 struct agent_sched;
 
 /*
@@ -39,6 +41,25 @@ int agent_sched_start(struct agent *a, struct agent_sched **out);
 /* Stop the probes (stop()) and close the timer. Work running on the thread pool finishes
  * and its batch still goes into the spool while the loop drains. */
 void agent_sched_stop(struct agent_sched *s);
+
+/* What agent_sched_reload() did. */
+struct agent_sched_diff {
+    size_t kept;    /* probes the new config borrowed: still running, state and all */
+    size_t stopped; /* removed, or replaced because their config changed */
+    size_t started; /* added, or the replacements */
+};
+
+/*
+ * Switch to the probes of nc (from agent_conf_reload(), before agent_conf_adopt()): a probe
+ * nc borrowed from old keeps its entry and schedule; every other old probe is stopped, and
+ * nc's new probes are started. An old probe the scheduler must keep past the reload has its
+ * slot in old set to NULL (the scheduler owns it): a blocking one whose sample is running
+ * (stopped and freed when the sample finishes) and one with stop() (streaming probes close
+ * libuv handles that live in the probe; freed by agent_sched_free() after the loop has
+ * drained). The caller then adopts and frees old. Loop thread only.
+ */
+void agent_sched_reload(struct agent_sched *s, struct agent_conf *nc, struct agent_conf *old,
+                        struct agent_sched_diff *diff);
 
 /* Free after the loop has ended. NULL is fine. */
 void agent_sched_free(struct agent_sched *s);

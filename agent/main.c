@@ -52,7 +52,9 @@ static void usage(FILE *fp)
                 "  --once              sample every probe (two rounds 1 s apart), print the\n"
                 "                      rows as \"group inst field=value ...\", do not connect\n"
                 "  --version           print the version\n"
-                "  --log-level L       override agent.log_level\n");
+                "  --log-level L       override agent.log_level\n"
+                "SIGHUP re-reads the configuration: unchanged probes and the connection keep\n"
+                "running; a file with an error is refused and the running configuration stays.\n");
 }
 
 /* Returns 0, 1 to exit with success (help), or -1 for a usage error. */
@@ -222,12 +224,229 @@ static void agent_stop(struct agent *a, const char *why)
     uv_walk(a->loop, close_walk, NULL);
 }
 
+/* ---- reload (SIGHUP) ------------------------------------------------------------------------ */
+
+static int str_eq(const char *x, const char *y)
+{
+    return (x == NULL || y == NULL) ? x == y : strcmp(x, y) == 0;
+}
+
+static int strlist_eq(const struct wp_strlist *x, const struct wp_strlist *y)
+{
+    if (x->n != y->n) {
+        return 0;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        if (!str_eq(x->v[i], y->v[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* FNV-1a over the TLS files' paths and contents: a certificate renewed in place counts as a
+ * change. An unreadable file adds its errno (the TLS setup then names the problem). */
+static uint64_t tls_files_sum(const struct agent_conf *conf)
+{
+    const char *const paths[3] = {conf->tls.ca, conf->tls.cert, conf->tls.key};
+    uint64_t h = 1469598103934665603ull;
+    unsigned char buf[4096];
+
+    for (size_t i = 0; i < 3; i++) {
+        const char *path = paths[i] != NULL ? paths[i] : "";
+        FILE *fp = fopen(path, "re");
+        size_t n = 0;
+        for (const char *c = path; *c != '\0'; c++) {
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+        }
+        if (fp == NULL) {
+            h = (h ^ (uint64_t)errno) * 1099511628211ull;
+            continue;
+        }
+        while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+            for (size_t k = 0; k < n; k++) {
+                h = (h ^ buf[k]) * 1099511628211ull;
+            }
+        }
+        fclose(fp);
+    }
+    return h;
+}
+
+/* Why the connection must be made again after a reload to nc, or NULL to keep it. *tls is
+ * set when the TLS context must be made again. */
+static const char *link_change(const struct agent *a, const struct agent_conf *nc, uint64_t tls_sum,
+                               int *tls)
+{
+    const struct agent_conf *o = a->conf;
+
+    *tls = !str_eq(o->tls.ca, nc->tls.ca) || !str_eq(o->tls.cert, nc->tls.cert) ||
+           !str_eq(o->tls.key, nc->tls.key) || tls_sum != a->tls_sum;
+    if (*tls) {
+        return "tls settings or files changed";
+    }
+    if (!str_eq(o->agent.id, nc->agent.id) || !str_eq(o->agent.host, nc->agent.host) ||
+        !strlist_eq(&o->agent.labels, &nc->agent.labels)) {
+        return "agent id, host or labels changed";
+    }
+    if (o->ncollectors != nc->ncollectors) {
+        return "collectors changed";
+    }
+    for (size_t i = 0; i < o->ncollectors; i++) {
+        const struct agent_collector *x = &o->collectors[i];
+        const struct agent_collector *y = &nc->collectors[i];
+        if (!str_eq(x->host, y->host) || !str_eq(x->port, y->port) ||
+            !str_eq(x->server_name, y->server_name)) {
+            return "collectors changed";
+        }
+    }
+    if (o->sender.max_inflight != nc->sender.max_inflight) {
+        return "sender.max_inflight changed";
+    }
+    return NULL; /* backoff and connect_timeout are read at each attempt */
+}
+
+/* Settings the open spool and dictionary were made with: they stay until a restart. */
+static void keep_state_settings(const struct agent_conf *o, struct agent_conf *nc)
+{
+    const char *what = NULL;
+
+    if (!str_eq(o->agent.state_dir, nc->agent.state_dir)) {
+        what = "agent.state_dir";
+        free(nc->agent.state_dir);
+        nc->agent.state_dir = wp_xstrdup(o->agent.state_dir);
+    }
+    if (o->spool.max_bytes != nc->spool.max_bytes || o->spool.max_age_ms != nc->spool.max_age_ms ||
+        o->spool.segment_bytes != nc->spool.segment_bytes || o->spool.fsync != nc->spool.fsync) {
+        what = what != NULL ? "agent.state_dir and spool" : "spool";
+        nc->spool = o->spool;
+    }
+    if (what != NULL) {
+        WP_WARN("agent", "reload: %s changed; that needs a restart, the running values stay", what);
+    }
+}
+
+/* Log what the reload does to each probe; counts in n[0] added, n[1] restarted, n[2]
+ * removed. */
+static void log_probe_changes(const struct agent_conf *o, const struct agent_conf *nc, size_t n[3])
+{
+    n[0] = n[1] = n[2] = 0;
+    for (size_t i = 0; i < nc->nprobes; i++) {
+        const struct wp_probe *p = nc->probes[i];
+        int same_id = 0;
+        if (nc->probe_reused[i]) {
+            continue;
+        }
+        for (size_t j = 0; j < o->nprobes && !same_id; j++) {
+            const struct wp_probe *q = o->probes[j];
+            same_id = q != NULL && q->ops == p->ops && strcmp(q->instance, p->instance) == 0;
+        }
+        WP_INFO("agent", "reload: %s probe %s:%s",
+                same_id ? "restarting (config changed)" : "adding", p->ops->name, p->instance);
+        n[same_id ? 1 : 0]++;
+    }
+    for (size_t j = 0; j < o->nprobes; j++) {
+        const struct wp_probe *q = o->probes[j];
+        int found = 0;
+        if (q == NULL) {
+            continue;
+        }
+        for (size_t i = 0; i < nc->nprobes && !found; i++) {
+            const struct wp_probe *p = nc->probes[i];
+            found = p->ops == q->ops && strcmp(p->instance, q->instance) == 0;
+        }
+        if (!found) {
+            WP_INFO("agent", "reload: removing probe %s:%s", q->ops->name, q->instance);
+            n[2]++;
+        }
+    }
+}
+
+/*
+ * SIGHUP: read the config again. A bad file is refused with its error and everything keeps
+ * running as it was. Otherwise unchanged probes keep running (with their state), removed
+ * ones stop, added and changed ones start, and the connection stays unless the collectors,
+ * the identity or TLS changed (then it is made again; the spool keeps what was not acked).
+ */
+static void agent_reload(struct agent *a)
+{
+    struct agent_conf *old = a->conf;
+    struct agent_conf *nc = NULL;
+    struct wp_tls_ctx *tls = NULL;
+    struct wp_conf_err err;
+    struct agent_sched_diff d;
+    struct timespec mono;
+    const char *why = NULL;
+    char msg[96];
+    size_t n[3];
+    uint64_t sum = 0;
+    unsigned long long usec = 0;
+    int new_tls = 0;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    usec = (unsigned long long)mono.tv_sec * 1000000ull + (unsigned long long)mono.tv_nsec / 1000;
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu", usec);
+    wp_sd_notify("agent", msg);
+    WP_INFO("agent", "SIGHUP: reloading %s", old->path);
+    memset(&err, 0, sizeof(err));
+    rc = agent_conf_reload(old->path, old, &err, &nc);
+    if (rc < 0) {
+        WP_ERROR("agent", "reload refused, the running configuration stays: %s",
+                 err.msg[0] != '\0' ? err.msg : wp_strerror(rc));
+        goto out;
+    }
+    keep_state_settings(old, nc);
+    sum = tls_files_sum(nc);
+    why = link_change(a, nc, sum, &new_tls);
+    if (new_tls) {
+        struct wp_tls_opts topts;
+        char terr[512] = "";
+        memset(&topts, 0, sizeof(topts));
+        topts.ca_path = nc->tls.ca;
+        topts.cert_path = nc->tls.cert;
+        topts.key_path = nc->tls.key;
+        rc = wp_tls_ctx_new(&topts, terr, sizeof(terr), &tls);
+        if (rc < 0) {
+            WP_ERROR("agent", "reload refused, the running configuration stays: %s: TLS: %s",
+                     nc->path, terr[0] != '\0' ? terr : wp_strerror(rc));
+            agent_conf_free(nc);
+            goto out;
+        }
+    }
+    if (!a->log_level_fixed) {
+        wp_log_set_level((enum wp_log_level)nc->agent.log_level);
+    }
+    log_probe_changes(old, nc, n);
+    agent_sched_reload(a->sched, nc, old, &d);
+    agent_conf_adopt(nc, old);
+    a->conf = nc;
+    agent_conf_free(old); /* with the probes that were stopped */
+    if (tls != NULL) {
+        a->tls_retired =
+            wp_xrealloc(a->tls_retired, (a->ntls_retired + 1) * sizeof(*a->tls_retired));
+        a->tls_retired[a->ntls_retired++] = a->tls;
+        a->tls = tls;
+        a->tls_sum = sum;
+    }
+    if (why != NULL) {
+        agent_sender_reconnect(a->sender, why);
+    }
+    WP_INFO("agent",
+            "reloaded probes=%zu kept=%zu added=%zu restarted=%zu removed=%zu connection=%s",
+            nc->nprobes, d.kept, n[0], n[1], n[2], why != NULL ? why : "kept");
+out:
+    wp_sd_notify("agent", "READY=1");
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct agent *a = h->data;
 
     if (signum == SIGHUP) {
-        WP_INFO("agent", "reload not supported yet, restart to apply config");
+        if (!a->stopping) {
+            agent_reload(a);
+        }
         return;
     }
     agent_stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -290,6 +509,7 @@ static int open_state(struct agent *a)
         WP_ERROR("agent", "TLS setup failed: %s", err[0] != '\0' ? err : wp_strerror(rc));
         goto out;
     }
+    a->tls_sum = tls_files_sum(conf);
 out:
     free(path);
     return rc;
@@ -300,6 +520,12 @@ static void free_state(struct agent *a)
     agent_sched_free(a->sched);
     agent_sender_free(a->sender);
     wp_tls_ctx_free(a->tls);
+    for (size_t i = 0; i < a->ntls_retired; i++) {
+        wp_tls_ctx_free(a->tls_retired[i]);
+    }
+    free(a->tls_retired);
+    a->tls_retired = NULL;
+    a->ntls_retired = 0;
     agent_sink_free(a->sink);
     wp_spool_close(a->spool);
     a->sched = NULL;
@@ -309,8 +535,11 @@ static void free_state(struct agent *a)
     a->spool = NULL;
 }
 
-static int run(struct agent_conf *conf)
+/* Runs until SIGTERM/SIGINT. A reload replaces the config: *confp is the one in force at
+ * the end (the caller frees it). */
+static int run(struct agent_conf **confp, int level_fixed)
 {
+    struct agent_conf *conf = *confp;
     struct agent a;
     uv_loop_t loop;
     int rc = 0;
@@ -323,6 +552,7 @@ static int run(struct agent_conf *conf)
     }
     a.loop = &loop;
     a.conf = conf;
+    a.log_level_fixed = level_fixed;
     signal(SIGPIPE, SIG_IGN);
     rc = open_state(&a);
     if (rc == 0) {
@@ -351,6 +581,7 @@ static int run(struct agent_conf *conf)
         uv_run(&loop, UV_RUN_DEFAULT);
     }
     free_state(&a);
+    *confp = a.conf;
     if (rc == 0) {
         WP_INFO("agent", "stopped");
     }
@@ -393,7 +624,7 @@ int main(int argc, char **argv)
     } else if (args.once) {
         rc = run_once(conf);
     } else {
-        rc = run(conf);
+        rc = run(&conf, args.have_level);
     }
     agent_conf_free(conf);
     return rc;

@@ -61,8 +61,15 @@ struct sched_probe {
     int work_rc;
     uv_work_t work;
     struct wp_sink cap_sink;
-    struct wp_buf cap; /* rows: [kind ptr][u16 inst len][inst][double x nfields] */
+    struct wp_buf cap;           /* rows: [kind ptr][u16 inst len][inst][double x nfields] */
     struct wp_batch_enc cap_enc; /* events, checks, states of the running sample */
+    /* dropped by a reload while its sample ran (work_done() frees it and owns_p's probe), or
+     * a probe with stop(), whose handles close asynchronously (kept until agent_sched_free(),
+     * after the loop has drained, as at shutdown) */
+    int retired;
+    int keep_until_exit;
+    int owns_p;
+    struct sched_probe *next_retired;
 };
 
 struct agent_sched {
@@ -71,10 +78,11 @@ struct agent_sched {
     int timer_open;
     int stopped;
     int64_t next_sec; /* the second the timer waits for */
-    struct sched_probe *probes;
+    struct sched_probe **probes;
     size_t nprobes;
-    struct sched_probe **due; /* probes sampled in the current tick */
-    struct wp_buf tail;       /* the batch tail handed to the spool */
+    struct sched_probe *retired; /* dropped by a reload, still owned here (list) */
+    struct sched_probe **due;    /* probes sampled in the current tick */
+    struct wp_buf tail;          /* the batch tail handed to the spool */
     uint64_t skipped;
     int append_failing;
     /* cpu_pct */
@@ -262,6 +270,80 @@ static void cap_state(struct wp_sink *ws, const char *object, const char *group,
     wp_batch_enc_state(&sp->cap_enc, ws->ts_ms, object, group, state, raw, info);
 }
 
+/* ---- probe entries -------------------------------------------------------------------------- */
+
+static struct sched_probe *sp_new(struct agent_sched *s, struct wp_probe *p)
+{
+    struct sched_probe *sp = wp_xcalloc(1, sizeof(*sp));
+    int64_t every = p->interval_ms / 1000;
+
+    sp->sched = s;
+    sp->p = p;
+    sp->every_s = every < 1 ? 1 : every > 86400 ? 86400 : (uint32_t)every;
+    if ((int64_t)sp->every_s * 1000 != sp->p->interval_ms) {
+        WP_PLOG(sp->p, WP_LOG_WARN, "interval %lldms is not whole seconds, using %us",
+                (long long)sp->p->interval_ms, sp->every_s);
+    }
+    wp_buf_init(&sp->cap);
+    sp->cap_sink.metric = cap_metric;
+    sp->cap_sink.event = cap_event;
+    sp->cap_sink.check = cap_check;
+    sp->cap_sink.state = cap_state;
+    sp->cap_sink.ctx = sp;
+    wp_batch_enc_init(&sp->cap_enc, 0);
+    return sp;
+}
+
+static void sp_start(struct agent_sched *s, struct sched_probe *sp)
+{
+    if (sp->p->ops->start != NULL) {
+        int rc = sp->p->ops->start(sp->p, s->a->loop);
+        if (rc < 0) {
+            WP_PLOG(sp->p, WP_LOG_ERROR, "start failed: %s", wp_strerror(rc));
+        }
+    }
+}
+
+static void sp_free(struct sched_probe *sp)
+{
+    if (sp == NULL) {
+        return;
+    }
+    wp_buf_cleanup(&sp->cap);
+    wp_batch_enc_cleanup(&sp->cap_enc);
+    if (sp->owns_p) {
+        wp_probe_free(sp->p);
+    }
+    free(sp);
+}
+
+/* A retired entry's sample has finished: take it off the list and free it. */
+static void sp_unretire_free(struct agent_sched *s, struct sched_probe *sp)
+{
+    for (struct sched_probe **pp = &s->retired; *pp != NULL; pp = &(*pp)->next_retired) {
+        if (*pp == sp) {
+            *pp = sp->next_retired;
+            break;
+        }
+    }
+    sp_free(sp);
+}
+
+/* Stop sp's probe now, or when its running sample finishes. */
+static void sp_stop(struct sched_probe *sp)
+{
+    if (sp->p->ops->stop == NULL) {
+        return;
+    }
+    if (sp->busy) {
+        /* never stop() under a running sample(); work_done() stops it */
+        sp->stop_pending = 1;
+        uv_cancel((uv_req_t *)&sp->work); /* fails harmlessly once it is running */
+    } else {
+        sp->p->ops->stop(sp->p);
+    }
+}
+
 static void work_sample(uv_work_t *w)
 {
     struct sched_probe *sp = w->data;
@@ -287,6 +369,9 @@ static void work_done(uv_work_t *w, int status)
     if (status < 0) { /* cancelled at shutdown before it ran */
         wp_buf_reset(&sp->cap);
         wp_batch_enc_reset(&sp->cap_enc, 0);
+        if (sp->retired && !sp->keep_until_exit) {
+            sp_unretire_free(s, sp);
+        }
         return;
     }
     note_result(sp, sp->work_rc);
@@ -310,6 +395,9 @@ static void work_done(uv_work_t *w, int status)
     wp_buf_reset(&sp->cap);
     agent_sink_merge(s->a->sink, &sp->cap_enc); /* same base: work_ts */
     commit(s, sp->work_ts, one, 1);
+    if (sp->retired && !sp->keep_until_exit) {
+        sp_unretire_free(s, sp);
+    }
 }
 
 static void start_blocking(struct agent_sched *s, struct sched_probe *sp, int64_t ts)
@@ -345,7 +433,7 @@ void agent_sched_tick(struct agent_sched *s, int64_t sec)
 
     agent_sink_batch_begin(a->sink, ts);
     for (size_t i = 0; i < s->nprobes; i++) {
-        struct sched_probe *sp = &s->probes[i];
+        struct sched_probe *sp = s->probes[i];
         if (sp->p->ops->sample == NULL || floor_div(sec, sp->every_s) * sp->every_s != sec) {
             continue;
         }
@@ -415,28 +503,8 @@ int agent_sched_start(struct agent *a, struct agent_sched **out)
     s->due = wp_xcalloc(s->nprobes ? s->nprobes : 1, sizeof(*s->due));
     wp_buf_init(&s->tail);
     for (size_t i = 0; i < s->nprobes; i++) {
-        struct sched_probe *sp = &s->probes[i];
-        int64_t every = conf->probes[i]->interval_ms / 1000;
-        sp->sched = s;
-        sp->p = conf->probes[i];
-        sp->every_s = every < 1 ? 1 : every > 86400 ? 86400 : (uint32_t)every;
-        if ((int64_t)sp->every_s * 1000 != sp->p->interval_ms) {
-            WP_PLOG(sp->p, WP_LOG_WARN, "interval %lldms is not whole seconds, using %us",
-                    (long long)sp->p->interval_ms, sp->every_s);
-        }
-        wp_buf_init(&sp->cap);
-        sp->cap_sink.metric = cap_metric;
-        sp->cap_sink.event = cap_event;
-        sp->cap_sink.check = cap_check;
-        sp->cap_sink.state = cap_state;
-        sp->cap_sink.ctx = sp;
-        wp_batch_enc_init(&sp->cap_enc, 0);
-        if (sp->p->ops->start != NULL) {
-            int rc = sp->p->ops->start(sp->p, a->loop);
-            if (rc < 0) {
-                WP_PLOG(sp->p, WP_LOG_ERROR, "start failed: %s", wp_strerror(rc));
-            }
-        }
+        s->probes[i] = sp_new(s, conf->probes[i]);
+        sp_start(s, s->probes[i]);
     }
     uv_timer_init(a->loop, &s->timer);
     s->timer.data = s;
@@ -459,18 +527,66 @@ void agent_sched_stop(struct agent_sched *s)
         uv_close((uv_handle_t *)&s->timer, NULL);
     }
     for (size_t i = 0; i < s->nprobes; i++) {
-        struct sched_probe *sp = &s->probes[i];
-        if (sp->p->ops->stop == NULL) {
+        sp_stop(s->probes[i]);
+    }
+}
+
+void agent_sched_reload(struct agent_sched *s, struct agent_conf *nc, struct agent_conf *old,
+                        struct agent_sched_diff *diff)
+{
+    struct sched_probe **probes = NULL;
+    size_t n = nc->nprobes;
+
+    memset(diff, 0, sizeof(*diff));
+    probes = wp_xcalloc(n ? n : 1, sizeof(*probes));
+    /* the old entries: kept when the new config borrowed their probe, else stopped */
+    for (size_t i = 0; i < s->nprobes; i++) {
+        struct sched_probe *sp = s->probes[i];
+        size_t k = n;
+        for (size_t j = 0; j < n && k == n; j++) {
+            if (nc->probes[j] == sp->p) {
+                k = j;
+            }
+        }
+        if (k < n) {
+            probes[k] = sp;
+            diff->kept++;
             continue;
         }
-        if (sp->busy) {
-            /* never stop() under a running sample(); work_done() stops it */
-            sp->stop_pending = 1;
-            uv_cancel((uv_req_t *)&sp->work); /* fails harmlessly once it is running */
+        sp_stop(sp);
+        if (sp->busy || sp->p->ops->stop != NULL) {
+            /* its sample still runs on the pool, or stop() closed libuv handles that live in
+             * the probe: the entry and the probe outlive the old config (until work_done(),
+             * or until agent_sched_free() after the loop has drained) */
+            for (size_t j = 0; j < old->nprobes; j++) {
+                if (old->probes[j] == sp->p) {
+                    old->probes[j] = NULL;
+                }
+            }
+            sp->owns_p = 1;
+            sp->retired = 1;
+            sp->keep_until_exit = sp->p->ops->stop != NULL;
+            sp->next_retired = s->retired;
+            s->retired = sp;
         } else {
-            sp->p->ops->stop(sp->p);
+            sp_free(sp); /* the old config frees the probe */
         }
     }
+    for (size_t j = 0; j < n; j++) {
+        if (probes[j] == NULL) {
+            probes[j] = sp_new(s, nc->probes[j]);
+            if (!s->stopped) {
+                sp_start(s, probes[j]);
+            }
+            diff->started++;
+        }
+    }
+    diff->stopped = s->nprobes - diff->kept;
+    free(s->probes);
+    free(s->due);
+    s->probes = probes;
+    s->nprobes = n;
+    s->due = wp_xcalloc(n ? n : 1, sizeof(*s->due));
 }
 
 void agent_sched_free(struct agent_sched *s)
@@ -479,8 +595,12 @@ void agent_sched_free(struct agent_sched *s)
         return;
     }
     for (size_t i = 0; i < s->nprobes; i++) {
-        wp_buf_cleanup(&s->probes[i].cap);
-        wp_batch_enc_cleanup(&s->probes[i].cap_enc);
+        sp_free(s->probes[i]);
+    }
+    while (s->retired != NULL) { /* normally freed by work_done() while the loop drains */
+        struct sched_probe *sp = s->retired;
+        s->retired = sp->next_retired;
+        sp_free(sp);
     }
     wp_buf_cleanup(&s->tail);
     free(s->probes);

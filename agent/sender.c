@@ -839,6 +839,42 @@ void agent_sender_stop(struct agent_sender *s)
     uv_close((uv_handle_t *)&s->flusher, NULL);
 }
 
+void agent_sender_reconnect(struct agent_sender *s, const char *why)
+{
+    int64_t inflight = 0;
+    uint32_t cap = 0;
+
+    if (s == NULL || s->stopped) {
+        return;
+    }
+    if (s->st.connected) {
+        WP_INFO("agent", "closing connection collector=%s acked=%llu: %s", s->st.collector,
+                (unsigned long long)s->st.acked_seq, why);
+    }
+    abandon_resolve(s);
+    free_ai(s);
+    conn_close(s, 1);
+    uv_timer_stop(&s->deadline);
+    uv_timer_stop(&s->retry);
+    s->st.connected = 0;
+    s->ring_n = 0;
+    s->ring_head = 0;
+    s->more = 0;
+    s->cur = 0; /* the list may have changed: start again at the preferred collector */
+    s->attempt = 0;
+    inflight = s->a->conf->sender.max_inflight;
+    cap = inflight < 1 ? 1 : inflight > INFLIGHT_MAX ? INFLIGHT_MAX : (uint32_t)inflight;
+    if (cap != s->ring_cap) {
+        free(s->ring);
+        s->ring_cap = cap;
+        s->ring = wp_xcalloc(s->ring_cap, sizeof(*s->ring));
+    }
+    set_label(s);
+    /* unacked batches stay in the spool; the next WELCOME says where to resume */
+    uv_timer_start(&s->retry, on_retry, rnd(s) % ((uint64_t)s->a->conf->sender.backoff_min_ms + 1),
+                   0);
+}
+
 void agent_sender_free(struct agent_sender *s)
 {
     if (s == NULL) {

@@ -48,6 +48,12 @@ void agent_sender_kick(struct agent_sender *s);
 /* Close the connection (with close_notify when up) and the timers; no more attempts. */
 void agent_sender_stop(struct agent_sender *s);
 
+/* The settings changed (a reload: a->conf and a->tls may point at new ones): close the
+ * connection (close_notify), forget the attempt in progress and connect again from the
+ * first collector after a short jittered delay. Unacked batches stay in the spool and are
+ * resent from the collector's acked + 1. */
+void agent_sender_reconnect(struct agent_sender *s, const char *why);
+
 /* Free after the loop has ended. NULL is fine. */
 void agent_sender_free(struct agent_sender *s);
 

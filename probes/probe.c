@@ -151,6 +151,7 @@ int wp_probe_new(const struct wp_probe_ops *ops, struct wp_conf_doc *doc, struct
     p->instance = com->name != NULL ? com->name : wp_xstrdup(ops->name);
     com->name = NULL;
     p->interval_ms = com->interval_ms;
+    p->conf_text = wp_conf_node_text(doc, node);
     /* the decoded kind options move, pointers and all, into their own allocation */
     p->ctx = wp_xcalloc(1, ctx_size);
     memcpy(p->ctx, scratch + off, ctx_size);
@@ -189,6 +190,7 @@ void wp_probe_free(struct wp_probe *p)
     wp_opts_free(p->ops->opts, p->ctx);
     free(p->ctx);
     free(p->instance);
+    free(p->conf_text);
     free(p);
 }
 

@@ -115,6 +115,8 @@ struct wp_probe {
     int64_t interval_ms;  /* config "interval", default 10 s, at least 1 s */
     void *ctx;            /* ops->ctx_size bytes, options decoded into it */
     int64_t next_due_ms;  /* scheduler state */
+    char *conf_text;      /* its config as wp_conf_node_text(): a reload keeps the probe
+                           * running when this is unchanged */
 };
 
 /* A name a probe's config gives to a target, check or query (it becomes part of series

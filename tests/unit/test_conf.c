@@ -1338,6 +1338,116 @@ static void collector_errors(void **state)
                       "3:10: journal.fsync: expected true or false, got \"sometimes\"");
 }
 
+/* The text a reload compares: comments, layout and flow/block style do not count; any value,
+ * key or order does, and a scalar cannot pass for structure. */
+static void node_text_compares_settings(void **state)
+{
+    static const char *const same[] = {
+        "probes: [{kind: fake, name: a, threshold: 5}]\n",
+        "# a comment\nprobes:\n  - kind: fake   # here too\n    name: a\n\n    threshold: 5\n",
+        "probes: [{kind: fake, name: a, threshold: \"5\"}]\n",
+    };
+    static const char *const differ[] = {
+        "probes: [{kind: fake, name: a, threshold: 6}]\n",
+        "probes: [{name: a, kind: fake, threshold: 5}]\n",
+        "probes: [{kind: fake, name: \"a, threshold: 5\"}]\n",
+        "probes: [{kind: fake, name: a, threshold: [5]}]\n",
+    };
+    struct wp_conf_err err;
+    char *ref = NULL;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]) + sizeof(differ) / sizeof(differ[0]);
+         i++) {
+        int is_same = i < sizeof(same) / sizeof(same[0]);
+        const char *text = is_same ? same[i] : differ[i - sizeof(same) / sizeof(same[0])];
+        struct wp_conf_doc *doc = NULL;
+        assert_int_equal(wp_conf_parse("t.yaml", text, strlen(text), &err, &doc), 0);
+        struct wp_conf_node *seq = wp_conf_map_get(doc, wp_conf_root(doc), "probes");
+        char *t = wp_conf_node_text(doc, wp_conf_seq_at(doc, seq, 0));
+        if (ref == NULL) {
+            ref = t;
+        } else {
+            if ((strcmp(ref, t) == 0) != is_same) {
+                print_error("case %zu: \"%s\" vs \"%s\"\n", i, t, ref);
+            }
+            assert_int_equal(strcmp(ref, t) == 0, is_same);
+            free(t);
+        }
+        wp_conf_free(doc);
+    }
+    free(ref);
+}
+
+/* agent_conf_reload() borrows the running probe of an unchanged entry (no second init()),
+ * makes new ones for changed and added entries, and a refused reload leaves the old config
+ * whole. */
+static void agent_reload_borrows_unchanged(void **state)
+{
+    static const char head[] = "collectors: [\"c1.example:7443\"]\n"
+                               "tls: {ca: ca.crt, cert: a.crt, key: a.key}\n";
+    struct agent_conf *old = NULL;
+    struct agent_conf *nc = NULL;
+    struct wp_conf_err err;
+    char *text = NULL;
+    const char *p = NULL;
+
+    (void)state;
+    text = wp_xasprintf("%sprobes:\n  - {kind: selftest, name: a, series: 1}\n"
+                        "  - {kind: selftest, name: b, series: 1}\n",
+                        head);
+    p = write_file("agent.yaml", text);
+    free(text);
+    assert_int_equal(agent_conf_load(p, &err, &old), 0);
+    assert_int_equal(old->nprobes, 2);
+
+    /* a unchanged (comment added), b changed, c added */
+    text = wp_xasprintf("%sprobes:\n  - {kind: selftest, name: a, series: 1}  # same\n"
+                        "  - {kind: selftest, name: b, series: 2}\n"
+                        "  - {kind: selftest, name: c}\n",
+                        head);
+    p = write_file("agent.yaml", text);
+    free(text);
+    assert_int_equal(agent_conf_reload(p, old, &err, &nc), 0);
+    assert_int_equal(nc->nprobes, 3);
+    assert_ptr_equal(nc->probes[0], old->probes[0]);
+    assert_int_equal(nc->probe_reused[0], 1);
+    assert_true(nc->probes[1] != old->probes[1]);
+    assert_int_equal(nc->probe_reused[1], 0);
+    assert_int_equal(nc->probe_reused[2], 0);
+    assert_string_equal(nc->probes[2]->instance, "c");
+    agent_conf_adopt(nc, old);
+    assert_null(old->probes[0]);
+    assert_int_equal(nc->probe_reused[0], 0);
+    agent_conf_free(old); /* frees the old b only */
+    old = nc;
+    nc = NULL;
+
+    /* a refused reload: the borrowed probe must survive the failure */
+    text = wp_xasprintf("%sprobes:\n  - {kind: selftest, name: a, series: 1}\n"
+                        "  - {kind: selftest, name: b, series: 2}\n"
+                        "  - {kind: selftest, name: c, series: lots}\n",
+                        head);
+    p = write_file("agent.yaml", text);
+    free(text);
+    assert_int_equal(agent_conf_reload(p, old, &err, &nc), WP_ECONFIG);
+    assert_null(nc);
+    assert_non_null(strstr(err.msg, "agent.yaml:6:"));
+    assert_non_null(strstr(err.msg, "series"));
+    assert_string_equal(old->probes[0]->instance, "a"); /* still alive (ASan would say) */
+    assert_string_equal(old->probes[1]->instance, "b");
+    /* a duplicate of a borrowed probe is refused without freeing it */
+    text = wp_xasprintf("%sprobes:\n  - {kind: selftest, name: a, series: 1}\n"
+                        "  - {kind: selftest, name: a, series: 1}\n",
+                        head);
+    p = write_file("agent.yaml", text);
+    free(text);
+    assert_int_equal(agent_conf_reload(p, old, &err, &nc), WP_ECONFIG);
+    assert_non_null(strstr(err.msg, "is also selftest:a"));
+    assert_string_equal(old->probes[0]->instance, "a");
+    agent_conf_free(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1357,6 +1467,8 @@ int main(void)
         cmocka_unit_test(agent_errors),       cmocka_unit_test(agent_probe_errors),
         cmocka_unit_test(agent_host_probes),  cmocka_unit_test(collector_full_config),
         cmocka_unit_test(collector_defaults), cmocka_unit_test(collector_errors),
+        cmocka_unit_test(node_text_compares_settings),
+        cmocka_unit_test(agent_reload_borrows_unchanged),
     };
     return cmocka_run_group_tests(tests, tmp_setup, tmp_teardown);
 }

@@ -105,6 +105,12 @@ static const struct wp_probe_ops fake_ops = {
     .committed = fake_committed,
 };
 
+static const struct wp_probe_ops fake_nostop_ops = {
+    .name = "fake",
+    .sample = fake_sample,
+    .committed = fake_committed,
+};
+
 static const struct wp_probe_ops fake_blocking_ops = {
     .name = "fakeblock",
     .flags = WP_PROBE_BLOCKING,
@@ -400,6 +406,179 @@ static void late_loop_skips_missed_ticks(void **state)
     fx_stop(f);
 }
 
+/* A reload keeps a borrowed probe (same entry, schedule and state), stops a dropped one and
+ * starts a new one. b has no stop() here, so the old config frees it as usual. */
+static void reload_keeps_stops_and_starts(void **state)
+{
+    struct fx *f = *state;
+    struct fake_ctx dctx;
+    struct wp_probe d = {.ops = &fake_ops, .instance = "d", .interval_ms = 1000, .ctx = &dctx};
+    struct wp_probe *npp[2] = {NULL, &d};
+    unsigned char reused[2] = {1, 0};
+    struct agent_conf nc;
+    struct agent_sched_diff diff;
+
+    memset(&dctx, 0, sizeof(dctx));
+    memset(&nc, 0, sizeof(nc));
+    fx_start(f, NULL, BASE_SEC * 1000 + 100);
+    f->probes[1].ops = &fake_nostop_ops;
+    dctx.spool = f->a.spool;
+    agent_sched_tick(f->sched, BASE_SEC + 1);
+    assert_int_equal(f->ctx[0].nsamples, 1);
+    npp[0] = f->pp[0]; /* a: unchanged; b: gone; d: new */
+    nc.probes = npp;
+    nc.nprobes = 2;
+    nc.probe_reused = reused;
+    agent_sched_reload(f->sched, &nc, &f->conf, &diff);
+    assert_int_equal(diff.kept, 1);
+    assert_int_equal(diff.stopped, 1);
+    assert_int_equal(diff.started, 1);
+    assert_int_equal(f->ctx[0].stopped, 0);
+    assert_ptr_equal(f->pp[1], &f->probes[1]); /* still the old config's to free */
+    agent_sched_tick(f->sched, BASE_SEC + 5);  /* b would be due at a multiple of 5 s */
+    assert_int_equal(f->ctx[0].nsamples, 2);
+    assert_int_equal(f->ctx[1].nsamples, 0);
+    assert_int_equal(dctx.nsamples, 1);
+    assert_int_equal(dctx.ncommitted, 1);
+    assert_int_equal(dctx.sample_ts[0], (BASE_SEC + 5) * 1000);
+    fx_stop(f);
+    assert_int_equal(f->ctx[0].stopped, 1);
+    assert_int_equal(dctx.stopped, 1);
+}
+
+/* Heap probes the scheduler frees after a reload; their calls are counted here. */
+static int counted_stops, counted_commits, counted_destroys;
+
+static int counting_sample(struct wp_probe *p, struct wp_sink *out)
+{
+    double v[2] = {1, 2};
+
+    wp_sink_metric(out, &fake_kind, p->instance, v);
+    return 0;
+}
+
+static void counting_stop(struct wp_probe *p)
+{
+    (void)p;
+    counted_stops++;
+}
+
+static void counting_committed(struct wp_probe *p, int64_t ts_ms)
+{
+    (void)p;
+    (void)ts_ms;
+    counted_commits++;
+}
+
+static void counting_destroy(struct wp_probe *p)
+{
+    (void)p;
+    counted_destroys++;
+}
+
+static int counting_start(struct wp_probe *p, uv_loop_t *loop)
+{
+    (void)p;
+    (void)loop;
+    return 0;
+}
+
+static const struct wp_probe_ops counting_blocking_ops = {
+    .name = "countblock",
+    .flags = WP_PROBE_BLOCKING,
+    .sample = counting_sample,
+    .destroy = counting_destroy,
+    .committed = counting_committed,
+};
+
+/* Like ami and sipcall: start() opens handles in the probe, stop() closes them. */
+static const struct wp_probe_ops counting_stream_ops = {
+    .name = "countstream",
+    .start = counting_start,
+    .stop = counting_stop,
+    .destroy = counting_destroy,
+};
+
+/* Start the scheduler again with c as the third probe. */
+static void restart_with(struct fx *f, const struct wp_probe_ops *ops, int64_t every_ms)
+{
+    struct wp_probe *c = wp_xcalloc(1, sizeof(*c));
+
+    counted_stops = counted_commits = counted_destroys = 0;
+    c->ops = ops;
+    c->instance = wp_xstrdup("c");
+    c->interval_ms = every_ms;
+    c->ctx = wp_xcalloc(1, 8);
+    fx_start(f, &fake_ops, BASE_SEC * 1000 + 100);
+    agent_sched_stop(f->sched);
+    uv_walk(&f->loop, close_walk, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    agent_sched_free(f->sched);
+    f->ctx[0].stopped = f->ctx[1].stopped = 0;
+    f->pp[2] = c;
+    assert_int_equal(agent_sched_start(&f->a, &f->sched), 0);
+}
+
+/* Drop the third probe: a and b stay. */
+static void drop_third(struct fx *f)
+{
+    static unsigned char reused[2] = {1, 1};
+    struct agent_conf nc;
+    struct agent_sched_diff diff;
+
+    memset(&nc, 0, sizeof(nc));
+    nc.probes = f->pp;
+    nc.nprobes = 2;
+    nc.probe_reused = reused;
+    agent_sched_reload(f->sched, &nc, &f->conf, &diff);
+    assert_int_equal(diff.kept, 2);
+    assert_int_equal(diff.stopped, 1);
+    f->conf.nprobes = 2;
+}
+
+/* A blocking probe dropped while its sample is queued or running: freed when the sample
+ * finishes or is cancelled; a sample that ran is still spooled and committed. */
+static void reload_retires_a_running_blocking_probe(void **state)
+{
+    struct fx *f = *state;
+    struct wp_spool_stats st;
+
+    restart_with(f, &counting_blocking_ops, 2000);
+    agent_sched_tick(f->sched, BASE_SEC + 2); /* c's sample goes to the pool */
+    drop_third(f);
+    assert_null(f->pp[2]); /* the scheduler owns it now */
+    assert_int_equal(counted_destroys, 0);
+    for (int i = 0; i < 50 && counted_destroys == 0; i++) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(counted_destroys, 1);
+    /* the pool may not have started the sample yet (then it is cancelled) */
+    wp_spool_stats(f->a.spool, &st);
+    assert_true(counted_commits <= 1);
+    assert_int_equal(st.next_seq, counted_commits == 1 ? 3 : 2);
+    fx_stop(f);
+    assert_int_equal(counted_destroys, 1);
+}
+
+/* A streaming probe dropped by a reload is stopped at once but freed only after the loop has
+ * drained (its handles close asynchronously). */
+static void reload_keeps_a_stopped_stream_until_exit(void **state)
+{
+    struct fx *f = *state;
+
+    restart_with(f, &counting_stream_ops, 1000);
+    drop_third(f);
+    assert_null(f->pp[2]);
+    assert_int_equal(counted_stops, 1);
+    assert_int_equal(counted_destroys, 0);
+    agent_sched_tick(f->sched, BASE_SEC + 1);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(counted_destroys, 0);
+    fx_stop(f);
+    assert_int_equal(counted_stops, 1); /* not stopped again at shutdown */
+    assert_int_equal(counted_destroys, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +587,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(failing_probe_does_not_stop_the_others, setup, teardown),
         cmocka_unit_test_setup_teardown(blocking_probe_spools_its_own_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(late_loop_skips_missed_ticks, setup, teardown),
+        cmocka_unit_test_setup_teardown(reload_keeps_stops_and_starts, setup, teardown),
+        cmocka_unit_test_setup_teardown(reload_retires_a_running_blocking_probe, setup, teardown),
+        cmocka_unit_test_setup_teardown(reload_keeps_a_stopped_stream_until_exit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,6 +93,10 @@ struct wp_conf_node *wp_conf_seq_at(struct wp_conf_doc *doc, struct wp_conf_node
 struct wp_conf_node *wp_conf_map_get(struct wp_conf_doc *doc, struct wp_conf_node *n,
                                      const char *key);
 const char *wp_conf_scalar(const struct wp_conf_node *n); /* NULL if not a scalar */
+/* The node and everything under it as one canonical string (scalars length-prefixed, maps
+ * in document order, no positions or comments): equal strings mean equal settings, so a
+ * reload can tell which parts of a file changed. n may be NULL. Free with free(). */
+char *wp_conf_node_text(struct wp_conf_doc *doc, struct wp_conf_node *n);
 /* Format "file:line:col: " + message for a node into err; returns WP_ECONFIG. */
 int wp_conf_errorf(struct wp_conf_doc *doc, const struct wp_conf_node *n, struct wp_conf_err *err,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
