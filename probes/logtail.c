@@ -17,6 +17,8 @@
  *     multiline_timeout: 2s
  *     max_line: 8KiB                # longer lines / records are cut, field truncated=1
  *     max_events_per_min: 60        # per rule; 0 = no limit; counters stay exact
+ *     optional: false               # true: no file yet is normal (shipped defaults): no
+ *                                   # series, no cursor until one appears, read from 0
  *     rules:
  *       - {name: ora_600, pattern: "(?<code>ORA-00(600|7445))", severity: critical}
  *
@@ -179,6 +181,7 @@ struct logtail_ctx {
     int preset;
     struct lt_rules_in rules_in;
     int64_t max_events_per_min;
+    int optional;
 
     /* state */
     struct wp_probe *p;
@@ -198,6 +201,8 @@ struct logtail_ctx {
     size_t ncents;
     int have_cursor; /* a cursor file was loaded */
     int sampled;     /* sample() ran at least once */
+    int active;      /* optional: a file to follow has existed (series and cursor from then) */
+    int idle_logged; /* optional: "idle until one appears" was logged */
     char *chunk;     /* read buffer, LT_CHUNK */
     char *conv;      /* decoded line, 4 * max_line + 8 */
     size_t conv_cap;
@@ -386,6 +391,11 @@ static const struct wp_opt logtail_opts[] = {
      .offset = offsetof(struct logtail_ctx, max_events_per_min),
      .min = 0,
      .max = 1000000},
+    {.name = "optional",
+     .type = WP_OPT_BOOL,
+     .def = "false",
+     .help = "the files may not exist: no series and no cursor until one appears",
+     .offset = offsetof(struct logtail_ctx, optional)},
     WP_OPT_TABLE_END,
 };
 
@@ -1989,6 +1999,25 @@ static int logtail_sample(struct wp_probe *p, struct wp_sink *out)
         c->files[k++] = f;
     }
     c->nfiles = k;
+    if (c->optional && !c->active) {
+        const char *open_path = NULL;
+        for (size_t i = 0; i < c->nfiles && open_path == NULL; i++) {
+            if (c->files[i]->cur.fd >= 0 || c->files[i]->nolds > 0) {
+                open_path = c->files[i]->path;
+            }
+        }
+        if (open_path == NULL) {
+            if (!c->idle_logged) {
+                WP_PLOG(p, WP_LOG_INFO,
+                        "none of its paths exists (optional): idle until one appears");
+                c->idle_logged = 1;
+            }
+            c->out = NULL;
+            return 0; /* a host without these logs gets no series for them */
+        }
+        WP_PLOG(p, WP_LOG_INFO, "following %s", open_path);
+        c->active = 1;
+    }
     for (size_t i = 0; i < c->nrules; i++) {
         struct lt_rule *r = &c->rules[i];
         v[0] = (double)r->matches;

@@ -260,12 +260,48 @@ as_wp /usr/sbin/watchpost-collector -c /etc/watchpost/collector.yaml 2>> /tmp/co
 coll=$!
 until_ok 30 watchpost status || { echo "collector did not answer watchpost status"; exit 1; }
 echo "agents_before $(stat_of agents)"
+# The shipped config follows /var/log/syslog when it exists (minbase has no rsyslog; 0644
+# because setpriv gives the agent no CAP_DAC_READ_SEARCH, unlike its unit).
+if [ ! -e /var/log/syslog ]; then
+    echo "Nov 30 09:00:00 pkg kernel: Linux version 6.1.0" > /var/log/syslog
+    chmod 0644 /var/log/syslog
+fi
+log0=0
+[ ! -f /tmp/agent.log ] || log0=$(wc -l < /tmp/agent.log)
+t0=$(date +%s)
 as_wp /usr/sbin/watchpost-agent -c /etc/watchpost/agent.yaml 2>> /tmp/agent.log &
 agent=$!
 connected() { [ "$(stat_of agents_connected)" = 1 ]; }
 batched() { [ "$(stat_of batches)" -gt 0 ]; }
 until_ok 30 connected || { echo "agent did not connect"; exit 1; }
 until_ok 40 batched || { echo "no batch arrived"; exit 1; }
+# the default probes: the host series, and a logtail source for the syslog that exists
+q() { watchpost query --host pkg-agent --since 10m --format raw "$@" 2> /dev/null; }
+# rows of this run (the first run's are in the same files), with a value
+fresh() {
+    awk -v t0="$t0" -v min="$1" '$1 >= t0 && $3 != "nan" && $3 + 0 >= min {f = 1} END {exit !f}'
+}
+hosted() { q --metric cpu.user --instance total | fresh 0; }
+until_ok 40 hosted || { echo "no host series from the default config"; exit 1; }
+following() {
+    tail -n "+$((log0 + 1))" /tmp/agent.log | grep -q 'logtail:syslog: following /var/log/syslog'
+}
+until_ok 20 following || { echo "the default config does not follow /var/log/syslog"; exit 1; }
+echo "Nov 30 09:00:01 pkg kernel: Out of memory: Killed process 4242 (java) total-vm:1kB" \
+    >> /var/log/syslog
+# the counter is a total kept in the cursor file across restarts and the upgrade: every OOM
+# line written so far, this run's included
+ooms=$(grep -c 'Out of memory: Killed process' /var/log/syslog)
+oom() { q --metric logtail.matches --instance syslog/syslog_oom | fresh "$ooms"; }
+until_ok 40 oom || { echo "the syslog OOM line was not counted at the collector"; exit 1; }
+# the presets whose logs do not exist here send nothing
+if q --metric logtail.matches --instance oracle/ora_internal | grep -q .; then
+    echo "the optional oracle logtail sent series without an alert log"
+    exit 1
+fi
+grep -q 'logtail:oracle: none of its paths exists (optional)' /tmp/agent.log ||
+    { echo "no idle line for the oracle logtail"; exit 1; }
+q --metric logtail.matches --instance syslog/syslog_oom | tail -n 1 | sed 's/^/syslog_oom /'
 watchpost status
 kill -TERM "$agent"
 wait "$agent" || { echo "agent exit $?"; exit 1; }

@@ -635,6 +635,41 @@ static void logtail_tomcat_stack_trace(void **state)
     assert_string_equal(capture_field(r, "thread"), "http-nio-8080-exec-3");
 }
 
+/* optional: true: a missing file gives no series and no cursor file; once it appears it is
+ * read from its first line, and the series start. Without optional the series come at once. */
+static void logtail_optional_missing(void **state)
+{
+    struct env *e = *state;
+    struct stat st;
+
+    lines_probe(e, "optional: true\n");
+    sample(e);
+    sample(e);
+    assert_int_equal(e->cap.n, 0); /* no logtail/t/line, no logfile/<path> */
+    assert_int_equal(e->cap.nrecs, 0);
+    e->p->ops->committed(e->p, e->ts);
+    assert_int_equal(stat(e->cursor, &st), -1); /* nothing to remember yet */
+    write_lines(e, 3);
+    sample(e);
+    assert_true(capture_get(&e->cap, "logtail/t/line/matches") == 3.0);
+    assert_int_equal(capture_count(&e->cap, "logfile"), 1);
+    e->p->ops->committed(e->p, e->ts);
+    assert_int_equal(stat(e->cursor, &st), 0);
+    /* the file goes away again: the probe stays active, its counters stay */
+    assert_int_equal(unlink(e->log), 0);
+    sample(e);
+    assert_true(capture_get(&e->cap, "logtail/t/line/matches") == 3.0);
+    all_once(e);
+    wp_probe_free(e->p);
+    e->p = NULL;
+
+    /* the same without optional: the rule series exist while the file is missing */
+    assert_int_equal(unlink(e->cursor), 0);
+    lines_probe(e, NULL);
+    sample(e);
+    assert_true(capture_get(&e->cap, "logtail/t/line/matches") == 0.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +685,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(logtail_unreadable_and_binary, setup, teardown),
         cmocka_unit_test_setup_teardown(logtail_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(logtail_tomcat_stack_trace, setup, teardown),
+        cmocka_unit_test_setup_teardown(logtail_optional_missing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
