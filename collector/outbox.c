@@ -807,6 +807,42 @@ out:
     return rc < 0 ? rc : (n >= min ? (int)n : 0);
 }
 
+/* ---- messages rendered by their producer ---------------------------------------------------- */
+
+int outbox_queue_rendered(struct outbox *ob, const char *event_id, const char *dest,
+                          const char *inc_key, const char *event, const char *ctx,
+                          const char *method, const char *url, const char *headers,
+                          const void *body, size_t len, const char *rcpt, int64_t now_ms)
+{
+    sqlite3_stmt *s = NULL;
+
+    if (sqlite3_prepare_v2(ob->h,
+                           "INSERT OR IGNORE INTO outbox(event_id, dest, incident_id, inc_key,"
+                           " event, seq, state, created_ms, next_ms, ctx, method, url, headers,"
+                           " body, rcpt) VALUES(?1, ?2, 0, ?3, ?4, 0, 'queued', ?5, ?5, ?6, ?7,"
+                           " ?8, ?9, ?10, ?11)",
+                           -1, &s, NULL) != SQLITE_OK) {
+        return dberr(ob, "queue");
+    }
+    bind_text(s, 1, event_id);
+    bind_text(s, 2, dest);
+    bind_text(s, 3, inc_key);
+    bind_text(s, 4, event);
+    sqlite3_bind_int64(s, 5, now_ms);
+    bind_text(s, 6, ctx != NULL ? ctx : "{}");
+    bind_text(s, 7, method);
+    bind_text(s, 8, url != NULL ? url : "");
+    bind_text(s, 9, headers != NULL ? headers : "");
+    sqlite3_bind_blob64(s, 10, body != NULL ? body : "", (sqlite3_uint64)len, SQLITE_TRANSIENT);
+    bind_text(s, 11, rcpt);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (step != SQLITE_DONE) {
+        return dberr(ob, "queue");
+    }
+    return sqlite3_changes(ob->h) > 0 ? 0 : 1;
+}
+
 /* ---- CLI ----------------------------------------------------------------------------------- */
 
 int outbox_list(struct outbox *ob, const char *state, size_t limit,

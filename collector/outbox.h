@@ -93,6 +93,16 @@ int outbox_remote_put(struct outbox *ob, const char *dest, int64_t incident_id,
 int outbox_digest(struct outbox *ob, const char *dest, int64_t now_ms, int64_t next_ms,
                   size_t min);
 
+/* Queue a message its producer rendered itself (a scheduled report's mail: event "report",
+ * incident 0, inc_key "<kind>/<period>"; report_sched.c): stored with its request, so every
+ * attempt sends the same bytes, and delivered, retried and dead-lettered like the others.
+ * Returns 0 when queued, 1 when a message with this event_id exists already (left alone:
+ * a restart never queues it twice), or <0. */
+int outbox_queue_rendered(struct outbox *ob, const char *event_id, const char *dest,
+                          const char *inc_key, const char *event, const char *ctx,
+                          const char *method, const char *url, const char *headers,
+                          const void *body, size_t len, const char *rcpt, int64_t now_ms);
+
 /* CLI: messages (state NULL = every state), newest first; put a dead one back. */
 int outbox_list(struct outbox *ob, const char *state, size_t limit,
                 int (*fn)(void *arg, const struct outbox_msg *m), void *arg);
