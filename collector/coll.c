@@ -17,6 +17,7 @@
 #include "linerrd.h"
 #include "lines.h"
 #include "outbox.h"
+#include "report_sched.h"
 #include "db.h"
 #include "ingest.h"
 #include "journal.h"
@@ -127,6 +128,7 @@ static void tick_cb(uv_timer_t *t)
     if (s->deliver != NULL) {
         deliver_pump(s->deliver, wp_clock_now_ms());
     }
+    rsched_tick(s->reports, wp_clock_now_ms());
     if (s->lines != NULL && wp_clock_mono_ms() - s->last_prune_ms >= LINES_PRUNE_EVERY_MS) {
         s->last_prune_ms = wp_clock_mono_ms();
         int n = coll_lines_prune(s->lines, wp_clock_now_ms() - LINES_KEEP_MS);
@@ -273,6 +275,9 @@ int coll_server_start(struct coll_server *s, uv_loop_t *loop, struct coll_conf *
         }
         outbox_set_groups(s->outbox, coll_rules_in_group, s);
     }
+    if ((rc = rsched_start(s, &s->reports)) < 0) {
+        return rc;
+    }
     snprintf(path, sizeof(path), "%s/lines.db", conf->state_dir);
     if ((rc = coll_lines_open(path, &s->lines)) < 0) {
         return rc;
@@ -378,6 +383,8 @@ void coll_server_stop(struct coll_server *s)
         deliver_stop(s->deliver, NULL, NULL); /* what is in flight stays queued */
         s->deliver = NULL;
     }
+    rsched_stop(s->reports); /* a running job is stopped; the next start makes it again */
+    s->reports = NULL;
     if (s->handles_started) {
         uv_close((uv_handle_t *)&s->tick_timer, NULL);
         uv_close((uv_handle_t *)&s->crl_timer, NULL);

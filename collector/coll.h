@@ -21,6 +21,7 @@ struct coll_conn;
 struct coll_ctl;
 struct http_server;
 struct enroll_api;
+struct rsched;
 struct coll_rules;
 struct coll_lines;
 struct coll_events;
@@ -78,6 +79,7 @@ struct coll_server {
     int events_prune_more; /* the last prune hit its batch limit: go on next tick */
     struct outbox *outbox;    /* notification outbox (incidents.db), NULL without notify: */
     struct deliver *deliver;
+    struct rsched *reports;   /* scheduled reports (report_sched.c), NULL without reports: */
     struct http_server *http; /* dashboard and JSON API (coll_http.c), NULL when off */
     struct coll_api *api;     /* its routes, login and event streams (http_api.c) */
     /* agent enrolment, POST /api/v1/enroll (enroll_api.c); NULL when HTTP is off */

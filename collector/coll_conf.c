@@ -2,6 +2,7 @@
 /* The collector's configuration: option tables for collector.yaml. */
 #include "coll_conf.h"
 #include "notify.h"
+#include "report_sched.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -423,6 +424,12 @@ static const struct wp_opt top_opts[] = {
      .offset = offsetof(struct coll_conf, notify),
      .custom = notify_conf_decode,
      .custom_free = notify_conf_free},
+    {.name = "reports",
+     .type = WP_OPT_CUSTOM,
+     .help = "scheduled reports: archive and mail (docs/REPORTS.md)",
+     .offset = offsetof(struct coll_conf, reports),
+     .custom = rsched_conf_decode,
+     .custom_free = rsched_conf_free},
     {.name = "http",
      .type = WP_OPT_SECTION,
      .help = "dashboard and JSON API server (docs/API.md)",
@@ -572,6 +579,13 @@ static int finish(struct coll_conf *c, struct wp_conf_doc *doc, struct wp_conf_e
     }
     for (size_t i = 0; i < c->incidents.rules.n; i++) {
         wp_conf_resolve_path(c->path, &c->incidents.rules.v[i]);
+    }
+    if (c->reports != NULL) {
+        int rc = rsched_conf_finish(c->reports, c->notify, c->path, c->state_dir, doc,
+                                    wp_conf_map_get(doc, root, "reports"), err);
+        if (rc < 0) {
+            return rc;
+        }
     }
     static const char *const lv[] = {"high", "medium", "low"};
     static const int defaults[3][3] = {{1, 2, 3}, {2, 3, 4}, {3, 4, 4}};

@@ -9,6 +9,7 @@
 
 struct wp_rrd_archive;
 struct notify_conf;
+struct rsched_conf;
 
 /*
  * collector.yaml:
@@ -28,6 +29,8 @@ struct notify_conf;
  *               sla: {p1: {response: 15m, resolve: 4h}, p2: ..., p3: ..., p4: ...}}
  *   notify: {domain, dashboard_url, max_age, destinations: [...], routes: [...]}
  *            (notify_conf.c, docs/NOTIFY.md)
+ *   reports: {archive_dir, keep, formats, lang, recipients, kinds: [...]}
+ *            (report_sched.c, docs/REPORTS.md)
  *   http:   {listen: 127.0.0.1:8080 (no listen: no HTTP server), tls: {cert, key},
  *            static_dir (default $WATCHPOST_DASHBOARDS or /usr/share/watchpost/dashboards),
  *            max_connections: 1024, max_header: 16KiB, max_body: 1MiB, header_timeout: 10s,
@@ -76,6 +79,7 @@ struct coll_conf {
         int matrix_prio[3][3]; /* decoded from matrix (finish) */
     } incidents;
     struct notify_conf *notify; /* `notify:` (notify.h); NULL when absent */
+    struct rsched_conf *reports; /* `reports:` (report_sched.h); NULL when absent */
     struct {
         char *listen; /* "host:port" as written; NULL: no HTTP server */
         char *listen_host, *listen_port; /* split from listen (finish) */

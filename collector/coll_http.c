@@ -14,6 +14,7 @@
 #include "http_api.h"
 #include "http_api_host.h"
 #include "http_api_maint.h"
+#include "http_reports.h"
 #include "http_auth.h"
 #include "http_graph.h"
 #include "wp/err.h"
@@ -127,6 +128,7 @@ int coll_http_start(struct coll_server *s)
     coll_graph_start(s);              /* host page and graphs (http_graph.c) */
     coll_api_host_start(s);           /* checks and log events (http_api_host.c) */
     coll_api_maint_start(s);          /* maintenance windows (http_api_maint.c) */
+    coll_reports_start(s);            /* the report archive (http_reports.c) */
     /* agent enrolment with bootstrap tokens (STATE_DIR/enroll.db; off without ca_dir) */
     if ((size_t)snprintf(upath, sizeof(upath), "%s/enroll.db", conf->state_dir) >= sizeof(upath)) {
         return -ENAMETOOLONG;

@@ -13,6 +13,7 @@
 #include "deliver.h"
 #include "coll_rules.h"
 #include "outbox.h"
+#include "report_sched.h"
 #include "journal.h"
 #include "rrdw.h"
 #include "wp/clock.h"
@@ -180,6 +181,8 @@ void coll_stats_foreach(struct coll_server *s, coll_stat_fn fn, void *arg)
     }
     int64_t oldest_s = oc.oldest_queued_ms > 0 ? (wp_clock_now_ms() - oc.oldest_queued_ms) / 1000
                                                : 0;
+    struct rsched_stats rps;
+    rsched_stats(s->reports, &rps);
     const struct {
         const char *name;
         uint64_t value;
@@ -232,6 +235,9 @@ void coll_stats_foreach(struct coll_server *s, coll_stat_fn fn, void *arg)
         {"notify_queued", oc.queued},
         {"notify_dead_total", oc.dead},
         {"notify_oldest_queued_s", oldest_s > 0 ? (uint64_t)oldest_s : 0},
+        {"report_runs", rps.runs},
+        {"report_runs_ok", rps.ok},
+        {"report_runs_failed", rps.failed},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
         fn(arg, kv[i].name, kv[i].value);

@@ -11,6 +11,7 @@
 
 #include "coll.h"
 #include "coll_conf.h"
+#include "report_sched.h"
 #include "wp/err.h"
 #include "wp/log.h"
 #include "wp/sdnotify.h"
@@ -70,6 +71,10 @@ int main(int argc, char **argv)
     int check_only = 0;
     int opt = 0;
 
+    if (argc > 1 && strcmp(argv[1], "--report-job") == 0) {
+        /* the scheduler's child process (report_sched.h): one report, then exit */
+        return rsched_job_main(argc - 1, argv + 1);
+    }
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':

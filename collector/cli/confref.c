@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "coll_conf.h"
 #include "notify.h"
+#include "report_sched.h"
 #include "probe.h"
 #include "wp/conf.h"
 
@@ -141,6 +142,8 @@ int cli_config_reference(int argc, char **argv)
     table("notify", notify_conf_opts("top"), "Tickets and notifications (docs/NOTIFY.md).");
     table("notify.destinations[]", notify_conf_opts("destinations"), NULL);
     table("notify.routes[]", notify_conf_opts("routes"), NULL);
+    table("reports", rsched_conf_opts("top"), "Scheduled reports, their archive and mail (docs/REPORTS.md).");
+    table("reports.kinds[]", rsched_conf_opts("kinds"), NULL);
     printf("\n## agent.yaml\n");
     table("agent.yaml", agent_conf_opts("top"), NULL);
     table("collectors[]", agent_conf_opts("collectors"), NULL);
