@@ -201,6 +201,19 @@ function startEvents() {
       scheduleRefresh(0);
     }
   });
+  // line state changes, coalesced by the collector to at most one event a second
+  es.addEventListener("lines", (ev) => {
+    window.wpDash.sseLines = (window.wpDash.sseLines || 0) + 1;
+    let d = null;
+    try {
+      d = JSON.parse(ev.data);
+    } catch (e) {
+      return;
+    }
+    if (state.page && state.page.onLines) {
+      state.page.onLines(d);
+    }
+  });
   es.addEventListener("incident", (ev) => {
     window.wpDash.sseEvents++;
     try {
@@ -421,6 +434,13 @@ function dataPage(root, load, draw, opts = {}) {
         }
       }
     },
+    // change the loaded data in place (an event) and redraw
+    patch(fn) {
+      if (data && alive) {
+        fn(data);
+        page.render();
+      }
+    },
     cleanup() {
       alive = false;
       clearInterval(tick);
@@ -433,7 +453,13 @@ function dataPage(root, load, draw, opts = {}) {
     }
   }, 1000);
   // things the event stream does not carry yet (agents connecting, line states) are polled
-  const poll = setInterval(() => page.refresh(), opts.pollMs || 10000);
+  let polls = 0;
+  const poll = setInterval(() => {
+    polls++;
+    if (!opts.pollIf || opts.pollIf(polls)) {
+      page.refresh();
+    }
+  }, opts.pollMs || 10000);
   page.refresh();
   return page;
 }
@@ -885,9 +911,24 @@ const RANGES = ["1h", "24h", "7d", "30d", "1y"];
 const hostView = { range: "24h" };
 const MAX_GRAPHS = 24;
 
+const LOG_ROWS = 50; // recent log events on the Host page
+
 pages.host = (root, args) => {
   const name = decodeURIComponent(args[0] || "");
-  return dataPage(root, () => api("GET", `/api/v1/hosts/${encodeURIComponent(name)}`), drawHost, {
+  const q = encodeURIComponent(name);
+  // its checks and log events beside the host (the API takes the agent id as host=); a
+  // failure there leaves those sections empty, not the page
+  const load = async () => {
+    const [d, checks, logs] = await Promise.all([
+      api("GET", `/api/v1/hosts/${q}`),
+      api("GET", `/api/v1/checks?host=${q}`).catch(() => null),
+      api("GET", `/api/v1/logevents?host=${q}&limit=${LOG_ROWS}`).catch(() => null),
+    ]);
+    d.checks = checks ? checks.checks : null;
+    d.logevents = logs ? logs.events : null;
+    return d;
+  };
+  return dataPage(root, load, drawHost, {
     tick: tickTimes,
     pollMs: 60000, // the graphs are redrawn (and re-fetched) at most once a minute
   });
@@ -948,6 +989,94 @@ function graphUrl(host, gr, inst) {
   q.set("height", "140");
   q.set("theme", "dark");
   return `/api/v1/graph?${q}`;
+}
+
+function fmtBytes(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) {
+    return "—";
+  }
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toLocaleString(undefined, { maximumFractionDigits: i ? 1 : 0 })} ${units[i]}`;
+}
+
+const CHECK_STATES = ["ok", "warning", "critical", "unknown"];
+
+// Processes (the "proc" series: instance = the process name), checks and recent log events
+function hostExtraSections(d) {
+  const procs = d.series
+    .filter((s) => s.group === "proc")
+    .sort((a, b) => String(a.instance).localeCompare(String(b.instance)))
+    .map((s) => {
+      const v = s.values || {};
+      return h(
+        "tr",
+        { dataset: { proc: s.instance } },
+        h("td", null, s.instance || "—"),
+        h("td", { class: "num" + (v.count === 0 ? " bad" : "") }, fmtNum(v.count)),
+        h("td", { class: "num" }, v.cpu_pct === null || v.cpu_pct === undefined ? "—" : `${fmtNum(v.cpu_pct)} %`),
+        h("td", { class: "num" }, fmtBytes(v.rss_bytes)),
+        h("td", null, fmtTime(s.updated_ms))
+      );
+    });
+  const checks = (d.checks || [])
+    .slice()
+    .sort((a, b) => b.status - a.status || a.name.localeCompare(b.name))
+    .map((c) => {
+      const st = CHECK_STATES[c.status] || "unknown";
+      return h(
+        "tr",
+        { class: `chk-${st}`, dataset: { check: c.name, status: st } },
+        h("td", null, h("span", { class: `chk chk-${st}` }, t("chk." + st))),
+        h("td", null, c.name),
+        h("td", { class: "chk-out" }, c.output),
+        h("td", { class: "num", dataset: { since: c.since_ms }, title: fmtTime(c.since_ms) }, duration((now() - c.since_ms) / 1000)),
+        h("td", null, fmtTime(c.ts_ms))
+      );
+    });
+  const logs = (d.logevents || []).map((e) => {
+    const sev = Math.min(Math.max(e.severity | 0, 0), 3);
+    return h(
+      "tr",
+      { class: `sev-${sev}`, dataset: { logevent: e.id } },
+      h("td", null, fmtTime(e.ts_ms)),
+      h("td", null, h("span", { class: `sev sev-${sev}` }, t("sev." + sev))),
+      h("td", null, e.rule, h("div", { class: "muted small" }, e.source)),
+      h("td", { class: "log-text" }, e.text)
+    );
+  });
+  const table = (cls, cols, rows) =>
+    h("table", { class: `grid ${cls}` }, h("thead", null, h("tr", null, cols.map((c) => h("th", null, t(c))))), h("tbody", null, rows));
+  return [
+    h(
+      "section",
+      { class: "panel host-checks" },
+      h("h2", null, t("host.checks")),
+      checks.length
+        ? table("checks", ["host.col.status", "host.col.check", "host.col.output", "host.col.since", "host.col.updated"], checks)
+        : h("p", { class: "muted" }, t(d.checks ? "host.no_checks" : "host.no_store"))
+    ),
+    h(
+      "section",
+      { class: "panel host-procs" },
+      h("h2", null, t("host.procs")),
+      procs.length
+        ? table("latest procs", ["host.col.process", "host.col.count", "host.col.cpu", "host.col.mem", "host.col.updated"], procs)
+        : h("p", { class: "muted" }, t("host.no_procs"))
+    ),
+    h(
+      "section",
+      { class: "panel host-logs" },
+      h("h2", null, t("host.logs", { n: LOG_ROWS })),
+      logs.length
+        ? table("logevents", ["host.col.time", "host.col.severity", "host.col.rule", "host.col.text"], logs)
+        : h("p", { class: "muted" }, t(d.logevents ? "host.no_logs" : "host.no_store"))
+    ),
+  ];
 }
 
 function drawHost(root, d, page) {
@@ -1043,6 +1172,7 @@ function drawHost(root, d, page) {
       h("h2", null, t("host.incidents")),
       incs.length ? h("div", { class: "inc-list" }, incs) : h("p", { class: "muted" }, t("host.no_incidents"))
     ),
+    ...hostExtraSections(d),
     h(
       "section",
       { class: "panel host-graphs" },
@@ -1071,13 +1201,69 @@ function drawHost(root, d, page) {
 
 const telFilter = { host: "" };
 
-pages.telephony = (root) =>
-  dataPage(root, () => api("GET", "/api/v1/lines?limit=10000"), drawTelephony, {
+// Line changes come on the event stream ("lines", at most one a second); the wall polls
+// every 3 s only while the stream is down, else every 30 s (seats, missed events).
+pages.telephony = (root) => {
+  const load = async () => {
+    const [lines, seats] = await Promise.all([
+      api("GET", "/api/v1/lines?limit=10000"),
+      api("GET", "/api/v1/seats?since_s=86400&limit=10000").catch(() => ({ seats: [] })),
+    ]);
+    return { lines: lines.lines, seats: seats.seats };
+  };
+  const page = dataPage(root, load, drawTelephony, {
     tick: tickTimes,
     pollMs: 3000,
+    pollIf: (n) => !state.live || n % 10 === 0,
   });
+  page.onLines = (ev) => {
+    if (ev.overflow) {
+      page.refresh();
+      return;
+    }
+    page.patch((d) => {
+      const at = new Map(d.lines.map((l, i) => [`${l.agent}\u0000${l.object}`, i]));
+      let added = false;
+      for (const l of ev.lines || []) {
+        const i = at.get(`${l.agent}\u0000${l.object}`);
+        if (i === undefined) {
+          d.lines.push(l);
+          added = true;
+        } else {
+          d.lines[i] = l;
+        }
+      }
+      if (added) {
+        // the API's order: host, group, object
+        d.lines.sort((a, b) => a.host.localeCompare(b.host) || a.group.localeCompare(b.group) || a.object.localeCompare(b.object));
+      }
+    });
+  };
+  return page;
+};
+
+// the seat state of each line: a seat matches a line when their names are equal or their
+// last "/" parts are ("PJSIP/1001" and "1001"); logged in, paused, or logged out (a session
+// in the last day, none open)
+function seatStates(seats) {
+  const tail = (s) => String(s).slice(String(s).lastIndexOf("/") + 1);
+  const m = new Map();
+  const rank = { out: 0, in: 1, paused: 2 };
+  for (const s of seats || []) {
+    const st = s.logout_ms ? "out" : s.paused ? "paused" : "in";
+    for (const k of new Set([`${s.host}\u0000${s.seat}`, `${s.host}\u0000${tail(s.seat)}`])) {
+      const cur = m.get(k);
+      // an open session wins over a closed one; paused in one queue shows paused
+      if (!cur || rank[st] > rank[cur]) {
+        m.set(k, st);
+      }
+    }
+  }
+  return (l) => m.get(`${l.host}\u0000${l.object}`) || m.get(`${l.host}\u0000${tail(l.object)}`) || null;
+}
 
 function drawTelephony(root, d) {
+  const seatOf = seatStates(d.seats);
   const hosts = [...new Set(d.lines.map((l) => l.host))].sort();
   const lines = d.lines.filter((l) => !telFilter.host || l.host === telFilter.host);
   const counts = {};
@@ -1149,7 +1335,8 @@ function drawTelephony(root, d) {
                   h("div", { class: "cell-num" }, l.object),
                   h("div", { class: "cell-state" }, lineLabel(l.state)),
                   h("div", { class: "cell-since", dataset: { since: l.since_ms } }, duration((now() - l.since_ms) / 1000)),
-                  h("div", { class: "cell-info" }, l.info || "\u00a0")
+                  h("div", { class: "cell-info" }, l.info || "\u00a0"),
+                  seatOf(l) ? h("div", { class: `cell-seat seat-${seatOf(l)}`, dataset: { seat: seatOf(l) } }, t("seat." + seatOf(l))) : null
                 )
               )
             )
@@ -1230,6 +1417,258 @@ function drawOutbox(root, d, page, msg) {
           )
         : h("p", { class: "muted" }, t("ob.empty"))
     )
+  );
+}
+
+// ---- Maintenance ----
+
+// the create form's state survives redraws (the list is polled)
+const mtForm = { name: "", hosts: [], other: "", groups: [], start: "now", at: "", duration: "2h", reason: "" };
+const MT_DURATIONS = ["30m", "1h", "2h", "4h", "8h", "1d", "3d", "7d"];
+
+pages.maintenance = (root) => {
+  const msg = { text: "", error: false };
+  return dataPage(
+    root,
+    async () => {
+      const [m, hosts] = await Promise.all([api("GET", "/api/v1/maintenance"), api("GET", "/api/v1/hosts")]);
+      return { ...m, hosts: [...new Set(hosts.hosts.map((x) => x.host))].sort() };
+    },
+    (root, d, page) => drawMaintenance(root, d, page, msg),
+    { pollMs: 10000 }
+  );
+};
+
+function mtTargets(w) {
+  return [...(w.hosts || []), ...(w.groups || []).map((g) => t("mt.group", { g }))].join(", ");
+}
+
+function mtWhen(w) {
+  if (w.weekly) {
+    const days = w.weekly.days.map((x) => t("mt.day." + x)).join(" ");
+    return t("mt.weekly", { days, from: w.weekly.from, to: w.weekly.to });
+  }
+  const end = w.ended_ms && w.ended_ms < w.ends_ms ? w.ended_ms : w.ends_ms;
+  return `${fmtTime(w.starts_ms)} → ${fmtTime(end)}`;
+}
+
+function drawMaintenance(root, d, page, msg) {
+  const op = isOperator();
+  const end = (w) => async () => {
+    try {
+      await api("POST", `/api/v1/maintenance/${w.id}/end`);
+      msg.text = t("mt.ended_msg", { name: w.name });
+      msg.error = false;
+    } catch (e) {
+      msg.text = t("inc.failed", { err: e.message });
+      msg.error = true;
+    }
+    page.refresh();
+  };
+  const row = (w, withEnd) =>
+    h(
+      "tr",
+      { dataset: { mtId: w.id || "", state: w.state }, class: "mt-" + w.state },
+      h("td", null, w.name),
+      h("td", null, mtTargets(w)),
+      h("td", null, mtWhen(w)),
+      h("td", null, h("span", { class: "status mt-state " + w.state }, t("mt.state." + w.state))),
+      h("td", null, w.read_only ? t("mt.from_config") : w.ended_by ? t("mt.by_ended", { by: w.created_by, ended: w.ended_by }) : w.created_by),
+      h("td", null, w.reason || ""),
+      withEnd && op
+        ? h("td", null, h("button", { type: "button", dataset: { action: "end" }, onclick: end(w) }, t("mt.end")))
+        : h("td")
+    );
+  const table = (list, withEnd, empty) =>
+    list.length
+      ? h(
+          "table",
+          { class: "grid maint" },
+          h("thead", null, h("tr", null, ["name", "targets", "when", "state", "by", "reason"].map((c) => h("th", null, t("mt.col." + c))), h("th"))),
+          h("tbody", null, list.map((w) => row(w, withEnd)))
+        )
+      : h("p", { class: "muted" }, t(empty));
+  const active = d.windows.filter((w) => w.state === "active");
+  const upcoming = d.windows.filter((w) => w.state === "upcoming");
+  const past = d.windows.filter((w) => w.state === "ended" || w.state === "over").reverse();
+  root.replaceChildren(
+    ...(msg.text ? [h("p", { class: msg.error ? "error" : "ok-msg", id: "mt-msg" }, msg.text)] : []),
+    op ? mtFormEl(d, page, msg) : h("p", { class: "muted panel", id: "viewer-note" }, t("mt.viewer_only")),
+    h("section", { class: "panel", id: "mt-active" }, h("h2", null, t("mt.active")), table(active, true, "mt.none_active")),
+    h("section", { class: "panel", id: "mt-upcoming" }, h("h2", null, t("mt.upcoming")), table(upcoming, true, "mt.none_upcoming")),
+    h("section", { class: "panel", id: "mt-past" }, h("h2", null, t("mt.past")), table(past, false, "mt.none_past")),
+    h("section", { class: "panel", id: "mt-config" }, h("h2", null, t("mt.config")), table(d.config, false, "mt.none_config"))
+  );
+}
+
+function mtFormEl(d, page, msg) {
+  const set = (k) => (e) => {
+    mtForm[k] = e.target.value;
+  };
+  const toggle = (k, v) => (e) => {
+    mtForm[k] = e.target.checked ? [...mtForm[k], v] : mtForm[k].filter((x) => x !== v);
+  };
+  const submit = async (ev) => {
+    ev.preventDefault();
+    const hosts = [...mtForm.hosts, ...mtForm.other.split(/[\s,]+/).filter((x) => x)];
+    const body = { name: mtForm.name.trim(), hosts, groups: mtForm.groups, duration: mtForm.duration.trim(), reason: mtForm.reason.trim() };
+    if (mtForm.start === "at") {
+      const ms = new Date(mtForm.at).getTime();
+      if (!mtForm.at || Number.isNaN(ms)) {
+        msg.text = t("mt.need_start");
+        msg.error = true;
+        page.render();
+        return;
+      }
+      body.starts = ms;
+    } else {
+      body.starts = "now";
+    }
+    try {
+      const w = await api("POST", "/api/v1/maintenance", body);
+      msg.text = t("mt.created", { name: w.name || body.name });
+      msg.error = false;
+      Object.assign(mtForm, { name: "", hosts: [], other: "", groups: [], start: "now", at: "", reason: "" });
+    } catch (e) {
+      msg.text = t("inc.failed", { err: e.message });
+      msg.error = true;
+    }
+    page.refresh();
+  };
+  const check = (k, v, label) =>
+    h("label", { class: "check" }, h("input", { type: "checkbox", checked: mtForm[k].includes(v), dataset: { [k]: v }, onchange: toggle(k, v) }), " ", label);
+  return h(
+    "form",
+    { class: "panel mt-form", id: "mt-form", onsubmit: submit },
+    h("h2", null, t("mt.new")),
+    h("label", null, h("span", null, t("mt.name")), h("input", { id: "mt-name", required: true, maxlength: "128", value: mtForm.name, oninput: set("name") })),
+    h(
+      "fieldset",
+      null,
+      h("legend", null, t("mt.hosts")),
+      d.hosts.length ? h("div", { class: "checks" }, d.hosts.map((x) => check("hosts", x, x))) : null,
+      h("input", { id: "mt-other", placeholder: t("mt.other_hosts"), value: mtForm.other, oninput: set("other") })
+    ),
+    d.groups.length ? h("fieldset", null, h("legend", null, t("mt.groups")), h("div", { class: "checks" }, d.groups.map((g) => check("groups", g, g)))) : null,
+    h(
+      "div",
+      { class: "row" },
+      h(
+        "label",
+        null,
+        h("span", null, t("mt.start")),
+        h(
+          "select",
+          { id: "mt-start", onchange: (e) => { mtForm.start = e.target.value; page.render(); } },
+          ["now", "at"].map((s) => h("option", { value: s, selected: mtForm.start === s }, t("mt.start." + s)))
+        )
+      ),
+      mtForm.start === "at" ? h("input", { id: "mt-at", type: "datetime-local", value: mtForm.at, oninput: set("at") }) : null,
+      h(
+        "label",
+        null,
+        h("span", null, t("mt.duration")),
+        h("input", { id: "mt-duration", list: "mt-durations", required: true, size: "6", value: mtForm.duration, oninput: set("duration") }),
+        h("datalist", { id: "mt-durations" }, MT_DURATIONS.map((x) => h("option", { value: x })))
+      )
+    ),
+    h("label", null, h("span", null, t("mt.reason")), h("textarea", { id: "mt-reason", rows: "2", maxlength: "1024", value: mtForm.reason, oninput: set("reason") })),
+    h("div", { class: "buttons" }, h("button", { type: "submit", id: "mt-create" }, t("mt.create")))
+  );
+}
+
+// ---- Reports ----
+
+const REP_KINDS = ["weekly", "monthly", "attendance", "inspection"];
+
+pages.reports = (root) => {
+  const msg = { text: "" };
+  return dataPage(root, () => api("GET", "/api/v1/reports"), (root, d, page) => drawReports(root, d, page, msg), {
+    pollMs: 30000,
+  });
+};
+
+function repKindName(kind) {
+  return REP_KINDS.includes(kind) ? t("rep.kind." + kind) : kind;
+}
+
+function drawReports(root, d, page, msg) {
+  const op = isOperator();
+  // the archive grouped by kind (in the order of the schedule), newest first within a kind
+  const order = d.kinds.map((k) => k.kind);
+  for (const r of d.reports) {
+    if (!order.includes(r.kind)) {
+      order.push(r.kind);
+    }
+  }
+  const run = (kind) => async () => {
+    try {
+      await api("POST", "/api/v1/reports/run", { kind });
+      msg.text = t("rep.started", { kind: repKindName(kind) });
+    } catch (e) {
+      msg.text = t("inc.failed", { err: e.message });
+    }
+    page.refresh();
+  };
+  const link = (r, f) => {
+    const ext = f.slice(f.lastIndexOf(".") + 1);
+    const label = ext === "csv" ? f.replace(/^report-/, "").replace(/\.csv$/, "") : ext.toUpperCase();
+    return h(
+      "a",
+      { href: `/api/v1/reports/${encodeURIComponent(r.kind)}/${encodeURIComponent(r.period)}/${encodeURIComponent(f)}`, class: "rep-file " + ext, target: ext === "pdf" ? "_blank" : null, rel: "noopener" },
+      label
+    );
+  };
+  const files = (r) => {
+    const main = r.files.filter((f) => !f.endsWith(".csv"));
+    const csv = r.files.filter((f) => f.endsWith(".csv"));
+    return h(
+      "td",
+      { class: "rep-files" },
+      main.map((f) => link(r, f)),
+      csv.length ? h("details", null, h("summary", null, t("rep.csv", { n: csv.length })), csv.map((f) => link(r, f))) : null
+    );
+  };
+  const sections = order.map((kind) => {
+    const k = d.kinds.find((x) => x.kind === kind);
+    const rows = d.reports
+      .filter((r) => r.kind === kind)
+      .sort((a, b) => b.from_ms - a.from_ms)
+      .map((r) =>
+        h(
+          "tr",
+          { dataset: { kind: r.kind, period: r.period } },
+          h("td", null, r.period),
+          h("td", null, fmtTime(r.created_ms)),
+          h("td", null, fmtBytes(r.bytes)),
+          files(r),
+          h("td", { class: "rep-mail " + r.mail }, t("rep.mail." + r.mail, { n: r.mail_sent, of: r.mail_messages }))
+        )
+      );
+    return h(
+      "section",
+      { class: "panel rep-kind", dataset: { kind } },
+      h(
+        "h2",
+        null,
+        repKindName(kind),
+        k ? h("span", { class: "muted rep-at" }, " ", k.enabled ? t("rep.at", { at: k.at }) : t("rep.disabled")) : null,
+        op && k && k.enabled ? h("button", { type: "button", class: "quiet", dataset: { action: "run" }, onclick: run(kind) }, t("rep.run")) : null
+      ),
+      rows.length
+        ? h(
+            "table",
+            { class: "grid reports" },
+            h("thead", null, h("tr", null, ["period", "created", "size", "files", "mail"].map((c) => h("th", null, t("rep.col." + c))))),
+            h("tbody", null, rows)
+          )
+        : h("p", { class: "muted" }, t("rep.empty"))
+    );
+  });
+  root.replaceChildren(
+    ...(msg.text ? [h("p", { class: "ok-msg" }, msg.text)] : []),
+    ...(!d.enabled ? [h("p", { class: "muted panel" }, t("rep.off"))] : []),
+    ...sections
   );
 }
 

@@ -5,7 +5,9 @@
 # library only). A real collector serves dashboards/ over HTTP on 127.0.0.1:0, a real agent
 # streams selftest values and a PBX line table (the DevLink fixture: 8006 blocked); users are
 # made with `watchpost user add`. In the browser: log in as operator, see the agent's host
-# tile on the Overview and its Host page (latest values, a graph image loads); the agent is killed so host_silent opens, and the incident must show up
+# tile on the Overview and its Host page (latest values, a graph image loads, its proc check
+# and process); a line change reaches the telephony wall through the event stream ("lines");
+# the agent is killed so host_silent opens, and the incident must show up
 # on the open Overview within 3 s of opening without a reload (the event stream); acknowledge
 # it on the Incidents page (checked with `watchpost incidents`); the telephony wall highlights
 # the blocked line; a dead letter is retried from the Outbox page; switching to zh-CN shows
@@ -73,12 +75,21 @@ wait_for 30 "collector port file" test -s "$T/collector.port"
 COLL_PORT=$(cat "$T/collector.port")
 HP=$(cat "$T/http.port")
 AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}
+  - {kind: proc, interval: 1s, match: [{name: agent, comm: watchpost-agent, cmdline: '$T/pbx1.yaml', min: 1}]}
   - {kind: linetable, name: devlink, interval: 1s, file: $T/lines.txt, group: hotline}"
 agent_config pbx1
 start_agent pbx1
 wait_for 20 "the agent streams" grep -q "agent connected" "$T/collector.log"
 lines_in() { cli lines 2>/dev/null | grep -q '8006 *blocked'; }
 wait_for 30 "line 8006 stored as blocked" lines_in
+proc_in() {
+    python3 - "$T/state/events.db" <<'PYQ'
+import sqlite3, sys
+c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+sys.exit(0 if c.execute("SELECT COUNT(*) FROM checks WHERE name = 'proc_agent'").fetchone()[0] else 1)
+PYQ
+}
+wait_for 30 "the proc check stored in events.db" proc_in
 
 log "dashboard at http://127.0.0.1:$HP/"
 rc=0
@@ -150,9 +161,31 @@ try:
     b.wait("[...document.querySelectorAll('figure.graph img')].every(i =>"
            " i.src.includes('range=1h') && i.complete && i.naturalWidth > 0)",
            timeout=20, what="every 1h graph loaded")
+    # its checks and processes (the proc probe watches the agent itself; stored before the
+    # browser started)
+    b.wait("document.querySelector('.host-checks tr[data-check=proc_agent][data-status=ok] .chk-ok')"
+           " && document.querySelector('.host-procs tr[data-proc=agent] td.num').textContent === '1'"
+           " && document.querySelector('.host-logs')", timeout=10, what="checks and processes")
     b.screenshot("02b-host.png")
     log("host page: values and graph (%d px wide)"
         % b.eval("document.querySelector('figure.graph img').naturalWidth"))
+
+    # the Telephony wall follows a line change through the event stream ("lines" events),
+    # not its poll (every 30 s while the stream is live): 8003 goes from busy to idle
+    nav("telephony")
+    b.wait("document.querySelector('.cell[data-line=\"8003\"][data-state=busy]')", what="8003 busy")
+    lines_txt = os.path.join(os.path.dirname(state), "lines.txt")
+    with open(lines_txt) as f:
+        txt = f.read()
+    busy = "15\t8003\t8003\tY\tExtension\tBusy\tBusy\t1\t"
+    check(busy in txt, "the fixture has no busy 8003")
+    with open(lines_txt + ".tmp", "w") as f:
+        f.write(txt.replace(busy, "15\t8003\t8003\tY\tExtension\tIdle\tIdle\t0\t"))
+    os.replace(lines_txt + ".tmp", lines_txt)
+    t_line = time.time()
+    b.wait("document.querySelector('.cell[data-line=\"8003\"][data-state=idle]') && wpDash.sseLines >= 1",
+           timeout=10, what="8003 idle on the wall from the event stream")
+    log("telephony wall: line change shown %.1f s after it was written" % (time.time() - t_line))
     nav("overview")
     b.wait("document.querySelector('.tile[data-host=pbx1][data-state=ok]')", what="the Overview again")
 
