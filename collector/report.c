@@ -14,6 +14,7 @@
 #include <rrd.h>
 #include <sqlite3.h>
 
+#include "attendance.h"
 #include "incident.h"
 #include "rrdq.h"
 #include "wp/err.h"
@@ -1685,5 +1686,20 @@ void rep_stats_free(struct rep_stats *s)
     free(s->lines);
     free(s->seats);
     free(s->dead);
+    att_report_free(s->att);
     free(s);
+}
+
+int rep_stats_attendance(struct rep_stats *s, const char *state_dir, const struct att_sched *sched,
+                         int64_t now_ms, char *err, size_t errlen)
+{
+    struct att_report *r = NULL;
+    int rc = att_build(state_dir, sched, &s->p, now_ms, &r, err, errlen);
+
+    if (rc < 0) {
+        return rc;
+    }
+    att_report_free(s->att);
+    s->att = r;
+    return 0;
 }

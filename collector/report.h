@@ -18,6 +18,9 @@
 
 #include "report_doc.h"
 
+struct att_sched;  /* attendance.h */
+struct att_report; /* attendance.h */
+
 /* A report period [from_ms, to_ms) with its label ("2026-W47", "2026-11"). */
 struct rep_period {
     int64_t from_ms, to_ms;
@@ -178,6 +181,9 @@ struct rep_stats {
     /* processes */
     struct rep_proc *procs; /* by host, name */
     size_t nprocs;
+    /* seat attendance against a schedule (rep_stats_attendance), or NULL: the telephony
+     * section then has no attendance table */
+    struct att_report *att;
 };
 
 /* A log message with every run of digits replaced by one '#' ("ORA-00600 at 12:03" and
@@ -190,6 +196,12 @@ char *rep_log_norm(const char *text);
 int rep_stats_build(const char *state_dir, const struct rep_period *p, const struct rep_opts *o,
                     struct rep_stats **out, char *err, size_t errlen);
 void rep_stats_free(struct rep_stats *s);
+
+/* Seat attendance of s's period against schedule sched (att_build() of attendance.h, with
+ * now_ms as there), kept in s->att, shown in the health report's telephony section and freed
+ * with s. 0, or <0 with a message in err. */
+int rep_stats_attendance(struct rep_stats *s, const char *state_dir, const struct att_sched *sched,
+                         int64_t now_ms, char *err, size_t errlen);
 
 /* The health report of cur with prev (the period before, computed the same way) for the
  * week-over-week comparison. kind: "weekly" or "monthly". Free with rdoc_free(). */

@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include "attendance.h"
 #include "incident.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -34,6 +35,9 @@
 #define FIND_SLOW_DELTA_S  1.0  /* ... and this much longer (s) */
 #define TOP_MSGS           20   /* log messages listed */
 #define TOP_PROCS          20   /* processes listed, by CPU and by memory */
+#define FIND_LATE_TIMES    2    /* a seat late at least this often ... */
+#define FIND_EARLY_TIMES   2    /* ... leaving early at least this often ... */
+#define FIND_ABSENT_DAYS   2    /* ... or absent on at least this many working days */
 
 struct ctx {
     int zh;
@@ -264,6 +268,9 @@ enum {
     F_REG,
     F_CALL,
     F_SLOW,
+    F_ABSENT,
+    F_LATE,
+    F_EARLY,
     F_RULE,
     F_LOG,
     F_FLAP,
@@ -355,6 +362,42 @@ static const struct rep_proc *find_proc(const struct rep_stats *s, const struct 
         }
     }
     return NULL;
+}
+
+/* A seat's attendance in s (NULL without a schedule): the same host and seat, else the same
+ * seat where either host is unknown (a seat the schedule names without a host, with no
+ * session in that period). */
+static const struct att_seat *find_att(const struct rep_stats *s, const struct att_seat *a)
+{
+    const struct att_seat *any = NULL;
+
+    for (size_t i = 0; s->att != NULL && i < s->att->nseats; i++) {
+        const struct att_seat *b = &s->att->seats[i];
+        if (strcmp(b->seat, a->seat) != 0) {
+            continue;
+        }
+        if (strcmp(b->host, a->host) == 0) {
+            return b;
+        }
+        if (any == NULL && (b->host[0] == '\0' || a->host[0] == '\0')) {
+            any = b;
+        }
+    }
+    return any;
+}
+
+/* "8011 (pbx1)", or "8011" when the host is not known; in Chinese "8011（pbx1）" or "8011 ",
+ * so that the text that follows needs no space of its own. */
+static const char *seat_name(const struct ctx *c, const struct att_seat *a)
+{
+    char *b = ring();
+
+    if (a->host[0] == '\0') {
+        snprintf(b, 128, tr(c, "%s", "%s "), a->seat);
+    } else {
+        snprintf(b, 128, tr(c, "%s (%s)", "%s（%s）"), a->seat, a->host);
+    }
+    return b;
 }
 
 /* The count of key (and rule, for messages) in a previous period's counts; 0 when absent. */
@@ -521,6 +564,34 @@ static void findings(struct ctx *c, const struct rep_stats *cur, const struct re
                                   k->target, k->host, pk->answer_p95, k->answer_p95),
                      secs(k->answer_p95), secs(pk->answer_p95),
                      arrow_d(k->answer_p95, pk->answer_p95));
+        }
+    }
+    for (size_t i = 0; cur->att != NULL && i < cur->att->nseats; i++) {
+        const struct att_seat *a = &cur->att->seats[i];
+        const struct att_seat *pa = find_att(prev, a);
+        if (a->absent_days >= FIND_ABSENT_DAYS) {
+            find_add(&f, F_ABSENT,
+                     wp_xasprintf(tr(c, "%s absent %d days (of %d working days)",
+                                     "%s缺勤 %d 天（应出勤 %d 天）"),
+                                  seat_name(c, a), a->absent_days, a->work_days),
+                     num((size_t)a->absent_days), pa != NULL ? num((size_t)pa->absent_days) : "n/a",
+                     pa != NULL ? arrow_d(a->absent_days, pa->absent_days) : "");
+        }
+        if (a->late_n >= FIND_LATE_TIMES) {
+            find_add(&f, F_LATE,
+                     wp_xasprintf(tr(c, "%s late %d times (%" PRId64 " min)",
+                                     "%s迟到 %d 次（共 %" PRId64 " 分钟）"),
+                                  seat_name(c, a), a->late_n, a->late_min),
+                     num((size_t)a->late_n), pa != NULL ? num((size_t)pa->late_n) : "n/a",
+                     pa != NULL ? arrow_d(a->late_n, pa->late_n) : "");
+        }
+        if (a->early_n >= FIND_EARLY_TIMES) {
+            find_add(&f, F_EARLY,
+                     wp_xasprintf(tr(c, "%s left early %d times (%" PRId64 " min)",
+                                     "%s早退 %d 次（共 %" PRId64 " 分钟）"),
+                                  seat_name(c, a), a->early_n, a->early_min),
+                     num((size_t)a->early_n), pa != NULL ? num((size_t)pa->early_n) : "n/a",
+                     pa != NULL ? arrow_d(a->early_n, pa->early_n) : "");
         }
     }
     for (size_t i = 0; i < cur->nlog_rules; i++) {
@@ -1215,6 +1286,80 @@ static void reg_calls(struct ctx *c, const struct rep_stats *cur, const struct r
            "这些平均值（单次慢呼叫会被平滑）。"));
 }
 
+/* The shifts of a seat's scheduled days, in the order they first come ("day", "day, night"). */
+static const char *shifts_of(const struct att_seat *a)
+{
+    char *b = ring();
+    size_t len = 0;
+
+    b[0] = '\0';
+    for (size_t k = 0; k < a->ndays; k++) {
+        const char *sh = a->days[k].shift;
+        int seen = 0;
+        if (sh == NULL) {
+            continue;
+        }
+        for (size_t j = 0; j < k && !seen; j++) {
+            seen = a->days[j].shift != NULL && strcmp(a->days[j].shift, sh) == 0;
+        }
+        if (!seen && len + strlen(sh) + 3 < 128) {
+            len += (size_t)snprintf(b + len, 128 - len, "%s%s", len > 0 ? ", " : "", sh);
+        }
+    }
+    return b;
+}
+
+/* Seat attendance against the schedule (--schedule): the per-seat totals of attendance.c. */
+static void attendance_table(struct ctx *c, const struct rep_stats *cur,
+                             const struct rep_stats *prev)
+{
+    const char *cols[12] = {tr(c, "Host", "主机"),
+                            tr(c, "Seat", "座席"),
+                            tr(c, "Shift", "班次"),
+                            tr(c, "Working days", "应出勤天数"),
+                            tr(c, "Logged in (h)", "登录时长（小时）"),
+                            tr(c, "Late (times)", "迟到次数"),
+                            tr(c, "Late (min)", "迟到（分钟）"),
+                            tr(c, "Early leave (times)", "早退次数"),
+                            tr(c, "Early leave (min)", "早退（分钟）"),
+                            tr(c, "Absent (days)", "缺勤天数"),
+                            tr(c, "Late, previous (times)", "上期迟到次数"),
+                            tr(c, "Absent, previous (days)", "上期缺勤天数")};
+    struct rtable *t =
+        rdoc_table(c->d, "seat_attendance", tr(c, "Seat attendance", "座席考勤"), 12, cols);
+
+    for (size_t i = 0; i < cur->att->nseats; i++) {
+        const struct att_seat *a = &cur->att->seats[i];
+        const struct att_seat *pa = find_att(prev, a);
+        rtable_cell(t, "%s", a->host);
+        rtable_cell(t, "%s", a->seat);
+        rtable_cell(t, "%s", shifts_of(a));
+        rtable_cell(t, "%d", a->work_days);
+        rtable_cell(t, "%s", hours(a->logged_ms));
+        rtable_cell(t, "%d", a->late_n);
+        rtable_cell(t, "%" PRId64, a->late_min);
+        rtable_cell(t, "%d", a->early_n);
+        rtable_cell(t, "%" PRId64, a->early_min);
+        rtable_cell(t, "%d", a->absent_days);
+        rtable_cell(t, "%s", pa != NULL ? num((size_t)pa->late_n) : "n/a");
+        rtable_cell(t, "%s", pa != NULL ? num((size_t)pa->absent_days) : "n/a");
+    }
+    rdoc_para(
+        c->d, "%s",
+        tr(c,
+           "Against the schedule of shifts and holidays: working days are the scheduled days "
+           "of the period that are not public holidays (make-up working days included) and "
+           "whose shift has ended. Late: the first login in the shift came more than the "
+           "grace after its start (minutes from the start). Early leave: the last logout in "
+           "the shift came before its end. Absent: no session overlapping the shift on a "
+           "working day. Logged-in hours are the union over all queues within each calendar "
+           "day. The day list is in the attendance report (watchpost report attendance).",
+           "按排班和节假日统计：应出勤天数为本期内已结束、且不是法定节假日的排班日（含调休上班"
+           "日）。迟到：班次内首次登录晚于开始时间加宽限时间（从开始时间起计分钟）。早退：班次内"
+           "最后登出早于结束时间。缺勤：应出勤日内没有与班次重叠的会话。登录时长为各队列合并后在"
+           "每个自然日内的时长。每日明细见考勤报告（watchpost report attendance）。"));
+}
+
 static void lines_section(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev)
 {
     const char *cols[10] = {tr(c, "Host", "主机"),
@@ -1269,15 +1414,24 @@ static void lines_section(struct ctx *c, const struct rep_stats *cur, const stru
         rtable_cell(t, "%s", hours(s->logged_ms));
         rtable_cell(t, "%s", hours(s->paused_ms));
     }
-    rdoc_para(
-        c->d, "%s",
-        tr(c,
-           "Logged-in time is the union of a seat's sessions (over all its queues) within "
-           "the period; a session still open at the period end counts up to it. Attendance "
-           "against schedules and holidays (late starts, early leaves, absences) is in the "
-           "attendance report (watchpost report attendance).",
-           "登录时长为座席在本期内所有队列登录时段的并集；期末仍在登录的计算到期末。按排班和节假日"
-           "统计的考勤（迟到、早退、缺勤）见考勤报告（watchpost report attendance）。"));
+    if (cur->att == NULL) {
+        rdoc_para(
+            c->d, "%s",
+            tr(c,
+               "Logged-in time is the union of a seat's sessions (over all its queues) within "
+               "the period; a session still open at the period end counts up to it. Attendance "
+               "against schedules and holidays (late starts, early leaves, absences) is in the "
+               "attendance report (watchpost report attendance).",
+               "登录时长为座席在本期内所有队列登录时段的并集；期末仍在登录的计算到期末。按排班和"
+               "节假日统计的考勤（迟到、早退、缺勤）见考勤报告（watchpost report attendance）。"));
+    } else {
+        rdoc_para(c->d, "%s",
+                  tr(c,
+                     "Logged-in time is the union of a seat's sessions (over all its queues) "
+                     "within the period; a session still open at the period end counts up to it.",
+                     "登录时长为座席在本期内所有队列登录时段的并集；期末仍在登录的计算到期末。"));
+        attendance_table(c, cur, prev);
+    }
     reg_calls(c, cur, prev);
 }
 

@@ -67,6 +67,8 @@ static int build_health(const struct rsched_job *j, struct rdoc **out, char *err
 {
     struct rep_period c, p;
     struct rep_stats *cur = NULL, *prev = NULL;
+    struct att_sched *sched = NULL;
+    struct wp_conf_err cerr;
     struct rep_opts o = {.lang = j->lang, .rrd_dir = j->rrd_dir};
     int rc =
         j->unit == RS_WEEK ? rep_week(j->cur.label, 0, &c, &p) : rep_month(j->cur.label, 0, &c, &p);
@@ -76,12 +78,27 @@ static int build_health(const struct rsched_job *j, struct rdoc **out, char *err
         snprintf(err, errlen, "bad period %s", j->cur.label);
         return rc;
     }
-    if ((rc = rep_stats_build(j->state_dir, &c, &o, &cur, err, errlen)) == 0 &&
-        (rc = rep_stats_build(j->state_dir, &p, &o, &prev, err, errlen)) == 0) {
+    /* schedule: adds seat attendance to the telephony section */
+    if (j->schedule != NULL && (rc = att_sched_load(j->schedule, &sched, &cerr)) < 0) {
+        snprintf(err, errlen, "%s", cerr.msg);
+        return rc;
+    }
+    rc = rep_stats_build(j->state_dir, &c, &o, &cur, err, errlen);
+    if (rc == 0) {
+        rc = rep_stats_build(j->state_dir, &p, &o, &prev, err, errlen);
+    }
+    if (rc == 0 && sched != NULL) {
+        rc = rep_stats_attendance(cur, j->state_dir, sched, wp_clock_now_ms(), err, errlen);
+    }
+    if (rc == 0 && sched != NULL) {
+        rc = rep_stats_attendance(prev, j->state_dir, sched, wp_clock_now_ms(), err, errlen);
+    }
+    if (rc == 0) {
         *out = rep_health_doc(j->kind, cur, prev, &o);
     }
     rep_stats_free(cur);
     rep_stats_free(prev);
+    att_sched_free(sched);
     return rc;
 }
 
@@ -393,7 +410,8 @@ static const struct wp_opt kind_opts[] = {
      .offset = offsetof(struct rsched_kconf, recipients)},
     {.name = "schedule",
      .type = WP_OPT_STR,
-     .help = "attendance: the shifts and holidays file (docs/REPORTS.md)",
+     .help = "attendance: the shifts and holidays file (docs/REPORTS.md); weekly, monthly: "
+             "optional, adds seat attendance to the telephony section",
      .offset = offsetof(struct rsched_kconf, schedule)},
     WP_OPT_TABLE_END,
 };

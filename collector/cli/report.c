@@ -23,8 +23,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: watchpost report weekly [--week 2026-W47]\n"
-            "       watchpost report monthly [--month 2026-11]\n"
+            "usage: watchpost report weekly [--week 2026-W47] [--schedule attendance.yaml]\n"
+            "       watchpost report monthly [--month 2026-11] [--schedule attendance.yaml]\n"
             "       watchpost report attendance [--month 2026-11 | --week 2026-W47]\n"
             "                                   --schedule attendance.yaml\n"
             "       watchpost report incident ID\n"
@@ -227,16 +227,16 @@ int cli_report(int argc, char **argv)
     }
     if (optind < argc || (week != NULL && strcmp(what, "weekly") != 0 && !attendance) ||
         (month != NULL && strcmp(what, "monthly") != 0 && !attendance) ||
-        (week != NULL && month != NULL) || (schedule != NULL && !attendance)) {
+        (week != NULL && month != NULL) || (schedule != NULL && (inspection || id > 0))) {
         usage(stderr);
         return 2;
     }
-    if (attendance) {
+    if (attendance && schedule == NULL) {
+        fprintf(stderr, "report: attendance needs --schedule FILE (the shifts and holidays)\n");
+        return 2;
+    }
+    if (schedule != NULL) {
         struct wp_conf_err cerr;
-        if (schedule == NULL) {
-            fprintf(stderr, "report: attendance needs --schedule FILE (the shifts and holidays)\n");
-            return 2;
-        }
         if (att_sched_load(schedule, &sched, &cerr) < 0) {
             fprintf(stderr, "report: %s\n", cerr.msg);
             return 2;
@@ -296,6 +296,13 @@ int cli_report(int argc, char **argv)
         }
         if (rep_stats_build(sdir, &pc, &o, &cur, err, sizeof(err)) < 0 ||
             rep_stats_build(sdir, &pp, &o, &prev, err, sizeof(err)) < 0) {
+            fprintf(stderr, "report: %s\n", err);
+            goto out;
+        }
+        /* with --schedule, seat attendance in the telephony section */
+        if (sched != NULL &&
+            (rep_stats_attendance(cur, sdir, sched, wp_clock_now_ms(), err, sizeof(err)) < 0 ||
+             rep_stats_attendance(prev, sdir, sched, wp_clock_now_ms(), err, sizeof(err)) < 0)) {
             fprintf(stderr, "report: %s\n", err);
             goto out;
         }

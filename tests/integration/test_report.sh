@@ -4,7 +4,8 @@
 # builder (WP_REPORT_MAKE: a synthetic 2026-W46/W47 through the real stores, UTC+8): the weekly,
 # monthly and fault reports as HTML and CSV, byte-identical on rerun, HTML that parses with
 # balanced tags and loads nothing from outside, CSV with a BOM, CRLF and the right columns; and
-# the attendance report on the attendance unit test's week (WP_ATT_MAKE) with its known answers;
+# the attendance report on the attendance unit test's week (WP_ATT_MAKE) with its known answers,
+# and the weekly / monthly report with --schedule (seat attendance in the telephony section);
 # the daily inspection report on the inspection unit test's state (WP_INSPECT_MAKE).
 . "$(dirname "$0")/lib.sh"
 
@@ -210,11 +211,65 @@ grep -q "night.yaml:6:10: shifts\[0\].end: 22:00 is the same time as start 22:00
     "$T/night.err" || fail "same-time message: $(cat "$T/night.err")"
 "$BIN_CLI" report attendance --state-dir "$T/att" --out "$T/x" > /dev/null 2>&1
 [ $? -eq 2 ] || fail "attendance without --schedule"
-report weekly --schedule "$T/att/attendance.yaml" --out "$T/x" > /dev/null 2>&1
-[ $? -eq 2 ] || fail "--schedule with weekly"
+report incident 4 --schedule "$T/att/attendance.yaml" --out "$T/x" > /dev/null 2>&1
+[ $? -eq 2 ] || fail "--schedule with incident"
+report inspection --schedule "$T/att/attendance.yaml" --out "$T/x" > /dev/null 2>&1
+[ $? -eq 2 ] || fail "--schedule with inspection"
+report weekly --week 2026-W47 --schedule "$T/night.yaml" --out "$T/x" > /dev/null 2> "$T/wn.err"
+[ $? -eq 2 ] || fail "weekly with a schedule that does not parse"
+grep -q "night.yaml:6:10: shifts\[0\].end" "$T/wn.err" || fail "weekly schedule: $(cat "$T/wn.err")"
 attend --week 2026-W47 --month 2026-11 --out "$T/x" > /dev/null 2>&1
 [ $? -eq 2 ] || fail "--week and --month together"
 set -e
+
+log "weekly and monthly with --schedule: seat attendance in the telephony section"
+health() { "$BIN_CLI" report "$@" --state-dir "$T/att" --format html,csv; }
+health weekly --week 2026-W47 --out "$T/w0" > /dev/null || fail "weekly on the attendance state"
+[ ! -e "$T/w0/watchpost-weekly-2026-W47-seat_attendance.csv" ] || fail "attendance without --schedule"
+health weekly --week 2026-W47 --schedule "$T/att/attendance.yaml" --out "$T/wa" > /dev/null \
+    || fail "weekly --schedule"
+health weekly --week 2026-W47 --schedule "$T/att/attendance.yaml" --out "$T/wb" > /dev/null \
+    || fail "weekly --schedule rerun"
+diff -r "$T/wa" "$T/wb" || fail "weekly --schedule rerun is not byte-identical"
+[ "$(ls "$T/wa" | wc -l)" -eq "$(($(ls "$T/w0" | wc -l) + 1))" ] || fail "expected one more CSV"
+WA=$T/wa/watchpost-weekly-2026-W47
+python3 "$T/check_html.py" "$WA.html" "Seat attendance" \
+    "8012 (pbx1) absent 3 days (of 5 working days)" || fail "weekly --schedule HTML"
+ACOLS="Host|Seat|Shift|Working days|Logged in (h)|Late (times)|Late (min)|Early leave (times)|Early leave (min)|Absent (days)|Late, previous (times)|Absent, previous (days)"
+python3 "$T/check_csv.py" "$WA-seat_attendance.csv" "$ACOLS" \
+    "pbx1|8011|day|5|44.17|1|17|1|40|0|n/a|n/a" || fail "seat_attendance.csv: 8011"
+python3 "$T/check_csv.py" "$WA-seat_attendance.csv" "$ACOLS" \
+    "pbx1|8020|day|5|0.00|0|0|0|0|5|0|5" || fail "seat_attendance.csv: 8020"
+python3 "$T/check_csv.py" "$WA-findings.csv" "Finding|This period|Previous|Trend" \
+    "8020 (pbx1) absent 5 days (of 5 working days)|5|5|→" || fail "attendance finding"
+health weekly --week 2026-W47 --schedule "$T/att/attendance.yaml" --lang zh-CN --out "$T/wz" \
+    > /dev/null || fail "weekly --schedule zh-CN"
+python3 "$T/check_csv.py" "$T/wz/watchpost-weekly-2026-W47-seat_attendance.csv" \
+    "主机|座席|班次|应出勤天数|登录时长（小时）|迟到次数|迟到（分钟）|早退次数|早退（分钟）|缺勤天数|上期迟到次数|上期缺勤天数" \
+    "pbx1|8011|day|5|44.17|1|17|1|40|0|n/a|n/a" || fail "seat_attendance.csv zh-CN"
+python3 "$T/check_html.py" "$T/wz/watchpost-weekly-2026-W47.html" "座席考勤" \
+    "8012（pbx1）缺勤 3 天（应出勤 5 天）" || fail "weekly --schedule zh-CN HTML"
+health monthly --month 2026-11 --schedule "$T/att/attendance.yaml" --out "$T/ma" > /dev/null \
+    || fail "monthly --schedule"
+python3 "$T/check_csv.py" "$T/ma/watchpost-monthly-2026-11-seat_attendance.csv" "$ACOLS" "" \
+    || fail "monthly seat_attendance.csv"
+if "$BIN_CLI" report weekly --week 2026-W47 --state-dir "$T/att" \
+    --schedule "$T/att/attendance.yaml" --out "$T/wp" --format pdf > /dev/null 2>&1; then
+    [ -s "$T/wp/watchpost-weekly-2026-W47.pdf" ] || fail "weekly --schedule PDF"
+fi
+# the scheduled weekly report with schedule: (a path relative to collector.yaml) makes the
+# same bytes as the command
+mkdir -p "$T/sched"
+cp "$T/att/attendance.yaml" "$T/sched/shifts.yaml"
+printf '%s\n' "listen: 127.0.0.1:0" "state_dir: $T/att" "tls:" "  ca: $T/sched/ca.crt" \
+    "  cert: $T/sched/c.crt" "  key: $T/sched/c.key" "reports:" "  formats: [html, csv]" \
+    "  archive_dir: $T/sched/archive" "  kinds:" "    - {kind: weekly, schedule: shifts.yaml}" \
+    > "$T/sched/collector.yaml"
+"$BIN_COLL" --report-job weekly --period 2026-W47 --no-mail -c "$T/sched/collector.yaml" \
+    > "$T/sched/job.log" 2>&1 || fail "report job: $(cat "$T/sched/job.log")"
+cmp "$T/sched/archive/weekly/2026-W47/report.html" "$WA.html" || fail "scheduled weekly differs"
+cmp "$T/sched/archive/weekly/2026-W47/report-seat_attendance.csv" "$WA-seat_attendance.csv" \
+    || fail "scheduled seat_attendance.csv differs"
 
 log "daily inspection"
 IMAKE=$WP_BIN/tests/test_report_inspect

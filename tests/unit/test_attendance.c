@@ -606,6 +606,170 @@ static void no_store(void **state)
     rmdir(dir);
 }
 
+/* The weekly health report with a schedule (report weekly --schedule): the same per-seat
+ * figures in its telephony section, the previous week's beside them, and findings. */
+static struct rdoc *health_doc(const char *dir, const char *lang, int with_schedule)
+{
+    struct rep_period c, p;
+    struct rep_stats *cur = NULL, *prev = NULL;
+    struct att_sched *s = sched();
+    struct rep_opts o;
+    char err[256];
+
+    memset(&o, 0, sizeof(o));
+    o.lang = lang;
+    assert_int_equal(rep_week("2026-W47", 0, &c, &p), 0);
+    assert_int_equal(rep_stats_build(dir, &c, &o, &cur, err, sizeof(err)), 0);
+    assert_int_equal(rep_stats_build(dir, &p, &o, &prev, err, sizeof(err)), 0);
+    if (with_schedule) {
+        assert_int_equal(rep_stats_attendance(cur, dir, s, INT64_MAX, err, sizeof(err)), 0);
+        assert_int_equal(rep_stats_attendance(prev, dir, s, INT64_MAX, err, sizeof(err)), 0);
+        assert_non_null(cur->att);
+    }
+    struct rdoc *d = rep_health_doc("weekly", cur, prev, &o);
+    rep_stats_free(cur);
+    rep_stats_free(prev);
+    att_sched_free(s);
+    return d;
+}
+
+static int csv_of(const struct rdoc *d, const char *out)
+{
+    char err[256];
+    mkdir(out, 0755);
+    int n = rdoc_write_csv_dir(d, out, "w", err, sizeof(err));
+    assert_true(n > 0);
+    return n;
+}
+
+static void weekly_with_schedule(void **state)
+{
+    char out[128], path[256];
+    size_t len = 0;
+
+    (void)state;
+    struct rdoc *d = health_doc(g_dir, NULL, 0);
+    char *h = html_of(d);
+    assert_null(strstr(h, "Seat attendance"));
+    assert_non_null(strstr(h, "is in the attendance report"));
+    snprintf(out, sizeof(out), "%s/hw0", g_dir);
+    int n0 = csv_of(d, out);
+    free(h);
+    rdoc_free(d);
+
+    d = health_doc(g_dir, NULL, 1);
+    h = html_of(d);
+    assert_non_null(strstr(h, "Watchpost weekly health report 2026-W47"));
+    assert_non_null(strstr(h, "Seat attendance"));
+    snprintf(out, sizeof(out), "%s/hw1", g_dir);
+    assert_int_equal(csv_of(d, out), n0 + 1); /* one table more: seat_attendance */
+    /* the same data again: the same bytes */
+    struct rdoc *d2 = health_doc(g_dir, NULL, 1);
+    char *h2 = html_of(d2);
+    assert_string_equal(h, h2);
+    free(h2);
+    rdoc_free(d2);
+    free(h);
+    rdoc_free(d);
+
+    snprintf(path, sizeof(path), "%s/hw1/w-seat_attendance.csv", g_dir);
+    char *c = slurp(path, &len);
+    assert_memory_equal(c,
+                        "\xEF\xBB\xBF\"Host\",\"Seat\",\"Shift\",\"Working days\",\"Logged in "
+                        "(h)\",\"Late (times)\",\"Late (min)\",\"Early leave (times)\",\"Early "
+                        "leave (min)\",\"Absent (days)\",\"Late, previous (times)\",\"Absent, "
+                        "previous (days)\"\r\n",
+                        190);
+    /* 8011: 08:47 against 08:30 is one late start of 17 min, 16:50 one early leave of 40;
+     * Wednesday the holiday is no absence: 5 working days (the make-up Saturday in), none
+     * absent. Not seen the week before. */
+    assert_non_null(strstr(c, "\"pbx1\",\"8011\",\"day\",\"5\",\"44.17\",\"1\",\"17\",\"1\","
+                              "\"40\",\"0\",\"n/a\",\"n/a\"\r\n"));
+    assert_non_null(strstr(c, "\"pbx1\",\"8012\",\"day\",\"5\",\"18.00\",\"0\",\"0\",\"0\","
+                              "\"0\",\"3\",\"n/a\",\"n/a\"\r\n"));
+    /* 8020, named in the schedule, never logged in: absent both weeks */
+    assert_non_null(strstr(c, "\"pbx1\",\"8020\",\"day\",\"5\",\"0.00\",\"0\",\"0\",\"0\","
+                              "\"0\",\"5\",\"0\",\"5\"\r\n"));
+    /* 8101: the week before it had no session, so no host: matched by its seat */
+    assert_non_null(strstr(c, "\"pbx2\",\"8101\",\"late\",\"3\",\"18.83\",\"1\",\"6\",\"1\","
+                              "\"60\",\"1\",\"0\",\"3\"\r\n"));
+    assert_null(strstr(c, "\"9000\"")); /* no shift */
+    free(c);
+    snprintf(path, sizeof(path), "%s/hw1/w-findings.csv", g_dir);
+    c = slurp(path, &len);
+    assert_non_null(strstr(c, "\"8020 (pbx1) absent 5 days (of 5 working days)\",\"5\",\"5\","
+                              "\"\xe2\x86\x92\"\r\n"));
+    assert_non_null(
+        strstr(c, "\"8012 (pbx1) absent 3 days (of 5 working days)\",\"3\",\"n/a\",\"\"\r\n"));
+    /* once late is not a finding; 8101's one absence neither */
+    assert_null(strstr(c, "late 1 times"));
+    assert_null(strstr(c, "8101"));
+    free(c);
+
+    d = health_doc(g_dir, "zh-CN", 1);
+    h = html_of(d);
+    assert_non_null(strstr(h, "座席考勤"));
+    assert_non_null(strstr(h, "应出勤天数"));
+    assert_non_null(strstr(h, "8012（pbx1）缺勤 3 天（应出勤 5 天）"));
+    free(h);
+    rdoc_free(d);
+}
+
+/* A seat late, leaving early and absent repeatedly is a finding, with the week before. */
+static void weekly_findings_repeated(void **state)
+{
+    char dir[64], path[256];
+    struct coll_lines *l = NULL;
+    size_t len = 0;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/wp-attendance-late-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/lines.db", dir);
+    assert_int_equal(coll_lines_open(path, &l), 0);
+    assert_int_equal(coll_lines_begin(l), 0);
+    struct coll_seats *s = coll_lines_seats(l);
+    /* 2026-W46: late once (08:35), otherwise on time */
+    session(s, "pbx1", "8011", -7, 8, 35, 17, 30);
+    for (int d = -6; d < -2; d++) {
+        session(s, "pbx1", "8011", d, 8, 30, 17, 30);
+    }
+    /* 2026-W47: late Monday (17), Tuesday (10) and Thursday (30 min); early Friday and the
+     * make-up Saturday (30 min each); Wednesday is the holiday */
+    session(s, "pbx1", "8011", 0, 8, 47, 17, 30);
+    session(s, "pbx1", "8011", 1, 8, 40, 17, 30);
+    session(s, "pbx1", "8011", 3, 9, 0, 17, 30);
+    session(s, "pbx1", "8011", 4, 8, 30, 17, 0);
+    session(s, "pbx1", "8011", 5, 8, 30, 17, 0);
+    assert_int_equal(coll_lines_commit(l), 0);
+    coll_lines_close(l);
+
+    struct rdoc *d = health_doc(dir, NULL, 1);
+    char out[128];
+    snprintf(out, sizeof(out), "%s/out", dir);
+    csv_of(d, out);
+    rdoc_free(d);
+    snprintf(path, sizeof(path), "%s/w-findings.csv", out);
+    char *c = slurp(path, &len);
+    assert_non_null(
+        strstr(c, "\"8011 (pbx1) late 3 times (57 min)\",\"3\",\"1\",\"\xe2\x86\x91\"\r\n"));
+    assert_non_null(
+        strstr(c, "\"8011 (pbx1) left early 2 times (60 min)\",\"2\",\"0\",\"\xe2\x86\x91\"\r\n"));
+    /* absences: 8020 every working day, the week before too (5 → 5) */
+    assert_non_null(strstr(c, "\"8020 (pbx1) absent 5 days (of 5 working days)\",\"5\",\"5\""));
+    /* the kinds in order: absences, late starts, early leaves */
+    assert_true(strstr(c, "absent 5 days") < strstr(c, "late 3 times"));
+    assert_true(strstr(c, "late 3 times") < strstr(c, "left early 2 times"));
+    free(c);
+    /* logged in 8:43 + 8:50 + 8:30 + 8:30 + 8:30 = 43.05 h */
+    snprintf(path, sizeof(path), "%s/w-seat_attendance.csv", out);
+    c = slurp(path, &len);
+    assert_non_null(strstr(c, "\"pbx1\",\"8011\",\"day\",\"5\",\"43.05\",\"3\",\"57\",\"2\","
+                              "\"60\",\"0\",\"1\",\"0\"\r\n"));
+    free(c);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const char *make = getenv("WP_ATT_MAKE");
@@ -619,9 +783,14 @@ int main(void)
         return 0;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(late_early_absent), cmocka_unit_test(not_yet),
-        cmocka_unit_test(config_errors),     cmocka_unit_test(html_csv_rerun),
-        cmocka_unit_test(no_store),          cmocka_unit_test(overnight),
+        cmocka_unit_test(late_early_absent),
+        cmocka_unit_test(not_yet),
+        cmocka_unit_test(config_errors),
+        cmocka_unit_test(html_csv_rerun),
+        cmocka_unit_test(no_store),
+        cmocka_unit_test(overnight),
+        cmocka_unit_test(weekly_with_schedule),
+        cmocka_unit_test(weekly_findings_repeated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
