@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+#include <zlib.h>
 
 #include "wp/buf.h"
 #include "wp/err.h"
@@ -34,8 +35,10 @@
  * are queued in order on the socket.
  *
  * Output: a reply is one buffer (head and body) and one uv_write (one TLS write under TLS).
- * When more than WRITE_HIGH bytes are queued (a client that pipelines but does not read),
- * the connection stops reading until the queue drains below half of it.
+ * A shared body (http_respond_body: a cached list sent to hundreds of clients a second) is not
+ * copied: the uv_write gathers the head and the body, and holds a reference to the body until
+ * the write is done. When more than WRITE_HIGH bytes are queued (a client that pipelines but
+ * does not read), the connection stops reading until the queue drains below half of it.
  *
  * Timers: one per connection. A request head must be complete header_timeout after the
  * connection was accepted (TLS handshake included) or after its first byte on a kept-alive
@@ -47,6 +50,14 @@
  * once the reply is out, and what the client still sends is read and dropped for at most
  * LINGER_MS, so the reply is not lost to a TCP reset (the 413 case: a client still sending
  * its body).
+ *
+ * Deferred replies: http_defer() queues the work on the thread pool and leaves the request
+ * in PH_HANDLER with c->defer set; nothing more is parsed on the connection until the job's
+ * after-work callback (on the loop) has run done() and answered. A connection closed
+ * meanwhile is not freed by its close callback while c->defer is set: the after-work callback
+ * calls done(NULL, arg) and frees it, so the job never points at freed memory. Jobs of an
+ * http_defer_queue wait in it (on the loop) and go to the pool one at a time; one whose
+ * client left while it waited is finished without running.
  *
  * Static files: the root is opened once; each request walks its path one component at a
  * time with openat(O_NOFOLLOW), so no symbolic link inside the root is followed and ".."
@@ -67,6 +78,7 @@
 #define FILE_MAX         (16u << 20)
 #define READ_BUF         (64u << 10)
 #define SSE_RETRY_MS     2000
+#define GZIP_MIN         1024 /* shared bodies from this size are sent gzipped if the client asks */
 
 enum phase { PH_HEAD, PH_BODY, PH_HANDLER, PH_KEEPALIVE, PH_SSE, PH_LINGER };
 
@@ -109,6 +121,24 @@ struct qparam {
     char *k, *v;
 };
 
+struct http_body {
+    size_t refs;
+    size_t len;
+    void *data;
+    struct http_body *gz; /* the gzip form, made at the first request that accepts it */
+    int gz_tried;
+};
+
+struct http_defer_job {
+    uv_work_t w;
+    struct http_conn *c;
+    http_work_fn work;
+    http_done_fn done;
+    void *arg;
+    struct http_defer_queue *q; /* http_defer_serial(): its queue */
+    struct http_defer_job *next;
+};
+
 struct http_sse {
     struct http_conn *conn; /* NULL once the client left or the owner closed it */
     void (*cb)(struct http_sse *h, void *arg);
@@ -135,6 +165,7 @@ struct http_conn {
     char client[64];
     struct http_conn *prev, *next;
     struct http_sse *sse;
+    struct http_defer_job *defer; /* the request's work is on the thread pool */
 
     /* the request being parsed or answered */
     struct wp_buf head; /* URL, then name\0value\0 per header */
@@ -162,7 +193,8 @@ struct http_conn {
 struct wreq {
     uv_write_t req;
     struct http_conn *c;
-    size_t len;
+    size_t len;             /* data and body */
+    struct http_body *body; /* written after data; a reference held until the write is done */
     uint8_t data[];
 };
 
@@ -336,14 +368,10 @@ static void req_reset(struct http_conn *c)
     memset(&c->req, 0, sizeof(c->req));
 }
 
-static void conn_close_cb(uv_handle_t *h)
+static void conn_free(struct http_conn *c)
 {
-    struct http_conn *c = h->data;
     struct http_server *s = c->srv;
 
-    if (--c->handles_open > 0) {
-        return;
-    }
     req_reset(c);
     wp_buf_cleanup(&c->head);
     wp_buf_cleanup(&c->body);
@@ -353,6 +381,16 @@ static void conn_close_cb(uv_handle_t *h)
     free(c);
     s->nalive--;
     server_maybe_free(s);
+}
+
+static void conn_close_cb(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+
+    if (--c->handles_open > 0 || c->defer != NULL) {
+        return; /* a deferred job still points here: its after-work callback frees c */
+    }
+    conn_free(c);
 }
 
 static void conn_close(struct http_conn *c, const char *why)
@@ -427,6 +465,7 @@ static void write_cb(uv_write_t *req, int status)
     struct http_conn *c = w->c;
 
     c->queued -= w->len;
+    http_body_unref(w->body);
     free(w);
     if (c->closing) {
         return;
@@ -446,23 +485,40 @@ static void write_cb(uv_write_t *req, int status)
     }
 }
 
-static void raw_write(struct http_conn *c, const void *p, size_t n)
+/* Queue p[0..n) (copied) and then the shared body (if any, referenced) in one write. */
+static void raw_write_body(struct http_conn *c, const void *p, size_t n, struct http_body *body)
 {
-    if (n == 0 || c->closing) {
+    size_t blen = body != NULL ? body->len : 0;
+
+    if (n + blen == 0 || c->closing) {
         return;
     }
     struct wreq *w = wp_xmalloc(sizeof(*w) + n);
+    uv_buf_t b[2];
+    unsigned nb = 0;
     memcpy(w->data, p, n);
-    w->len = n;
+    w->len = n + blen;
     w->c = c;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+    w->body = blen > 0 ? http_body_ref(body) : NULL;
+    if (n > 0) {
+        b[nb++] = uv_buf_init((char *)w->data, (unsigned)n);
+    }
+    if (blen > 0) {
+        b[nb++] = uv_buf_init((char *)body->data, (unsigned)blen);
+    }
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, b, nb, write_cb);
     if (rc < 0) {
+        http_body_unref(w->body);
         free(w);
         conn_close(c, uv_strerror(rc));
         return;
     }
-    c->queued += n;
+    c->queued += w->len;
+}
+
+static void raw_write(struct http_conn *c, const void *p, size_t n)
+{
+    raw_write_body(c, p, n, NULL);
 }
 
 static void tls_flush(struct http_conn *c)
@@ -603,9 +659,10 @@ static void access_log(struct http_conn *c, int status, size_t bytes)
              status, bytes, ms, c->tls ? " tls" : "");
 }
 
-/* Build and queue head + body. ctype NULL: no Content-Type. No body for HEAD, 204 and 304. */
+/* Build and queue head + body (shared: the body is that one, not copied over plain HTTP).
+ * ctype NULL: no Content-Type. No body for HEAD, 204 and 304. */
 static void send_head_body(struct http_conn *c, int status, const char *ctype, const void *body,
-                           size_t len, int stream)
+                           size_t len, int stream, struct http_body *shared)
 {
     struct http_server *s = c->srv;
     struct wp_buf b;
@@ -613,6 +670,10 @@ static void send_head_body(struct http_conn *c, int status, const char *ctype, c
     char line[256];
     int nobody = c->req.head || status == 204 || status == 304;
 
+    if (shared != NULL) {
+        body = shared->data;
+        len = shared->len;
+    }
     wp_buf_init(&b);
     http_date(time(NULL), date, sizeof(date));
     snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: watchpost\r\n", status,
@@ -640,10 +701,19 @@ static void send_head_body(struct http_conn *c, int status, const char *ctype, c
     }
     wp_buf_append(&b, wp_buf_head(&c->rhdr), wp_buf_unread(&c->rhdr));
     wp_buf_append(&b, "\r\n", 2);
-    if (!nobody && len > 0) {
-        wp_buf_append(&b, body, len);
+    if (shared != NULL && !nobody && len > 0) {
+        if (c->tls == NULL) {
+            raw_write_body(c, wp_buf_head(&b), wp_buf_unread(&b), shared);
+        } else {
+            conn_send(c, wp_buf_head(&b), wp_buf_unread(&b));
+            conn_send(c, body, len);
+        }
+    } else {
+        if (!nobody && len > 0) {
+            wp_buf_append(&b, body, len);
+        }
+        conn_send(c, wp_buf_head(&b), wp_buf_unread(&b));
     }
-    conn_send(c, wp_buf_head(&b), wp_buf_unread(&b));
     wp_buf_cleanup(&b);
     c->responded = 1;
     c->requests++;
@@ -671,14 +741,20 @@ static void reply_done(struct http_conn *c)
     }
 }
 
-static void send_reply(struct http_conn *c, int status, const char *ctype, const void *body,
-                       size_t len)
+static void send_reply_shared(struct http_conn *c, int status, const char *ctype, const void *body,
+                              size_t len, struct http_body *shared)
 {
     if (c->responded || c->closing) {
         return;
     }
-    send_head_body(c, status, ctype, body, len, 0);
+    send_head_body(c, status, ctype, body, len, 0, shared);
     reply_done(c);
+}
+
+static void send_reply(struct http_conn *c, int status, const char *ctype, const void *body,
+                       size_t len)
+{
+    send_reply_shared(c, status, ctype, body, len, NULL);
 }
 
 static char *error_json(const char *msg, size_t *len)
@@ -732,6 +808,120 @@ void http_respond(struct http_req *req, int status, const char *content_type, co
         return;
     }
     send_reply(req->conn, status, content_type, body, len);
+}
+
+struct http_body *http_body_new(void *data, size_t len)
+{
+    struct http_body *b = wp_xcalloc(1, sizeof(*b));
+
+    b->refs = 1;
+    b->data = data;
+    b->len = len;
+    return b;
+}
+
+struct http_body *http_body_ref(struct http_body *b)
+{
+    b->refs++;
+    return b;
+}
+
+void http_body_unref(struct http_body *b)
+{
+    if (b != NULL && --b->refs == 0) {
+        http_body_unref(b->gz);
+        free(b->data);
+        free(b);
+    }
+}
+
+/* Does an Accept-Encoding value accept gzip (a "gzip" or "x-gzip" token without q=0)? */
+static int accepts_gzip(const char *ae)
+{
+    for (int guard = 0; ae != NULL && *ae != '\0' && guard < 100; guard++) {
+        while (*ae == ' ' || *ae == '\t' || *ae == ',') {
+            ae++;
+        }
+        size_t n = strcspn(ae, ",");
+        size_t t = strcspn(ae, ";, \t");
+        if ((t == 4 && strncasecmp(ae, "gzip", 4) == 0) ||
+            (t == 6 && strncasecmp(ae, "x-gzip", 6) == 0)) {
+            const char *q = ae + t;
+            while (q < ae + n && (*q == ' ' || *q == '\t' || *q == ';')) {
+                q++;
+            }
+            if (q + 1 < ae + n && (q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
+                /* q=0, q=0.0, q=0.00, q=0.000: refused */
+                const char *v = q + 2;
+                int zero = *v == '0';
+                for (v++; zero && v < ae + n && *v != ' ' && *v != '\t'; v++) {
+                    zero = *v == '.' || *v == '0';
+                }
+                return !zero;
+            }
+            return 1;
+        }
+        ae += n;
+    }
+    return 0;
+}
+
+/* b gzipped (level 1: it runs on the loop), kept with b; NULL if it does not pay. */
+static struct http_body *body_gzip(struct http_body *b)
+{
+    z_stream z;
+
+    if (b->gz_tried) {
+        return b->gz;
+    }
+    b->gz_tried = 1;
+    memset(&z, 0, sizeof(z));
+    if (b->len > UINT_MAX / 2 ||
+        deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return NULL;
+    }
+    size_t cap = deflateBound(&z, (uLong)b->len);
+    uint8_t *out = wp_xmalloc(cap);
+    z.next_in = b->data;
+    z.avail_in = (uInt)b->len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH);
+    size_t n = cap - z.avail_out;
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END || n >= b->len) {
+        free(out);
+        return NULL;
+    }
+    b->gz = http_body_new(out, n);
+    return b->gz;
+}
+
+const void *http_body_data(const struct http_body *b)
+{
+    return b->data;
+}
+
+size_t http_body_len(const struct http_body *b)
+{
+    return b->len;
+}
+
+void http_respond_body(struct http_req *req, int status, const char *content_type,
+                       struct http_body *b)
+{
+    if (req->conn == NULL || status < 200 || status > 599 || b == NULL) {
+        return;
+    }
+    if (b->len >= GZIP_MIN) {
+        struct http_body *gz = NULL;
+        http_resp_header(req, "Vary", "Accept-Encoding");
+        if (accepts_gzip(req_header(req->conn, "Accept-Encoding")) && (gz = body_gzip(b)) != NULL) {
+            http_resp_header(req, "Content-Encoding", "gzip");
+            b = gz;
+        }
+    }
+    send_reply_shared(req->conn, status, content_type, NULL, 0, b);
 }
 
 void http_respond_json(struct http_req *req, int status, json_t *json)
@@ -1159,10 +1349,139 @@ static void dispatch(struct http_conn *c)
         }
     }
     best->fn(req, best->arg);
-    if (!c->responded && !c->closing) {
+    if (!c->responded && !c->closing && c->defer == NULL) {
         WP_ERROR("http", "handler for %s %s gave no reply", req->method, best->path);
         send_error(c, 500, "no reply");
     }
+}
+
+/* ---- deferred replies ---- */
+
+static void defer_work(uv_work_t *w)
+{
+    struct http_defer_job *j = w->data;
+
+    j->work(j->arg);
+}
+
+/* The work ran (or was skipped: the client had left): done() and on with the connection. */
+static void defer_finish(struct http_defer_job *j)
+{
+    struct http_conn *c = j->c;
+    struct http_server *s = c->srv;
+
+    s->st.deferred_pending--;
+    c->defer = NULL;
+    if (c->closing) {
+        /* the client left (or the server stopped) while the work ran */
+        s->st.deferred_gone++;
+        j->done(NULL, j->arg);
+        free(j);
+        if (c->handles_open == 0) {
+            conn_free(c); /* its close callback ran and left it to us */
+        }
+        return;
+    }
+    j->done(&c->req, j->arg);
+    free(j);
+    if (c->defer != NULL) {
+        return; /* deferred again */
+    }
+    if (!c->responded && !c->closing) {
+        WP_ERROR("http", "deferred handler for %s %s gave no reply", c->req.method,
+                 c->raw_path != NULL ? c->raw_path : "-");
+        send_error(c, 500, "no reply");
+    }
+    if (c->closing || c->finishing || c->sse != NULL) {
+        return;
+    }
+    /* as conn_process() does after an answer: on with the next (pipelined) request */
+    req_reset(c);
+    http_parser_pause(&c->parser, 0);
+    if (!c->blocked) {
+        reading_set(c, 1);
+    }
+    conn_process(c);
+}
+
+static void defer_after(uv_work_t *w, int status);
+
+/* Start queued jobs of q until one runs on the pool; a job whose client left meanwhile is
+ * finished without running its work. */
+static void queue_next(struct http_defer_queue *q)
+{
+    for (int guard = 0; q->head != NULL && !q->running && guard < 1000000; guard++) {
+        struct http_defer_job *j = q->head;
+        q->head = j->next;
+        if (q->head == NULL) {
+            q->tail = NULL;
+        }
+        j->next = NULL;
+        if (!j->c->closing && uv_queue_work(j->c->srv->loop, &j->w, defer_work, defer_after) == 0) {
+            q->running = 1;
+            return;
+        }
+        if (!j->c->closing) {
+            conn_close(j->c, "cannot queue deferred work");
+        }
+        defer_finish(j);
+    }
+}
+
+static void defer_after(uv_work_t *w, int status)
+{
+    struct http_defer_job *j = w->data;
+    struct http_defer_queue *q = j->q;
+
+    (void)status;    /* never cancelled */
+    defer_finish(j); /* frees j; done() may queue another job on q */
+    if (q != NULL) {
+        q->running = 0;
+        queue_next(q);
+    }
+}
+
+int http_defer_serial(struct http_req *req, struct http_defer_queue *q, http_work_fn work,
+                      http_done_fn done, void *arg)
+{
+    struct http_conn *c = req != NULL ? req->conn : NULL;
+
+    if (c == NULL || work == NULL || done == NULL || c->responded || c->closing ||
+        c->defer != NULL || c->sse != NULL) {
+        return -EALREADY;
+    }
+    struct http_defer_job *j = wp_xcalloc(1, sizeof(*j));
+    j->c = c;
+    j->work = work;
+    j->done = done;
+    j->arg = arg;
+    j->q = q;
+    j->w.data = j;
+    if (q == NULL) {
+        int rc = uv_queue_work(c->srv->loop, &j->w, defer_work, defer_after);
+        if (rc < 0) {
+            free(j);
+            return rc;
+        }
+    }
+    c->defer = j;
+    c->srv->st.deferred++;
+    c->srv->st.deferred_pending++;
+    if (q != NULL) {
+        if (q->tail != NULL) {
+            q->tail->next = j;
+        } else {
+            q->head = j;
+        }
+        q->tail = j;
+        queue_next(q);
+    }
+    return 0;
+}
+
+int http_defer(struct http_req *req, http_work_fn work, http_done_fn done, void *arg)
+{
+    return http_defer_serial(req, NULL, work, done, arg);
 }
 
 int http_route_role(struct http_server *s, const char *method, const char *path,
@@ -1348,7 +1667,7 @@ static void conn_process(struct http_conn *c)
     struct http_server *s = c->srv;
 
     for (int guard = 0; guard < 100000; guard++) {
-        if (c->closing || c->finishing || c->sse != NULL || c->blocked) {
+        if (c->closing || c->finishing || c->sse != NULL || c->blocked || c->defer != NULL) {
             break;
         }
         size_t avail = wp_buf_unread(&c->in);
@@ -1374,8 +1693,8 @@ static void conn_process(struct http_conn *c)
         }
         if (e == HPE_PAUSED && c->msg_done) {
             dispatch(c);
-            if (c->closing || c->finishing || c->sse != NULL) {
-                break;
+            if (c->closing || c->finishing || c->sse != NULL || c->defer != NULL) {
+                break; /* deferred: defer_after() goes on with the next request */
             }
             req_reset(c);
             http_parser_pause(&c->parser, 0);
@@ -1463,6 +1782,9 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->sse != NULL) {
         wp_buf_reset(&c->in);
         return;
+    }
+    if (c->defer != NULL && wp_buf_unread(&c->in) > READ_BUF) {
+        reading_set(c, 0); /* pipelined requests wait for the deferred reply: not unbounded */
     }
     if (c->phase == PH_BODY) {
         timer_start(c, s->o.body_timeout_ms, 0, timeout_cb);
@@ -1681,7 +2003,7 @@ struct http_sse *http_sse_open(struct http_req *req)
     c->keep_alive = 0; /* the stream ends with the connection */
     static const char sse_hdrs[] = "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n";
     wp_buf_append(&c->rhdr, sse_hdrs, sizeof(sse_hdrs) - 1);
-    send_head_body(c, 200, "text/event-stream; charset=utf-8", NULL, 0, 1);
+    send_head_body(c, 200, "text/event-stream; charset=utf-8", NULL, 0, 1, NULL);
     int n = snprintf(retry, sizeof(retry), "retry: %d\n\n", SSE_RETRY_MS);
     if (!c->req.head) {
         conn_send(c, retry, (size_t)n);

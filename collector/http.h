@@ -12,7 +12,8 @@
 /*
  * One server listens on one address. Requests are parsed with http-parser; a connection
  * serves its requests one after another (keep-alive, pipelined requests answered in order).
- * Everything here runs on the loop thread: handlers, http_respond*(), http_sse_*().
+ * Everything here runs on the loop thread: handlers, http_respond*(), http_sse_*(); only the
+ * work function of http_defer() runs on a pool thread.
  *
  * Limits: request line + headers (max_header_bytes, else 431), body (max_body_bytes, else
  * 413), connections (max_connections, else 503 and close), a whole request head within
@@ -45,6 +46,8 @@ struct http_stats {
     uint64_t timeouts_header, timeouts_body, timeouts_idle, tls_failed;
     uint64_t status_2xx, status_3xx, status_4xx, status_5xx;
     uint64_t connections, sse_streams; /* open now */
+    uint64_t deferred, deferred_gone;  /* deferred replies; of them, the client left first */
+    uint64_t deferred_pending;         /* deferred replies whose work is not done (now) */
 };
 
 /* Roles a route may require (the login layer decides who has which; see http_set_auth). */
@@ -112,6 +115,54 @@ void http_respond(struct http_req *req, int status, const char *content_type, co
 void http_respond_json(struct http_req *req, int status, json_t *json);
 /* Answer with {"error": msg}. */
 void http_respond_error(struct http_req *req, int status, const char *msg);
+
+/*
+ * A reply body shared by many replies (a cached list): reference-counted, loop thread only.
+ * http_respond_body() sends it without copying it over plain HTTP (the socket writes from it
+ * and holds a reference until the write is done); under TLS it is encrypted from it.
+ */
+struct http_body;
+/* Wrap data (malloc'd; taken, freed with the last reference) of len bytes: one reference. */
+struct http_body *http_body_new(void *data, size_t len);
+/* Another reference to b; returns b. */
+struct http_body *http_body_ref(struct http_body *b);
+/* Drop a reference (NULL does nothing). */
+void http_body_unref(struct http_body *b);
+const void *http_body_data(const struct http_body *b);
+size_t http_body_len(const struct http_body *b);
+/* Answer with status, content type (NULL: none) and a shared body (b stays the caller's). */
+void http_respond_body(struct http_req *req, int status, const char *content_type,
+                       struct http_body *b);
+
+/*
+ * Deferred replies: work that must not block the loop (a password hash, an rrd_graph call).
+ * A handler calls http_defer() and returns without answering; work(arg) runs on libuv's
+ * thread pool (it must not touch the request, the server or anything the loop owns), then
+ * done(req, arg) runs on the loop and answers req as a handler would (if it does not, the
+ * client gets 500). The request (path, query, headers, body) stays valid until done returns;
+ * pipelined requests behind it wait. If the client left or the server stopped meanwhile, done
+ * gets req == NULL and must only free arg: the connection is kept (not freed) until then, so
+ * nothing dangles. Returns 0, or -EALREADY (req already answered or deferred; nothing is run:
+ * answer it yourself or free arg).
+ */
+typedef void (*http_work_fn)(void *arg);
+typedef void (*http_done_fn)(struct http_req *req, void *arg);
+int http_defer(struct http_req *req, http_work_fn work, http_done_fn done, void *arg);
+
+/*
+ * The same, one job at a time per queue (work that calls a library that is not thread-safe):
+ * the others wait in the queue on the loop, not on a pool thread, so they never hold the
+ * pool's few threads. A job whose client leaves while it waits is not run (done gets NULL).
+ * A zero-initialised queue is empty; it must outlive its jobs (a static one does). Loop
+ * thread only.
+ */
+struct http_defer_job;
+struct http_defer_queue {
+    struct http_defer_job *head, *tail; /* private */
+    int running;
+};
+int http_defer_serial(struct http_req *req, struct http_defer_queue *q, http_work_fn work,
+                      http_done_fn done, void *arg);
 
 /*
  * Server-Sent Events. http_sse_open() answers the request with 200 text/event-stream and

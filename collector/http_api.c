@@ -43,14 +43,15 @@ struct stream {
 
 /* Serialised replies of the list endpoints, kept CACHE_MS: under a wall of open dashboards
  * one list is built once a second instead of once per request (tests/bench/dashboard.sh).
- * Operator actions and new timeline entries clear it, so nobody sees their own change late. */
+ * Operator actions and new timeline entries clear it, so nobody sees their own change late.
+ * A kept reply is an http_body: written to every client without a copy, gzipped once for
+ * the clients that accept gzip (http_respond_body). */
 #define CACHE_SLOTS 16
 #define CACHE_MS    1000
 
 struct cache_ent {
-    char *key; /* path?query */
-    char *body;
-    size_t len;
+    char *key;              /* path?query */
+    struct http_body *body; /* sent from here without a copy (http_respond_body) */
     const char *ctype;
     int64_t at_ms; /* monotonic */
 };
@@ -77,7 +78,7 @@ static void cache_clear(struct coll_api *api)
 {
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         free(api->cache[i].key);
-        free(api->cache[i].body);
+        http_body_unref(api->cache[i].body); /* replies being written keep their reference */
         memset(&api->cache[i], 0, sizeof(api->cache[i]));
     }
 }
@@ -94,7 +95,7 @@ static int cache_reply(struct coll_api *api, struct http_req *req)
             free(k);
             api->cache_hits++;
             http_resp_header(req, "Cache-Control", "no-store");
-            http_respond(req, 200, e->ctype, e->body, e->len);
+            http_respond_body(req, 200, e->ctype, e->body);
             return 1;
         }
     }
@@ -122,14 +123,13 @@ static void cache_send(struct coll_api *api, struct http_req *req, const char *c
     }
     struct cache_ent *e = &api->cache[pick];
     free(e->key);
-    free(e->body);
+    http_body_unref(e->body);
     e->key = k;
-    e->body = body;
-    e->len = len;
+    e->body = http_body_new(body, len);
     e->ctype = ctype;
     e->at_ms = wp_clock_mono_ms();
     http_resp_header(req, "Cache-Control", "no-store");
-    http_respond(req, 200, ctype, body, len);
+    http_respond_body(req, 200, ctype, e->body);
 }
 
 /* http_respond_json through the cache (takes json). */

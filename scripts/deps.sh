@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config git
       libuv1-dev libmbedtls-dev libmsgpack-dev librrd-dev libsqlite3-dev libyaml-dev
-      libpcre2-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev libhttp-parser-dev
+      libpcre2-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev libhttp-parser-dev zlib1g-dev
       rrdtool sqlite3 python3 clang libclang-rt-14-dev
       monitoring-plugins-basic monitoring-plugins-standard logrotate
       libpq-dev postgresql libmariadb-dev mariadb-server libosip2-dev sip-tester

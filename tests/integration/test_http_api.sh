@@ -18,20 +18,10 @@ command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 0; }
 ca_init
 issue agent1
 "$BIN_CLI" ca issue wp-dash.test --server --out "$T/certs" >/dev/null
-cat > "$T/rules.yaml" <<'YAML'
-rules:
-  - name: host_silent
-    nodata: 3s
-    impact: high
-    urgency: high
-    category: availability
-    summary: "{host} sends nothing"
-YAML
-mkdir -p "$T/state"
-cli() { "$BIN_CLI" "$@" --state-dir "$T/state"; }
-printf 'viewer-pass-1\n' | cli user add vera --role viewer
-printf 'operator-pass-1\n' | cli user add otto --role operator
-printf 'admin-pass-123\n' | cli user add ada --role admin
+rules_config
+user_add vera viewer viewer-pass-1
+user_add otto operator operator-pass-1
+user_add ada admin admin-pass-123
 # a short password and a duplicate are refused
 if printf 'short\n' | cli user add shorty --role viewer 2>/dev/null; then fail "short password accepted"; fi
 if printf 'another-pass-1\n' | cli user add vera --role viewer 2>/dev/null; then fail "duplicate user"; fi
@@ -54,11 +44,7 @@ PY
 [ "$(stat -c %a "$T/state/users.db")" = 600 ] || fail "users.db is not mode 600"
 
 # a chat webhook: the operator's ack through the API must reach it (incident store -> outbox)
-mkdir -p "$T/recv"
-python3 "$WP_SRC/tests/integration/httprecv.py" "$T/recv" > "$T/recv.log" 2>&1 &
-PIDS[recv]=$!
-wait_for 10 "receiver port" test -s "$T/recv/port"
-RP=$(cat "$T/recv/port")
+start_recv
 collector_config "incidents:" "  rules: [$T/rules.yaml]" "  reopen_window: 0s" \
     "notify:" \
     "  domain: noc.test" \
@@ -78,15 +64,8 @@ collector_config "incidents:" "  rules: [$T/rules.yaml]" "  reopen_window: 0s" \
     "  tls:" \
     "    cert: $T/certs/wp-dash.test.crt" \
     "    key: $T/certs/wp-dash.test.key"
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector HTTP port file" test -s "$T/http.port"
-wait_for 30 "collector port file" test -s "$T/collector.port"
-COLL_PORT=$(cat "$T/collector.port")
-HP=$(cat "$T/http.port")
-BASE="https://wp-dash.test:$HP"
-CURL=(curl -sS --max-time 10 --cacert "$T/ca/ca.crt" --resolve "wp-dash.test:$HP:127.0.0.1")
+start_collector_http
+http_client wp-dash.test
 # besides the selftest series: a proc check of the agent itself, log events from a file and
 # phone lines from a middleware table (checks, logevents and the "lines" event below)
 mkdir -p "$T/applog"
@@ -100,14 +79,6 @@ agent_config agent1
 start_agent agent1
 wait_for 20 "the agent streams" grep -q "agent connected" "$T/collector.log"
 
-# code METHOD PATH [curl args...]: the status code (the body goes to $T/out.json)
-code() {
-    local m=$1 p=$2
-    shift 2
-    "${CURL[@]}" -X "$m" -o "$T/out.json" -w '%{http_code}' "$@" "$BASE$p"
-}
-jq_() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$T/out.json" "$1"; }
-
 log "HTTPS API on port $HP"
 [ "$(code GET /healthz)" = 200 ] || fail "/healthz needs no login"
 for p in /api/v1/incidents /api/v1/status /api/v1/hosts /api/v1/lines /api/v1/seats \
@@ -117,17 +88,9 @@ for p in /api/v1/incidents /api/v1/status /api/v1/hosts /api/v1/lines /api/v1/se
 done
 [ "$(code POST /api/v1/incidents/1/ack)" = 401 ] || fail "anonymous ack not 401"
 
-# login: name:password -> cookie jar $T/NAME.jar, csrf token in $T/NAME.csrf
-login() {
-    local c
-    c=$(code POST /api/v1/login -c "$T/$1.jar" -D "$T/$1.hdr" -H 'Content-Type: application/json' \
-        --data-binary "{\"user\": \"$1\", \"password\": \"$2\"}")
-    [ "$c" = 200 ] || fail "login $1 gave $c: $(cat "$T/out.json")"
-    jq_ 'd["csrf"]' > "$T/$1.csrf"
-    [ "$(jq_ 'd["user"]')" = "$1" ] || fail "login reply $(cat "$T/out.json")"
-}
-login vera viewer-pass-1
-login otto operator-pass-1
+# login: cookie jar $T/NAME.jar, csrf token in $T/NAME.csrf (api_login)
+api_login vera viewer-pass-1
+api_login otto operator-pass-1
 grep -i '^set-cookie: wp_session=' "$T/otto.hdr" | grep -qi 'HttpOnly' || fail "session cookie not HttpOnly"
 grep -i '^set-cookie: wp_session=' "$T/otto.hdr" | grep -qi 'SameSite=Strict' || fail "no SameSite=Strict"
 grep -i '^set-cookie: wp_session=' "$T/otto.hdr" | grep -qi 'Secure' || fail "no Secure under HTTPS"
@@ -138,7 +101,7 @@ O=(-b "$T/otto.jar")
 [ "$(code GET /api/v1/session "${O[@]}")" = 200 ] && [ "$(jq_ 'd["role"]')" = operator ] ||
     fail "session: $(cat "$T/out.json")"
 [ "$(code GET /api/v1/users "${O[@]}")" = 403 ] || fail "operator may list users"
-login ada admin-pass-123
+api_login ada admin-pass-123
 [ "$(code GET /api/v1/users -b "$T/ada.jar")" = 200 ] || fail "admin cannot list users"
 # a cross-site login attempt (Origin of another site)
 c=$(code POST /api/v1/login -H 'Origin: https://evil.example' \
@@ -319,6 +282,19 @@ assert h[0]["open_incidents"]["total"] >= 1 and h[0]["worst_priority"] == 1, h
 PY
 [ "$(code GET '/api/v1/lines?state=idle' "${V[@]}")" = 200 ] && jq_ 'd["lines"]' > /dev/null || fail "lines"
 [ "$(code GET /api/v1/seats "${V[@]}")" = 200 ] || fail "seats"
+# the kept lists go gzipped to clients that ask (here over TLS), as is to the others
+"${CURL[@]}" -o "$T/m.plain" -D "$T/m.plain.hdr" "${V[@]}" "$BASE/metrics"
+"${CURL[@]}" -o "$T/m.gz" -D "$T/m.gz.hdr" -H 'Accept-Encoding: gzip' "${V[@]}" "$BASE/metrics"
+grep -qi '^content-encoding: gzip' "$T/m.gz.hdr" || fail "/metrics not gzipped: $(cat "$T/m.gz.hdr")"
+grep -qi '^vary: accept-encoding' "$T/m.gz.hdr" || fail "no Vary: Accept-Encoding"
+if grep -qi '^content-encoding' "$T/m.plain.hdr"; then fail "gzip without Accept-Encoding"; fi
+python3 - "$T/m.plain" "$T/m.gz" <<'PY' || fail "gzipped /metrics differs"
+import gzip, sys
+names = lambda t: sorted({l.split("{")[0].split(" ")[0] for l in t.splitlines() if l[:1] != "#"})
+plain, gz = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+assert len(gz) < len(plain), (len(gz), len(plain))
+assert names(gzip.decompress(gz).decode()) == names(plain.decode())
+PY
 [ "$(code GET '/api/v1/outbox?state=dead' "${V[@]}")" = 200 ] || fail "outbox"
 [ "$(code GET '/api/v1/outbox?state=sent' "${V[@]}")" = 200 ] || fail "outbox sent"
 python3 - "$T/out.json" <<'PY' || fail "outbox: $(cat "$T/out.json")"

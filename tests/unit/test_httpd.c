@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <uv.h>
+#include <zlib.h>
 
 #include "http.h"
 #include "wp/err.h"
@@ -50,6 +51,11 @@ struct fx {
     int sse_closed;
     char tmp[64];
     char root[128];
+    /* deferred replies (h_slow): the work blocks until the test opens the gate */
+    pthread_cond_t wcv;
+    int work_started, gate, done_calls, done_gone;
+    int defer_bad;             /* http_defer() did not answer as documented */
+    struct http_defer_queue q; /* h_serial's jobs, one at a time */
 };
 
 static struct fx F;
@@ -82,6 +88,79 @@ static void h_silent(struct http_req *req, void *arg)
 {
     (void)req;
     (void)arg; /* answers nothing: the server must send 500 */
+}
+
+/* Deferred work (a pool thread): blocks until the gate opens (at most 20 s). */
+static void slow_work(void *arg)
+{
+    struct fx *f = arg;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 20;
+    pthread_mutex_lock(&f->mu);
+    f->work_started++;
+    pthread_cond_broadcast(&f->wcv);
+    while (!f->gate) {
+        if (pthread_cond_timedwait(&f->wcv, &f->mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void slow_done(struct http_req *req, void *arg)
+{
+    struct fx *f = arg;
+
+    if (req != NULL) {
+        http_resp_header(req, "X-Deferred", "1");
+        http_respond(req, 200, "text/plain", "slow", 4);
+    }
+    pthread_mutex_lock(&f->mu);
+    f->done_calls++;
+    f->done_gone += req == NULL;
+    pthread_cond_broadcast(&f->wcv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void h_slow(struct http_req *req, void *arg)
+{
+    struct fx *f = arg;
+
+    if (http_defer(req, slow_work, slow_done, arg) != 0) {
+        f->defer_bad = 1;
+        http_respond_error(req, 500, "http_defer failed");
+        return;
+    }
+    /* once deferred, the request is not the handler's to defer again */
+    if (http_defer(req, slow_work, slow_done, arg) != -EALREADY) {
+        f->defer_bad = 1;
+    }
+}
+
+static void h_serial(struct http_req *req, void *arg)
+{
+    struct fx *f = arg;
+
+    if (http_defer_serial(req, &f->q, slow_work, slow_done, arg) != 0) {
+        f->defer_bad = 1;
+        http_respond_error(req, 500, "http_defer_serial failed");
+    }
+}
+
+/* A shared body of 4000 bytes (gzipped for clients that ask). */
+static void h_shared(struct http_req *req, void *arg)
+{
+    char *data = malloc(4000);
+
+    (void)arg;
+    for (int i = 0; i < 4000; i++) {
+        data[i] = (char)('a' + i % 7);
+    }
+    struct http_body *b = http_body_new(data, 4000);
+    http_respond_body(req, 200, "text/plain", b);
+    http_body_unref(b); /* the write keeps its own reference */
 }
 
 static void sse_closed_cb(struct http_sse *h, void *arg)
@@ -256,6 +335,7 @@ static void start(struct fx *f, struct http_opts *o)
     make_tree(f);
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
+    pthread_cond_init(&f->wcv, NULL);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     uv_async_init(&f->loop, &f->async, async_cb);
     f->async.data = f;
@@ -273,18 +353,61 @@ static void start(struct fx *f, struct http_opts *o)
     assert_int_equal(http_route(f->srv, "GET", "/api/v1/thing", h_thing, f), 0);
     assert_int_equal(http_route(f->srv, "GET", "/api/v1/silent", h_silent, f), 0);
     assert_int_equal(http_route(f->srv, "GET", "/events", h_sse, f), 0);
+    assert_int_equal(http_route(f->srv, "GET", "/slow", h_slow, f), 0);
+    assert_int_equal(http_route(f->srv, "GET", "/shared", h_shared, f), 0);
+    assert_int_equal(http_route(f->srv, "GET", "/serial", h_serial, f), 0);
     assert_int_equal(http_route(f->srv, "GET", "bad", h_hello, f), -EINVAL);
     assert_int_equal(pthread_create(&f->thr, NULL, loop_main, f), 0);
 }
 
-static void stop(struct fx *f)
+/* Wait until *field >= value (set under f->mu, signalled on wcv); at most 10 s. */
+static void wait_for(struct fx *f, const int *field, int value)
 {
-    run_cmd(f, CMD_STOP);
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&f->mu);
+    while (*field < value) {
+        if (pthread_cond_timedwait(&f->wcv, &f->mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    int got = *field;
+    pthread_mutex_unlock(&f->mu);
+    assert_true(got >= value);
+}
+
+static void gate_open(struct fx *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->gate = 1;
+    pthread_cond_broadcast(&f->wcv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* After CMD_STOP: the loop ends, then everything is freed. */
+static void stop_rest(struct fx *f)
+{
     pthread_join(f->thr, NULL);
     /* every handle closed and every connection freed: the loop closes cleanly */
     assert_int_equal(uv_loop_close(&f->loop), 0);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
+    pthread_cond_destroy(&f->wcv);
+    remove_tree(f);
+}
+
+static void stop(struct fx *f)
+{
+    run_cmd(f, CMD_STOP);
+    gate_open(f); /* deferred work still blocked would keep the loop alive */
+    pthread_join(f->thr, NULL);
+    /* every handle closed and every connection freed: the loop closes cleanly */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    pthread_cond_destroy(&f->wcv);
     remove_tree(f);
 }
 
@@ -1004,17 +1127,257 @@ static void pipelining_backpressure(void **state)
     stop(&F);
 }
 
+/* While a deferred reply's work is blocked on the thread pool, the loop answers another
+ * client; the deferred reply then comes, and the request pipelined behind it after it. */
+static void deferred_reply_loop_stays_free(void **state)
+{
+    struct http_opts o = {0};
+    struct client *a = calloc(1, sizeof(*a));
+    struct client *b = calloc(1, sizeof(*b));
+    struct resp r;
+
+    (void)state;
+    start(&F, &o);
+    client_open(a, F.port);
+    client_open(b, F.port);
+    csends(a->fd, "GET /slow HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+    wait_for(&F, &F.work_started, 1);
+    /* the work is still blocked (the gate is shut): the loop must answer b now */
+    csends(b->fd, "GET /hello HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_resp(b, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body, "hello", 5);
+    resp_free(&r);
+    struct http_stats st = stats(&F);
+    assert_int_equal(st.deferred, 1);
+    assert_int_equal(st.deferred_pending, 1);
+    pthread_mutex_lock(&F.mu);
+    assert_int_equal(F.done_calls, 0);
+    pthread_mutex_unlock(&F.mu);
+    gate_open(&F);
+    assert_int_equal(read_resp(a, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body, "slow", 4);
+    assert_non_null(hdr(&r, "X-Deferred"));
+    resp_free(&r);
+    assert_int_equal(read_resp(a, 0, &r), 0); /* the pipelined one, after it */
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body, "hello", 5);
+    resp_free(&r);
+    /* and the connection goes on as usual */
+    csends(a->fd, "HEAD /slow HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_resp(a, 1, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hdr(&r, "Content-Length"), "4");
+    resp_free(&r);
+    st = stats(&F);
+    assert_int_equal(F.defer_bad, 0);
+    assert_int_equal(st.deferred, 2);
+    assert_int_equal(st.deferred_pending, 0);
+    assert_int_equal(st.deferred_gone, 0);
+    close(a->fd);
+    close(b->fd);
+    free(a);
+    free(b);
+    stop(&F);
+}
+
+/* A client that leaves before its deferred reply is ready, and a deferred reply pending when
+ * the server stops: done() gets NULL, nothing is written to or read from a freed connection
+ * (ASan in Debug builds), and the loop closes cleanly. */
+static void deferred_reply_client_gone(void **state)
+{
+    struct http_opts o = {0};
+    struct client *a = calloc(1, sizeof(*a));
+    struct resp r;
+
+    (void)state;
+    start(&F, &o);
+    client_open(a, F.port);
+    csends(a->fd, "GET /slow HTTP/1.1\r\n\r\n");
+    wait_for(&F, &F.work_started, 1);
+    close(a->fd);
+    /* the server sees the close while the work is blocked */
+    int gone = 0;
+    for (int guard = 0; guard < 500 && !gone; guard++) {
+        gone = stats(&F).connections == 0;
+        if (!gone) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(gone);
+    gate_open(&F);
+    wait_for(&F, &F.done_calls, 1);
+    pthread_mutex_lock(&F.mu);
+    assert_int_equal(F.done_gone, 1);
+    F.gate = 0; /* shut again for the next one */
+    pthread_mutex_unlock(&F.mu);
+    struct http_stats st = stats(&F);
+    assert_int_equal(st.deferred_gone, 1);
+    assert_int_equal(st.deferred_pending, 0);
+    /* the server still works */
+    client_open(a, F.port);
+    csends(a->fd, "GET /hello HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_resp(a, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* pending while the server stops */
+    csends(a->fd, "GET /slow HTTP/1.1\r\n\r\n");
+    wait_for(&F, &F.work_started, 2);
+    run_cmd(&F, CMD_STOP);
+    gate_open(&F);
+    wait_for(&F, &F.done_calls, 2);
+    pthread_mutex_lock(&F.mu);
+    assert_int_equal(F.done_gone, 2);
+    pthread_mutex_unlock(&F.mu);
+    stop_rest(&F);
+    close(a->fd);
+    free(a);
+}
+
+/* One queue: jobs run one at a time, and one whose client left while it waited never runs. */
+static void deferred_serial_queue(void **state)
+{
+    struct http_opts o = {0};
+    struct client *c[3];
+    struct resp r;
+
+    (void)state;
+    start(&F, &o);
+    for (int i = 0; i < 3; i++) {
+        c[i] = calloc(1, sizeof(*c[i]));
+        client_open(c[i], F.port);
+    }
+    csends(c[0]->fd, "GET /serial HTTP/1.1\r\n\r\n");
+    wait_for(&F, &F.work_started, 1);
+    csends(c[1]->fd, "GET /serial HTTP/1.1\r\n\r\n");
+    csends(c[2]->fd, "GET /serial HTTP/1.1\r\n\r\n");
+    int queued = 0;
+    for (int guard = 0; guard < 500 && !queued; guard++) {
+        queued = stats(&F).deferred_pending == 3;
+        if (!queued) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(queued);
+    close(c[2]->fd); /* leaves while its job waits behind the others */
+    int gone = 0;
+    for (int guard = 0; guard < 500 && !gone; guard++) {
+        gone = stats(&F).connections == 2;
+        if (!gone) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(gone);
+    gate_open(&F);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(read_resp(c[i], 0, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_memory_equal(r.body, "slow", 4);
+        resp_free(&r);
+    }
+    wait_for(&F, &F.done_calls, 3);
+    pthread_mutex_lock(&F.mu);
+    assert_int_equal(F.work_started, 2); /* the third job never ran */
+    assert_int_equal(F.done_gone, 1);
+    assert_int_equal(F.defer_bad, 0);
+    pthread_mutex_unlock(&F.mu);
+    struct http_stats st = stats(&F);
+    assert_int_equal(st.deferred, 3);
+    assert_int_equal(st.deferred_gone, 1);
+    assert_int_equal(st.deferred_pending, 0);
+    for (int i = 0; i < 3; i++) {
+        if (i < 2) {
+            close(c[i]->fd);
+        }
+        free(c[i]);
+    }
+    stop(&F);
+}
+
+static size_t gunzip(const char *in, size_t n, char *out, size_t cap)
+{
+    z_stream z;
+
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(inflateInit2(&z, 16 + 15), Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t got = cap - z.avail_out;
+    inflateEnd(&z);
+    return got;
+}
+
+/* A shared body: sent as is, or gzipped to a client that accepts gzip (not with q=0). */
+static void shared_body_and_gzip(void **state)
+{
+    struct http_opts o = {0};
+    struct client *c = calloc(1, sizeof(*c));
+    struct resp r;
+    char out[8192];
+
+    (void)state;
+    start(&F, &o);
+    client_open(c, F.port);
+    csends(c->fd, "GET /shared HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_resp(c, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 4000);
+    assert_int_equal(r.body[3999], 'a' + 3999 % 7);
+    assert_null(hdr(&r, "Content-Encoding"));
+    assert_string_equal(hdr(&r, "Vary"), "Accept-Encoding");
+    resp_free(&r);
+    static const char *const yes[] = {"gzip", "deflate, gzip", "br;q=1.0, GZIP;q=0.5", "x-gzip"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        char q[256];
+        snprintf(q, sizeof(q), "GET /shared HTTP/1.1\r\nAccept-Encoding: %s\r\n\r\n", yes[i]);
+        csends(c->fd, q);
+        assert_int_equal(read_resp(c, 0, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(hdr(&r, "Content-Encoding"), "gzip");
+        assert_true(r.body_len < 4000);
+        assert_int_equal(gunzip(r.body, r.body_len, out, sizeof(out)), 4000);
+        assert_int_equal(out[3999], 'a' + 3999 % 7);
+        resp_free(&r);
+    }
+    static const char *const no[] = {"gzip;q=0", "gzip; q=0.000", "deflate, br", "gzipx"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        char q[256];
+        snprintf(q, sizeof(q), "GET /shared HTTP/1.1\r\nAccept-Encoding: %s\r\n\r\n", no[i]);
+        csends(c->fd, q);
+        assert_int_equal(read_resp(c, 0, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_null(hdr(&r, "Content-Encoding"));
+        assert_int_equal(r.body_len, 4000);
+        resp_free(&r);
+    }
+    close(c->fd);
+    free(c);
+    stop(&F);
+}
+
 int main(void)
 {
     if (getenv("WP_TEST_VERBOSE") != NULL) {
         wp_log_set_level(WP_LOG_DEBUG);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(get_and_security_headers), cmocka_unit_test(keepalive_and_pipelining),
-        cmocka_unit_test(malformed_and_limits),     cmocka_unit_test(slow_clients_time_out),
-        cmocka_unit_test(path_traversal_refused),   cmocka_unit_test(static_files),
-        cmocka_unit_test(server_sent_events),       cmocka_unit_test(too_many_connections),
+        cmocka_unit_test(get_and_security_headers),
+        cmocka_unit_test(keepalive_and_pipelining),
+        cmocka_unit_test(malformed_and_limits),
+        cmocka_unit_test(slow_clients_time_out),
+        cmocka_unit_test(path_traversal_refused),
+        cmocka_unit_test(static_files),
+        cmocka_unit_test(server_sent_events),
+        cmocka_unit_test(too_many_connections),
         cmocka_unit_test(pipelining_backpressure),
+        cmocka_unit_test(deferred_reply_loop_stays_free),
+        cmocka_unit_test(deferred_reply_client_gone),
+        cmocka_unit_test(deferred_serial_queue),
+        cmocka_unit_test(shared_body_and_gzip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
