@@ -64,6 +64,10 @@ struct http_auth {
     /* the principal of the request the hook passed last (the handler runs right after) */
     const struct http_req *cur_req;
     struct http_principal cur;
+    void (*check_hook)(void *arg); /* tests: run on the password check's thread first */
+    void *check_hook_arg;
+    int jobs;   /* login checks on the thread pool */
+    int closed; /* http_auth_close() ran while jobs > 0 */
 };
 
 static const char schema[] =
@@ -402,6 +406,10 @@ void http_auth_close(struct http_auth *a)
     if (a == NULL) {
         return;
     }
+    if (a->jobs > 0) {
+        a->closed = 1; /* password checks on the thread pool: the last one frees a */
+        return;
+    }
     sqlite3_close(a->db);
     free(a->rl);
     free(a);
@@ -671,30 +679,56 @@ static void rl_clear(struct http_auth *a, const char *key, int64_t now_ms)
 
 /* ---- sessions ---- */
 
-int http_auth_login(struct http_auth *a, const char *user, const char *password, const char *client,
-                    int64_t now_ms, char *sid, struct http_principal *p, int64_t *retry_after_s)
-{
-    char ukey[RL_KEY], akey[RL_KEY], h[65];
-    char stored[HTTP_AUTH_HASH_MAX] = "";
-    sqlite3_stmt *st = NULL;
-    int role = 0;
-    int rc = 0;
+/* One login attempt, in three steps: login_begin() (loop: rate limits, the user's row),
+ * login_check() (any thread: PBKDF2, touches nothing but the job) and login_finish() (loop:
+ * failure counts or the session). The POST /api/v1/login route runs the check on the thread
+ * pool (http_defer); http_auth_login() runs all three in a row. */
+struct login_job {
+    struct http_auth *a;
+    struct http_principal p;
+    char user[HTTP_AUTH_NAME_MAX + 1];
+    char pw[HTTP_AUTH_PASS_MAX + 1];
+    char client[64];
+    char ukey[RL_KEY], akey[RL_KEY];
+    char stored[HTTP_AUTH_HASH_MAX]; /* "": unknown user */
+    char dummy[HTTP_AUTH_HASH_MAX];  /* a->dummy_hash, or made by the check if there was none */
+    int name_ok;
+    int pw_bad; /* longer than HTTP_AUTH_PASS_MAX: fails without a hash */
+    int role;
+    int verify; /* the check's result */
+    int64_t retry;
+    void (*hook)(void *arg); /* tests: run on the check's thread first */
+    void *hook_arg;
+};
 
-    memset(p, 0, sizeof(*p));
-    *retry_after_s = 0;
-    int name_ok = http_auth_name_ok(user);
-    snprintf(ukey, sizeof(ukey), "u:%s", name_ok ? user : "(invalid)");
-    rl_addr_key(client, akey, sizeof(akey));
-    int64_t wu = rl_wait(a, ukey, now_ms);
-    int64_t wa = rl_wait(a, akey, now_ms);
+static void login_job_free(struct login_job *j)
+{
+    if (j != NULL) {
+        mbedtls_platform_zeroize(j->pw, sizeof(j->pw));
+        free(j);
+    }
+}
+
+/* Rate limits and the user's row: 0 (go on with login_check), or WP_EAGAIN (j->retry set). */
+static int login_begin(struct http_auth *a, struct login_job *j, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    const char *user = j->user;
+    const char *client = j->client;
+
+    j->name_ok = http_auth_name_ok(user);
+    snprintf(j->ukey, sizeof(j->ukey), "u:%s", j->name_ok ? user : "(invalid)");
+    rl_addr_key(client, j->akey, sizeof(j->akey));
+    int64_t wu = rl_wait(a, j->ukey, now_ms);
+    int64_t wa = rl_wait(a, j->akey, now_ms);
     if (wu > 0 || wa > 0) {
-        *retry_after_s = wu > wa ? wu : wa;
+        j->retry = wu > wa ? wu : wa;
         WP_WARN("http",
                 "login refused (too many failures) user=%s client=%s retry_after=%" PRId64 "s",
-                name_ok ? user : "(invalid)", client != NULL ? client : "?", *retry_after_s);
+                j->name_ok ? user : "(invalid)", client, j->retry);
         return WP_EAGAIN;
     }
-    /* PBKDF2 runs on the loop: bound its share whatever the number of names and addresses */
+    /* bound the CPU spent on PBKDF2 whatever the number of names and addresses */
     if (now_ms > a->bucket_ms) {
         a->bucket_milli += (now_ms - a->bucket_ms) * HTTP_AUTH_CHECKS_PER_S;
     }
@@ -705,44 +739,76 @@ int http_auth_login(struct http_auth *a, const char *user, const char *password,
         a->bucket_milli = HTTP_AUTH_CHECK_BURST * 1000LL;
     }
     if (a->bucket_milli < 1000) {
-        *retry_after_s = (1000 - a->bucket_milli + HTTP_AUTH_CHECKS_PER_S * 1000 - 1) /
-                         (HTTP_AUTH_CHECKS_PER_S * 1000);
-        *retry_after_s = *retry_after_s < 1 ? 1 : *retry_after_s;
+        j->retry = (1000 - a->bucket_milli + HTTP_AUTH_CHECKS_PER_S * 1000 - 1) /
+                   (HTTP_AUTH_CHECKS_PER_S * 1000);
+        j->retry = j->retry < 1 ? 1 : j->retry;
         WP_WARN("http", "login refused (over %d password checks a second) user=%s client=%s",
-                HTTP_AUTH_CHECKS_PER_S, name_ok ? user : "(invalid)",
-                client != NULL ? client : "?");
+                HTTP_AUTH_CHECKS_PER_S, j->name_ok ? user : "(invalid)", client);
         return WP_EAGAIN;
     }
     a->bucket_milli -= 1000;
-    if (name_ok && sqlite3_prepare_v2(a->db, "SELECT role, hash FROM users WHERE name = ?", -1, &st,
-                                      NULL) == SQLITE_OK) {
+    if (j->name_ok && sqlite3_prepare_v2(a->db, "SELECT role, hash FROM users WHERE name = ?", -1,
+                                         &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) == SQLITE_ROW) {
-            role = sqlite3_column_int(st, 0);
+            j->role = sqlite3_column_int(st, 0);
             const char *hs = (const char *)sqlite3_column_text(st, 1);
-            snprintf(stored, sizeof(stored), "%s", hs != NULL ? hs : "");
+            snprintf(j->stored, sizeof(j->stored), "%s", hs != NULL ? hs : "");
         }
         sqlite3_finalize(st);
     }
+    snprintf(j->dummy, sizeof(j->dummy), "%s", a->dummy_hash);
+    j->hook = a->check_hook;
+    j->hook_arg = a->check_hook_arg;
+    return 0;
+}
+
+/* PBKDF2: any thread; reads and writes j only. */
+static void login_check(void *arg)
+{
+    struct login_job *j = arg;
+
+    if (j->hook != NULL) {
+        j->hook(j->hook_arg);
+    }
     /* an unknown user costs one PBKDF2 too, so timing tells nothing: a hash of a random
      * password, made at the first login */
-    if (a->dummy_hash[0] == '\0') {
+    if (j->dummy[0] == '\0') {
         char rnd[33];
-        if (rand_hex(rnd, 16) < 0 || http_auth_hash_password(rnd, HTTP_AUTH_ITER, a->dummy_hash,
-                                                             sizeof(a->dummy_hash)) < 0) {
-            return -EIO;
+        if (rand_hex(rnd, 16) < 0 ||
+            http_auth_hash_password(rnd, HTTP_AUTH_ITER, j->dummy, sizeof(j->dummy)) < 0) {
+            j->dummy[0] = '\0';
+            j->verify = -EIO;
+            return;
         }
     }
-    int v = http_auth_verify_password(password != NULL ? password : "",
-                                      stored[0] != '\0' ? stored : a->dummy_hash);
-    if (v != 0 || stored[0] == '\0' || !role_ok(role)) {
-        rl_fail(a, ukey, now_ms);
-        rl_fail(a, akey, now_ms);
-        WP_WARN("http", "login failed user=%s client=%s", name_ok ? user : "(invalid)",
-                client != NULL ? client : "?");
+    j->verify = j->pw_bad
+                    ? -EINVAL
+                    : http_auth_verify_password(j->pw, j->stored[0] != '\0' ? j->stored : j->dummy);
+    mbedtls_platform_zeroize(j->pw, sizeof(j->pw));
+}
+
+/* The check's outcome: 0 (sid and j->p filled), WP_EAUTH, WP_EDB or -errno. */
+static int login_finish(struct http_auth *a, struct login_job *j, int64_t now_ms, char *sid)
+{
+    struct http_principal *p = &j->p;
+    char h[65];
+    int rc = 0;
+
+    if (a->dummy_hash[0] == '\0' && j->dummy[0] != '\0') {
+        snprintf(a->dummy_hash, sizeof(a->dummy_hash), "%s", j->dummy);
+    }
+    if (j->verify == -EIO) {
+        return -EIO;
+    }
+    if (j->verify != 0 || j->stored[0] == '\0' || !role_ok(j->role)) {
+        rl_fail(a, j->ukey, now_ms);
+        rl_fail(a, j->akey, now_ms);
+        WP_WARN("http", "login failed user=%s client=%s", j->name_ok ? j->user : "(invalid)",
+                j->client);
         return WP_EAUTH;
     }
-    rl_clear(a, ukey, now_ms);
+    rl_clear(a, j->ukey, now_ms);
     rc = rand_hex(sid, 32);
     if (rc == 0) {
         rc = rand_hex(p->csrf, 32);
@@ -755,18 +821,62 @@ int http_auth_login(struct http_auth *a, const char *user, const char *password,
     run(a, "DELETE FROM sessions WHERE last_ms < ? OR created_ms < ?", "ii",
         now_ms - a->o.session_idle_ms, now_ms - a->o.session_max_ms);
     rc = run(a, "INSERT INTO sessions(id, user, csrf, created_ms, last_ms) VALUES(?,?,?,?,?)",
-             "sssii", h, user, p->csrf, now_ms, now_ms);
+             "sssii", h, j->user, p->csrf, now_ms, now_ms);
     if (rc < 0) {
         WP_ERROR("http", "storing a session: %s", sqlite3_errmsg(a->db));
         return WP_EDB;
     }
-    run(a, "UPDATE users SET last_login_ms = ? WHERE name = ?", "is", now_ms, user);
-    snprintf(p->user, sizeof(p->user), "%s", user);
-    p->role = (enum http_role)role;
+    run(a, "UPDATE users SET last_login_ms = ? WHERE name = ?", "is", now_ms, j->user);
+    snprintf(p->user, sizeof(p->user), "%s", j->user);
+    p->role = (enum http_role)j->role;
     p->token = 0;
-    WP_INFO("http", "login user=%s role=%s client=%s", user, http_role_name(p->role),
-            client != NULL ? client : "?");
+    WP_INFO("http", "login user=%s role=%s client=%s", j->user, http_role_name(p->role), j->client);
     return 0;
+}
+
+/* A job for user and password (copied). */
+static struct login_job *login_job_new(struct http_auth *a, const char *user, const char *password,
+                                       const char *client)
+{
+    struct login_job *j = wp_xcalloc(1, sizeof(*j));
+    const char *pw = password != NULL ? password : "";
+
+    j->a = a;
+    /* a name too long for the buffer is invalid anyway: "" fails name_ok too */
+    snprintf(j->user, sizeof(j->user), "%s",
+             user != NULL && strlen(user) < sizeof(j->user) ? user : "");
+    j->pw_bad = strlen(pw) > HTTP_AUTH_PASS_MAX;
+    snprintf(j->pw, sizeof(j->pw), "%s", j->pw_bad ? "" : pw);
+    snprintf(j->client, sizeof(j->client), "%s", client != NULL ? client : "?");
+    return j;
+}
+
+int http_auth_login(struct http_auth *a, const char *user, const char *password, const char *client,
+                    int64_t now_ms, char *sid, struct http_principal *p, int64_t *retry_after_s)
+{
+    struct login_job *j = login_job_new(a, user, password, client);
+    int rc = 0;
+
+    memset(p, 0, sizeof(*p));
+    *retry_after_s = 0;
+    rc = login_begin(a, j, now_ms);
+    if (rc == WP_EAGAIN) {
+        *retry_after_s = j->retry;
+    } else {
+        login_check(j);
+        rc = login_finish(a, j, now_ms, sid);
+        if (rc == 0) {
+            *p = j->p;
+        }
+    }
+    login_job_free(j);
+    return rc;
+}
+
+void http_auth_set_check_hook(struct http_auth *a, void (*fn)(void *arg), void *arg)
+{
+    a->check_hook = fn;
+    a->check_hook_arg = arg;
 }
 
 int http_auth_logout(struct http_auth *a, const char *sid)
@@ -1005,13 +1115,51 @@ static int origin_ok(struct http_req *req)
            strncmp(origin, req->tls ? "https" : "http", (size_t)(o - origin)) == 0;
 }
 
+/* The password was checked on the thread pool: answer (req NULL: the client left). */
+static void login_done(struct http_req *req, void *arg)
+{
+    struct login_job *j = arg;
+    struct http_auth *a = j->a;
+    char sid[HTTP_AUTH_SID_LEN + 1];
+
+    a->jobs--;
+    if (a->closed) {
+        login_job_free(j); /* the collector is stopping */
+        if (a->jobs == 0) {
+            http_auth_close(a);
+        }
+        return;
+    }
+    if (req == NULL) {
+        /* the outcome still counts: a client must not dodge a failure by leaving */
+        int rc = login_finish(a, j, wp_clock_now_ms(), sid);
+        if (rc == 0) {
+            http_auth_logout(a, sid); /* nobody will use that session */
+        }
+        mbedtls_platform_zeroize(sid, sizeof(sid));
+        login_job_free(j);
+        return;
+    }
+    int rc = login_finish(a, j, wp_clock_now_ms(), sid);
+    if (rc == WP_EAUTH) {
+        http_respond_error(req, 401, "wrong user name or password");
+    } else if (rc < 0) {
+        http_respond_error(req, 500, "cannot log in now");
+    } else {
+        set_cookies(req, a, sid, j->p.csrf);
+        http_respond_json(req, 200,
+                          json_pack("{s:s,s:s,s:s,s:I}", "user", j->p.user, "role",
+                                    http_role_name(j->p.role), "csrf", j->p.csrf, "idle_timeout_s",
+                                    (json_int_t)(a->o.session_idle_ms / 1000)));
+    }
+    mbedtls_platform_zeroize(sid, sizeof(sid));
+    login_job_free(j);
+}
+
 static void login(struct http_req *req, void *arg)
 {
     struct http_auth *a = arg;
     json_error_t jerr;
-    struct http_principal p;
-    char sid[HTTP_AUTH_SID_LEN + 1];
-    int64_t retry = 0;
 
     if (!origin_ok(req)) {
         http_respond_error(req, 403, "cross-origin login refused");
@@ -1025,29 +1173,24 @@ static void login(struct http_req *req, void *arg)
         http_respond_error(req, 400, "expected {\"user\": \"...\", \"password\": \"...\"}");
         return;
     }
-    int rc = http_auth_login(a, user, pw, req->client, wp_clock_now_ms(), sid, &p, &retry);
-    json_decref(j); /* the password copy goes with it */
+    struct login_job *lj = login_job_new(a, user, pw, req->client);
+    json_decref(j); /* the password copy goes with it (the job keeps one until the check) */
+    int rc = login_begin(a, lj, wp_clock_now_ms());
     if (rc == WP_EAGAIN) {
         char ra[32];
-        snprintf(ra, sizeof(ra), "%" PRId64, retry);
+        snprintf(ra, sizeof(ra), "%" PRId64, lj->retry);
+        login_job_free(lj);
         http_resp_header(req, "Retry-After", ra);
         http_respond_error(req, 429, "too many failed logins: try again later");
         return;
     }
-    if (rc == WP_EAUTH) {
-        http_respond_error(req, 401, "wrong user name or password");
-        return;
-    }
-    if (rc < 0) {
+    /* PBKDF2 (~0.1 s) on the thread pool: the loop serves everyone else meanwhile */
+    if (http_defer(req, login_check, login_done, lj) < 0) {
+        login_job_free(lj);
         http_respond_error(req, 500, "cannot log in now");
         return;
     }
-    set_cookies(req, a, sid, p.csrf);
-    mbedtls_platform_zeroize(sid, sizeof(sid));
-    http_respond_json(req, 200,
-                      json_pack("{s:s,s:s,s:s,s:I}", "user", p.user, "role", http_role_name(p.role),
-                                "csrf", p.csrf, "idle_timeout_s",
-                                (json_int_t)(a->o.session_idle_ms / 1000)));
+    a->jobs++;
 }
 
 static void logout(struct http_req *req, void *arg)

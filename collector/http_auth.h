@@ -28,9 +28,11 @@
  * Failed logins: at most max_failures per window per user name and per client address; past
  * that the login answers 429 with Retry-After without checking the password. Logged without
  * the password. Over all clients, passwords are checked at most HTTP_AUTH_CHECKS_PER_S a
- * second in the long run, in bursts of up to HTTP_AUTH_CHECK_BURST (PBKDF2 runs on the loop
- * thread: about 0.1 s per check); more logins get 429 with Retry-After.
- * Rate-limit state is in memory (the collector's loop thread).
+ * second in the long run, in bursts of up to HTTP_AUTH_CHECK_BURST (about 0.1 s of CPU per
+ * check); more logins get 429 with Retry-After. Rate-limit state is in memory (the
+ * collector's loop thread). POST /api/v1/login checks the password on libuv's thread pool
+ * (http_defer), so the loop serves other requests meanwhile; a client that leaves before its
+ * answer still has its failure counted.
  *
  * Everything but the password hashing helpers is for one thread at a time: the collector's
  * loop thread, or the CLI.
@@ -118,10 +120,14 @@ int http_auth_token_each(struct http_auth *a,
  * password returns WP_EAUTH (and counts the failure); when rate-limited (this user or
  * address, or all logins this second) returns WP_EAGAIN and *retry_after_s (seconds, >= 1)
  * without checking the password. sid has room for
- * HTTP_AUTH_SID_LEN + 1. Unknown users cost the same PBKDF2 as known ones.
+ * HTTP_AUTH_SID_LEN + 1. Unknown users cost the same PBKDF2 as known ones. The PBKDF2 runs
+ * on the calling thread (the HTTP route runs it on the thread pool instead).
  */
 int http_auth_login(struct http_auth *a, const char *user, const char *password, const char *client,
                     int64_t now_ms, char *sid, struct http_principal *p, int64_t *retry_after_s);
+/* For tests: fn(arg) runs on the thread of every password check, before the check (so a test
+ * can hold a login on the thread pool and see the loop answer others). NULL: none. */
+void http_auth_set_check_hook(struct http_auth *a, void (*fn)(void *arg), void *arg);
 /* End the session whose cookie value is sid. 0 (also when there was none) or WP_EDB. */
 int http_auth_logout(struct http_auth *a, const char *sid);
 

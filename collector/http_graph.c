@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,6 +531,82 @@ static void *svg_desc(const void *img, size_t len, const char *desc, size_t *out
     return o;
 }
 
+/* One rrd_graph_v call on the thread pool. librrd 1.7 is not thread-safe for graphs (its
+ * option parsing and pango state are shared: rrdtool-1.x issue #867), so graphs go through
+ * one queue (http_defer_serial: one at a time, the others wait on the loop, not holding pool
+ * threads) and hold graph_mu besides (should anything else in the process draw). */
+static struct http_defer_queue graph_q;
+static pthread_mutex_t graph_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct graph_job {
+    char *args[16 + 2 * MAX_SERIES + MAX_HRULES + 16];
+    int nargs;
+    int png;
+    char *desc;  /* the SVG <desc> */
+    char *agent; /* for the log */
+    void *img;   /* the result: NULL if rrd_graph failed */
+    size_t len;
+    char err[256];
+};
+
+static void graph_job_free(struct graph_job *j)
+{
+    for (int i = 0; i < j->nargs; i++) {
+        free(j->args[i]);
+    }
+    free(j->desc);
+    free(j->agent);
+    free(j->img);
+    free(j);
+}
+
+static void graph_work(void *arg)
+{
+    struct graph_job *j = arg;
+
+    pthread_mutex_lock(&graph_mu);
+    rrd_clear_error();
+    rrd_info_t *info = rrd_graph_v(j->nargs, j->args);
+    for (rrd_info_t *i = info; i != NULL; i = i->next) {
+        if (strcmp(i->key, "image") == 0 && i->type == RD_I_BLO && i->value.u_blo.size > 0) {
+            free(j->img);
+            j->img = wp_xmalloc(i->value.u_blo.size);
+            memcpy(j->img, i->value.u_blo.ptr, i->value.u_blo.size);
+            j->len = i->value.u_blo.size;
+        }
+    }
+    rrd_info_free(info);
+    if (j->img == NULL) {
+        snprintf(j->err, sizeof(j->err), "%s", rrd_get_error());
+    }
+    rrd_clear_error();
+    pthread_mutex_unlock(&graph_mu);
+    if (j->img != NULL && !j->png) {
+        size_t nl = 0;
+        void *d = svg_desc(j->img, j->len, j->desc, &nl);
+        if (d != NULL) {
+            free(j->img);
+            j->img = d;
+            j->len = nl;
+        }
+    }
+}
+
+/* On the loop: answer (req NULL: the client left). */
+static void graph_done(struct http_req *req, void *arg)
+{
+    struct graph_job *j = arg;
+
+    if (req != NULL && j->img == NULL) {
+        WP_WARN("http", "graph of %s failed: %s", j->agent, j->err);
+        http_respond_error(req, 500, "rrd_graph failed");
+    } else if (req != NULL) {
+        http_resp_header(req, "Cache-Control", "private, max-age=10");
+        http_respond(req, 200, j->png ? "image/png" : "image/svg+xml", j->img, j->len);
+    }
+    graph_job_free(j);
+}
+
 static void graph(struct http_req *req, void *arg)
 {
     struct coll_server *s = arg;
@@ -718,47 +795,24 @@ static void graph(struct http_req *req, void *arg)
         why = "no data stored for this metric yet";
     }
 
-    void *img = NULL;
-    size_t len = 0;
-    if (status == 0) {
-        rrd_clear_error();
-        rrd_info_t *info = rrd_graph_v(n, args);
-        for (rrd_info_t *i = info; i != NULL; i = i->next) {
-            if (strcmp(i->key, "image") == 0 && i->type == RD_I_BLO && i->value.u_blo.size > 0) {
-                img = wp_xmalloc(i->value.u_blo.size);
-                memcpy(img, i->value.u_blo.ptr, i->value.u_blo.size);
-                len = i->value.u_blo.size;
-            }
-        }
-        rrd_info_free(info);
-        if (img == NULL) {
-            WP_WARN("http", "graph of %s failed: %s", a->id, rrd_get_error());
-        }
-        rrd_clear_error();
-    }
-    for (int i = 0; i < n; i++) {
-        free(args[i]);
-    }
     if (status != 0) {
+        for (int i = 0; i < n; i++) {
+            free(args[i]);
+        }
         http_respond_error(req, status, why);
         return;
     }
-    if (img == NULL) {
-        http_respond_error(req, 500, "rrd_graph failed");
-        return;
+    /* rrd_graph_v reads the files and renders (milliseconds to seconds): off the loop */
+    struct graph_job *j = wp_xcalloc(1, sizeof(*j));
+    memcpy(j->args, args, (size_t)n * sizeof(args[0]));
+    j->nargs = n;
+    j->png = png;
+    j->desc = wp_xstrdup(desc);
+    j->agent = wp_xstrdup(a->id);
+    if (http_defer_serial(req, &graph_q, graph_work, graph_done, j) < 0) {
+        graph_job_free(j);
+        http_respond_error(req, 500, "cannot draw the graph now");
     }
-    if (!png) {
-        size_t nl = 0;
-        void *d = svg_desc(img, len, desc, &nl);
-        if (d != NULL) {
-            free(img);
-            img = d;
-            len = nl;
-        }
-    }
-    http_resp_header(req, "Cache-Control", "private, max-age=10");
-    http_respond(req, 200, png ? "image/png" : "image/svg+xml", img, len);
-    free(img);
 }
 
 int coll_graph_start(struct coll_server *s)

@@ -8,7 +8,9 @@ struct coll_server;
 /*
  * Register GET /api/v1/hosts/{host} (agent, latest value of every series field, open
  * incidents) and GET /api/v1/graph (rrd_graph_v, SVG or PNG) on s->http, viewer role.
- * Everything runs on the loop thread; nothing to free. Returns 0.
+ * Handlers run on the loop thread; rrd_graph_v runs on libuv's thread pool
+ * (http_defer_serial), one graph at a time (librrd's graphing is not thread-safe). Nothing to
+ * free. Returns 0.
  */
 int coll_graph_start(struct coll_server *s);
 
