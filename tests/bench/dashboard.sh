@@ -18,7 +18,9 @@
 # Environment: WP_BENCH_SERIES / WP_BENCH_FIELDS (default 10 x 10 per agent = 100 values/s),
 # WP_BENCH_LINES (2000), WP_BENCH_LINE_CHANGES (per minute, default 1000),
 # WP_BENCH_PATHS (space-separated, default the list below), WP_BENCH_OUT, WP_BENCH_BUILD,
-# WP_BENCH_THREADS (wrk threads, default 2), WP_KEEP=1 keeps the run's state.
+# WP_BENCH_THREADS (wrk threads, default 2), WP_BENCH_GZIP=1 (wrk sends "Accept-Encoding:
+# gzip" as browsers do; the default asks for the uncompressed replies), WP_KEEP=1 keeps the
+# run's state.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 AGENTS=${1:-1000}
@@ -32,6 +34,8 @@ THREADS=${WP_BENCH_THREADS:-2}
 PATHS=${WP_BENCH_PATHS:-"/api/v1/hosts /api/v1/incidents /api/v1/lines / /app.js /metrics wall"}
 OUT=${WP_BENCH_OUT:-$SRC/tests/bench/out}
 BUILD=${WP_BENCH_BUILD:-$SRC/build-bench}
+GZ=()
+[ -z "${WP_BENCH_GZIP:-}" ] || GZ=(-H "Accept-Encoding: gzip")
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -180,6 +184,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 printf '%s\n' "agents $AGENTS" "series $SERIES" "fields $FIELDS" "lines $NLINES" \
     "hosts $NHOSTS" "incidents $NINC" "conns $CONNS" "threads $THREADS" "secs $SECS" \
+    "gzip ${WP_BENCH_GZIP:-0}" \
     > "$RUN/params"
 : > "$RUN/results.txt"
 window() { # window NAME [PATH]: SECS of wrk on PATH (none: idle), with the collector's figures
@@ -189,12 +194,12 @@ window() { # window NAME [PATH]: SECS of wrk on PATH (none: idle), with the coll
         args=(-s "$SRC/tests/bench/dashboard-wall.lua")
         url="http://127.0.0.1:$HPORT/"
     elif [ -n "$path" ]; then
-        size=$(api "$path" | wc -c)
+        size=$(curl -sf -H "Authorization: Bearer $TOKEN" "${GZ[@]}" "$url" | wc -c)
     fi
     a0=$(acked); c0=$(ticks "$COLL_PID"); l0=$(ticks "$LOAD_PID"); t0=$(date +%s.%N)
     if [ -n "$path" ]; then
         wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 10s --latency "${args[@]}" \
-            -H "Authorization: Bearer $TOKEN" "$url" \
+            -H "Authorization: Bearer $TOKEN" "${GZ[@]}" "$url" \
             > "$RUN/wrk.$name.txt" 2>&1 &
         WRK_PID=$!
         local wt=0
@@ -238,7 +243,8 @@ run, tck = sys.argv[1], int(sys.argv[2])
 P = dict(l.split() for l in open(f"{run}/params"))
 print(f"==== dashboard bench: {P['hosts']} hosts ({P['agents']} wpload agents x {P['series']} "
       f"x {P['fields']} values/s + pbx1), {P['lines']} lines, {P['incidents']} open incidents; "
-      f"wrk -t{P['threads']} -c{P['conns']} -d{P['secs']}s")
+      f"wrk -t{P['threads']} -c{P['conns']} -d{P['secs']}s"
+      + (" with Accept-Encoding: gzip" if P.get('gzip', '0') != '0' else ""))
 def unit(s):
     m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
     return float(m[1]) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m[2]] if m else float("nan")
