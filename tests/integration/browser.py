@@ -13,6 +13,16 @@ websocket, no npm, no chromedriver. One page target is attached in flat mode
     b.screenshot("overview.png")
     b.errors                        # console errors, uncaught exceptions, failed loads
     b.close()                       # kills chromium and its whole process group
+
+The dashboard scenarios use Dashboard, a Browser that knows the dashboard's login form and
+navigation, as a context manager that leaves a failure screenshot and the page text behind
+when the scenario raises (and closes the browser in any case):
+
+    with Dashboard(out_dir) as b:
+        b.open("http://127.0.0.1:8080")   # the page, and waits for the dashboard script
+        b.login("otto", "operator-pass-1")
+        b.nav("incidents")
+        check(b.eval("..."), "what went wrong")
 """
 import base64
 import fcntl
@@ -22,6 +32,18 @@ import signal
 import subprocess
 import threading
 import time
+
+T0 = time.time()
+
+
+def log(*a):
+    """Print a line with the seconds since the scenario started (this module's import)."""
+    print("[%5.1fs]" % (time.time() - T0), *a, flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
 
 
 class BrowserError(Exception):
@@ -244,3 +266,43 @@ class Browser:
                 except OSError:
                     pass
             self._log.close()
+
+
+class Dashboard(Browser):
+    """A Browser on the Watchpost dashboard (dashboards/)."""
+
+    def open(self, base):
+        """Load base + "/" and wait for the dashboard script to be ready."""
+        self.goto(base + "/")
+        self.wait("window.wpDash && window.wpDash.ready", what="the dashboard script")
+
+    def login(self, user, password):
+        """Log in through the login form; returns once the app is shown."""
+        self.wait("!document.querySelector('#login').hidden", what="the login form")
+        self.type("#login-user", user)
+        self.type("#login-password", password)
+        self.click("#login-submit")
+        self.wait("!document.querySelector('#app').hidden", what="the app after login as " + user)
+
+    def nav(self, page):
+        """Click the page's link in the navigation and wait until it is shown and loaded."""
+        self.click("nav a[data-page=%s]" % page)
+        self.wait("document.querySelector('#page').dataset.page === %s &&"
+                  " !document.querySelector('#page-loading')" % json.dumps(page),
+                  what="the %s page" % page)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is not None:
+                try:
+                    self.screenshot("failure.png")
+                    log("page text:", self.eval("document.body.innerText")[:2000])
+                except Exception as e:
+                    log("no failure screenshot:", e)
+                log("browser errors:", self.errors)
+        finally:
+            self.close()
+        return False

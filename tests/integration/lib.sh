@@ -109,6 +109,126 @@ start_collector() {
     COLL_PORT=$(cat "$T/collector.port")
 }
 
+# start_collector_http: start_collector with its HTTP server (an http: section in
+# $T/collector.yaml): waits for both port files; COLL_PORT is the agents' port, HP the HTTP
+# port. The port files are removed first, so that a restart waits for the new ones.
+start_collector_http() {
+    rm -f "$T/collector.port" "$T/http.port"
+    "$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
+        --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
+    PIDS[collector]=$!
+    wait_for 30 "collector HTTP port file" test -s "$T/http.port"
+    wait_for 30 "collector port file" test -s "$T/collector.port"
+    COLL_PORT=$(cat "$T/collector.port")
+    HP=$(cat "$T/http.port")
+}
+
+# cli ARGS...: the watchpost CLI on this test's state dir.
+cli() { "$BIN_CLI" "$@" --state-dir "$T/state"; }
+
+# user_add NAME ROLE PASSWORD: a dashboard/API user (`watchpost user add`, password on stdin).
+user_add() {
+    mkdir -p "$T/state"
+    printf '%s\n' "$3" | cli user add "$1" --role "$2"
+}
+
+# inc ARGS...: `watchpost incidents` on this test's state dir.
+inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
+
+# inc_field RULE COLUMN [STATUS]: a column of the newest incident of RULE (of any status by
+# default), empty when there is none.
+inc_field() {
+    inc list --status "${3:-all}" --format csv | python3 -c '
+import csv, sys
+rows = [r for r in csv.DictReader(sys.stdin.read().lstrip("\ufeff").splitlines())
+        if r["rule"] == sys.argv[1]]
+rows.sort(key=lambda r: int(r["id"]))
+print(rows[-1][sys.argv[2]] if rows else "")' "$1" "$2"
+}
+
+# inc_has RULE COLUMN VALUE: true when that column of RULE's newest incident is VALUE.
+inc_has() { [ "$(inc_field "$1" "$2")" = "$3" ]; }
+
+# rules_config [-]: writes $T/rules.yaml with the rule host_silent (nothing from a host for
+# 3 s: a high impact, high urgency availability incident); with "-" the YAML on stdin is
+# appended: more rules ("  - name: ..."), keys of host_silent itself ("    runbook: |") or
+# other top-level sections (groups:, maintenance:).
+rules_config() {
+    cat > "$T/rules.yaml" <<'YAML'
+rules:
+  - name: host_silent
+    nodata: 3s
+    impact: high
+    urgency: high
+    category: availability
+    summary: "{host} sends nothing"
+YAML
+    if [ "${1:-}" = - ]; then
+        cat >> "$T/rules.yaml"
+    fi
+}
+
+# start_recv: the scripted HTTP receiver (httprecv.py) on $T/recv (script it with files put
+# there, before or while it runs); RP is its port.
+start_recv() {
+    mkdir -p "$T/recv"
+    python3 "$WP_SRC/tests/integration/httprecv.py" "$T/recv" > "$T/recv.log" 2>&1 &
+    PIDS[recv]=$!
+    wait_for 10 "receiver port" test -s "$T/recv/port"
+    RP=$(cat "$T/recv/port")
+}
+
+# chromium_require: CHROMIUM (exported) is the headless Chromium that browser.py drives; without
+# one the test is skipped.
+chromium_require() {
+    CHROMIUM=${CHROMIUM:-$(command -v chromium || true)}
+    [ -n "$CHROMIUM" ] || { echo "SKIP: chromium not installed (scripts/deps.sh installs it)"; exit 0; }
+    export CHROMIUM
+}
+
+# http_client [NAME [CURL ARGS...]]: BASE and the array CURL for requests to the collector's
+# HTTP port $HP: HTTPS to NAME (its certificate issued by the test CA, NAME resolved to
+# 127.0.0.1) when NAME is not empty, else plain HTTP to 127.0.0.1. CURL ARGS go on every
+# request; each is bounded by HTTP_TIMEOUT seconds (10).
+http_client() {
+    local name=${1:-}
+    [ "$#" -eq 0 ] || shift
+    if [ -n "$name" ]; then
+        BASE="https://$name:$HP"
+        CURL=(curl -sS --max-time "${HTTP_TIMEOUT:-10}" --cacert "$T/ca/ca.crt"
+            --resolve "$name:$HP:127.0.0.1" "$@")
+    else
+        BASE="http://127.0.0.1:$HP"
+        CURL=(curl -sS --max-time "${HTTP_TIMEOUT:-10}" "$@")
+    fi
+}
+
+# code METHOD PATH [CURL ARGS...]: one request to $BASE$PATH with "${CURL[@]}"; prints the
+# status code, the body goes to $HTTP_OUT ($T/out.json).
+code() {
+    local m=$1 p=$2
+    shift 2
+    "${CURL[@]}" -X "$m" -o "${HTTP_OUT:-$T/out.json}" -w '%{http_code}' "$@" "$BASE$p"
+}
+
+# jq_ EXPR: prints the Python expression EXPR over the last body ($HTTP_OUT) parsed as JSON (d).
+jq_() {
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+        "${HTTP_OUT:-$T/out.json}" "$1"
+}
+
+# api_login NAME PASSWORD: POST /api/v1/login (code); requires 200 and NAME in the reply. The
+# session cookie goes to $T/NAME.jar, the reply's headers to $T/NAME.hdr, its CSRF token to
+# $T/NAME.csrf.
+api_login() {
+    local c
+    c=$(code POST /api/v1/login -c "$T/$1.jar" -D "$T/$1.hdr" -H 'Content-Type: application/json' \
+        --data-binary "{\"user\": \"$1\", \"password\": \"$2\"}")
+    [ "$c" = 200 ] || fail "login $1 gave $c: $(cat "${HTTP_OUT:-$T/out.json}")"
+    jq_ 'd["csrf"]' > "$T/$1.csrf"
+    [ "$(jq_ 'd["user"]')" = "$1" ] || fail "login reply $(cat "${HTTP_OUT:-$T/out.json}")"
+}
+
 # agent_config NAME [ID] [PORT]: $T/NAME.yaml; probes from $AGENT_PROBES (YAML list items).
 agent_config() {
     local name=$1 id=${2:-$1} port=${3:-$COLL_PORT}

@@ -19,37 +19,25 @@
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0}
 . "$(dirname "$0")/lib.sh"
 
-CHROMIUM=${CHROMIUM:-$(command -v chromium || true)}
-[ -n "$CHROMIUM" ] || { echo "SKIP: chromium not installed (scripts/deps.sh installs it)"; exit 0; }
-export CHROMIUM
+chromium_require
 
 ca_init
 issue pbx1
 cp "$WP_SRC/tests/fixtures/telephony/devlink-lines.txt" "$T/lines.txt"
-cat > "$T/rules.yaml" <<'YAML'
-rules:
-  - name: host_silent
-    nodata: 3s
-    impact: high
-    urgency: high
-    category: availability
-    summary: "{host} sends nothing"
+# host_silent with a runbook
+rules_config - <<'YAML'
     runbook: |
       1. Check that the host is up (ping, console).
       2. systemctl status watchpost-agent
 YAML
 mkdir -p "$T/state" "$T/screens" "$T/recv"
-cli() { "$BIN_CLI" "$@" --state-dir "$T/state"; }
-printf 'viewer-pass-1\n' | cli user add vera --role viewer
-printf 'operator-pass-1\n' | cli user add otto --role operator
+user_add vera viewer viewer-pass-1
+user_add otto operator operator-pass-1
 
 # a webhook that refuses (400) until told otherwise: the notification becomes a dead letter
 # that the operator retries from the Outbox page
 touch "$T/recv/bad_400"
-python3 "$WP_SRC/tests/integration/httprecv.py" "$T/recv" > "$T/recv.log" 2>&1 &
-PIDS[recv]=$!
-wait_for 10 "receiver port" test -s "$T/recv/port"
-RP=$(cat "$T/recv/port")
+start_recv
 collector_config "incidents:" "  rules: [$T/rules.yaml]" "  reopen_window: 0s" \
     "notify:" \
     "  domain: noc.test" \
@@ -67,13 +55,7 @@ collector_config "incidents:" "  rules: [$T/rules.yaml]" "  reopen_window: 0s" \
     "  listen: 127.0.0.1:0" \
     "  static_dir: $WP_SRC/dashboards" \
     "  sse_ping: 1s"
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector HTTP port file" test -s "$T/http.port"
-wait_for 30 "collector port file" test -s "$T/collector.port"
-COLL_PORT=$(cat "$T/collector.port")
-HP=$(cat "$T/http.port")
+start_collector_http
 AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}
   - {kind: proc, interval: 1s, match: [{name: agent, comm: watchpost-agent, cmdline: '$T/pbx1.yaml', min: 1}]}
   - {kind: linetable, name: devlink, interval: 1s, file: $T/lines.txt, group: hotline}"
@@ -97,20 +79,10 @@ WP_SRC=$WP_SRC python3 - "http://127.0.0.1:$HP" "$T/screens" "${PIDS[pbx1]}" "$B
     > "$T/browser.log" 2>&1 <<'PY' &
 import json, os, signal, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.environ["WP_SRC"], "tests", "integration"))
-from browser import Browser
+from browser import Dashboard, check, log
 
 base, out, agent_pid, cli, state, recv = sys.argv[1:7]
 agent_pid = int(agent_pid)
-T0 = time.time()
-
-
-def log(*a):
-    print("[%5.1fs]" % (time.time() - T0), *a, flush=True)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def incidents(status):
@@ -119,24 +91,10 @@ def incidents(status):
 
 
 J = json.dumps
-b = Browser(out)
-try:
-    def login(user, password):
-        b.wait("!document.querySelector('#login').hidden", what="the login form")
-        b.type("#login-user", user)
-        b.type("#login-password", password)
-        b.click("#login-submit")
-        b.wait("!document.querySelector('#app').hidden", what="the app after login as " + user)
-
-    def nav(page):
-        b.click("nav a[data-page=%s]" % page)
-        b.wait("document.querySelector('#page').dataset.page === %s &&"
-               " !document.querySelector('#page-loading')" % J(page), what="the %s page" % page)
-
-    b.goto(base + "/")
-    b.wait("window.wpDash && window.wpDash.ready", what="the dashboard script")
+with Dashboard(out) as b:
+    b.open(base)
     b.screenshot("01-login.png")
-    login("otto", "operator-pass-1")
+    b.login("otto", "operator-pass-1")
     b.wait("document.querySelector('.tile[data-host=pbx1][data-state=ok]')",
            what="the pbx1 tile (connected, OK)")
     b.wait("document.querySelector('#live.on') && wpDash.sseHellos >= 1", what="the event stream")
@@ -172,7 +130,7 @@ try:
 
     # the Telephony wall follows a line change through the event stream ("lines" events),
     # not its poll (every 30 s while the stream is live): 8003 goes from busy to idle
-    nav("telephony")
+    b.nav("telephony")
     b.wait("document.querySelector('.cell[data-line=\"8003\"][data-state=busy]')", what="8003 busy")
     lines_txt = os.path.join(os.path.dirname(state), "lines.txt")
     with open(lines_txt) as f:
@@ -186,7 +144,7 @@ try:
     b.wait("document.querySelector('.cell[data-line=\"8003\"][data-state=idle]') && wpDash.sseLines >= 1",
            timeout=10, what="8003 idle on the wall from the event stream")
     log("telephony wall: line change shown %.1f s after it was written" % (time.time() - t_line))
-    nav("overview")
+    b.nav("overview")
     b.wait("document.querySelector('.tile[data-host=pbx1][data-state=ok]')", what="the Overview again")
 
     # the agent dies: host_silent opens; the open Overview must show it without reload
@@ -212,7 +170,7 @@ try:
     b.screenshot("03-overview-incident.png")
 
     # Incidents: list, detail, acknowledge as operator
-    nav("incidents")
+    b.nav("incidents")
     b.wait("document.querySelector('tr[data-incident-id=\"%d\"]')" % iid, what="the incident row")
     b.screenshot("04-incidents.png")
     b.click("tr[data-incident-id=\"%d\"] a" % iid)
@@ -237,7 +195,7 @@ try:
     log("acknowledged through the browser; watchpost incidents agrees")
 
     # Telephony wall
-    nav("telephony")
+    b.nav("telephony")
     b.wait("document.querySelector('.cell[data-line=\"8006\"].problem')", what="8006 highlighted")
     check(b.eval("document.querySelectorAll('.cell').length") >= 10, "too few line cells")
     check(b.eval("!!document.querySelector('.cell[data-line=\"8004\"][data-state=out_of_service].problem')"),
@@ -247,7 +205,7 @@ try:
     b.screenshot("06-telephony.png")
 
     # Outbox: the dead letter, retried by the operator once the receiver accepts again
-    nav("outbox")
+    b.nav("outbox")
     dead = "document.querySelector('tr[data-msg-id] [data-action=retry]')"
     for _ in range(40):
         if b.eval("!!" + dead):
@@ -262,7 +220,7 @@ try:
     log("dead letter retried")
 
     # language: zh-CN, applied without reload, kept for this user
-    nav("overview")
+    b.nav("overview")
     b.select("#lang", "zh-CN")
     b.wait("document.querySelector('nav a[data-page=overview]').textContent === '总览'",
            what="Chinese navigation")
@@ -271,7 +229,7 @@ try:
     check(b.eval("window.__noReload") == 42, "the language switch reloaded the page")
     check(b.eval("localStorage.getItem('wp.lang.otto')") == "zh-CN", "language not stored")
     b.screenshot("08-overview-zh.png")
-    nav("incidents")
+    b.nav("incidents")
     b.wait("document.querySelector('table.incidents th') &&"
            " document.querySelector('#f-status option').textContent === '活动'",
            what="Chinese incident filters")
@@ -280,7 +238,7 @@ try:
 
     # a viewer: no action buttons anywhere
     b.click("#logout")
-    login("vera", "viewer-pass-1")
+    b.login("vera", "viewer-pass-1")
     b.select("#lang", "en")
     b.eval("location.hash = '#/incidents/%d'" % iid)
     b.wait("document.querySelector('.detail[data-incident-id=\"%d\"]') &&"
@@ -288,14 +246,14 @@ try:
     check(b.eval("document.querySelectorAll('[data-action]').length") == 0,
           "a viewer sees action buttons")
     b.screenshot("10-incident-viewer.png")
-    nav("outbox")
+    b.nav("outbox")
     b.select("#ob-state", "sent")
     b.wait("document.querySelector('tr[data-msg-id]')", what="sent messages as viewer")
     check(b.eval("document.querySelectorAll('[data-action]').length") == 0,
           "a viewer sees a retry button")
     # the operator's language is still Chinese (per user)
     b.click("#logout")
-    login("otto", "operator-pass-1")
+    b.login("otto", "operator-pass-1")
     b.wait("document.documentElement.lang === 'zh-CN'", what="otto's language restored")
     log("viewer has no buttons; language kept per user")
 
@@ -319,23 +277,13 @@ try:
     del b.errors[nerr:]
     check(all(e.startswith(("network:", "log[network]")) for e in during),
           "errors during the restart: %s" % during)
-    nav("overview")
+    b.nav("overview")
     b.wait("document.querySelector('.tile[data-host=pbx1][data-state=p1]')",
            what="the Overview after the restart")
     b.screenshot("11-overview-after-restart.png")
 
     check(not b.errors, "browser console errors: %s" % b.errors)
     log("no console errors (%d console lines)" % len(b.console))
-except Exception:
-    try:
-        b.screenshot("failure.png")
-        log("page text:", b.eval("document.body.innerText")[:2000])
-    except Exception as e:
-        log("no failure screenshot:", e)
-    log("browser errors:", b.errors)
-    raise
-finally:
-    b.close()
 log("ok")
 PY
 BPID=$!
@@ -351,11 +299,9 @@ if [ -e "$T/screens/restart.req" ]; then
     stop collector
     sed -i "s/^  listen: 127.0.0.1:0\$/  listen: 127.0.0.1:$HP/" "$T/collector.yaml"
     grep -q "^  listen: 127.0.0.1:$HP\$" "$T/collector.yaml" || fail "could not pin the HTTP port"
-    rm -f "$T/http.port"
-    "$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-        --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-    PIDS[collector]=$!
-    wait_for 30 "collector HTTP port file after the restart" test -s "$T/http.port"
+    start_collector_http
+    [ "$HP" = "$(sed -n 's/^  listen: 127.0.0.1://p' "$T/collector.yaml")" ] ||
+        fail "the HTTP port changed in the restart"
     touch "$T/screens/restart.done"
     log "collector restarted on the same HTTP port"
 fi

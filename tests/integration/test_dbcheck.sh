@@ -45,28 +45,18 @@ AGENT_PROBES="  - {kind: pgsql, name: main, interval: 1s, timeout: 2s, password_
 agent_config db1
 start_agent db1
 
-inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
-field() { # field RULE COLUMN: a column of the newest incident of RULE
-    inc list --status all --format csv | python3 -c '
-import csv, sys
-rows = [r for r in csv.DictReader(sys.stdin.read().lstrip("\ufeff").splitlines())
-        if r["rule"] == sys.argv[1]]
-rows.sort(key=lambda r: int(r["id"]))
-print(rows[-1][sys.argv[2]] if rows else "")' "$1" "$2"
-}
-has() { [ "$(field "$1" "$2")" = "$3" ]; }
 up_stored() {
     "$BIN_CLI" query --state-dir "$T/state" --host db1 --metric pgsql.up --instance main \
         --since 10m --format raw 2>/dev/null | awk '$3 == 1 {found=1} END {exit !found}'
 }
 wait_for 30 "pgsql.up = 1 stored in RRD" up_stored
-[ -z "$(field db_down status)" ] || fail "db_down opened while the database was up"
+[ -z "$(inc_field db_down status)" ] || fail "db_down opened while the database was up"
 
 log "stopping PostgreSQL"
 pg_stop
-wait_for 30 "db_down incident" has db_down status open
-ID=$(field db_down id)
-[ "$(field db_down priority)" = P1 ] || fail "db_down must be P1 (high x high)"
+wait_for 30 "db_down incident" inc_has db_down status open
+ID=$(inc_field db_down id)
+[ "$(inc_field db_down priority)" = P1 ] || fail "db_down must be P1 (high x high)"
 inc show "$ID" > "$T/show"
 grep -q "PGSQL CRITICAL" "$T/show" || { cat "$T/show"; fail "the incident lacks the server's message"; }
 grep -q "s3cret" "$T/show" "$T/db1.log" "$T/collector.log" && fail "the password leaked"
@@ -74,7 +64,7 @@ log "incident $ID opened: $(grep -m1 '^summary' "$T/show")"
 
 log "starting PostgreSQL again"
 pg_start || fail "PostgreSQL did not restart"
-wait_for 30 "db_down resolved" has db_down status resolved
+wait_for 30 "db_down resolved" inc_has db_down status resolved
 stop db1
 stop collector
 log "PASS"

@@ -24,13 +24,8 @@ collector_config \
     "  enroll:" \
     "    ca_dir: $T/ca" \
     "    cert_days: 30"
-rm -f "$T/http.port"
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector port files" test -s "$T/http.port" -a -s "$T/collector.port"
-COLL_PORT=$(cat "$T/collector.port")
-HTTP_PORT=$(cat "$T/http.port")
+start_collector_http
+HTTP_PORT=$HP
 FP=$(openssl x509 -in "$T/ca/ca.crt" -noout -fingerprint -sha256 | cut -d= -f2)
 CLI_E=("$BIN_CLI" enroll-token --state-dir "$T/state")
 

@@ -27,41 +27,27 @@ rules:
     metric: cpu.idle
     when: "last < 5"
 YAML
-mkdir -p "$T/state"
-printf 'viewer-pass-1\n' | "$BIN_CLI" user add vera --role viewer --state-dir "$T/state"
+user_add vera viewer viewer-pass-1
 collector_config "incidents:" "  rules: [$T/rules.yaml]" \
     "http:" \
     "  listen: 127.0.0.1:0"
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector HTTP port file" test -s "$T/http.port"
-wait_for 30 "collector port file" test -s "$T/collector.port"
-COLL_PORT=$(cat "$T/collector.port")
-HP=$(cat "$T/http.port")
-BASE="http://127.0.0.1:$HP"
+start_collector_http
+# plain HTTP; graphs take a while under the sanitizers; bodies in $T/out
+HTTP_TIMEOUT=20 http_client
+HTTP_OUT=$T/out
 AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 2, fields: 2}"
 agent_config agent1
 start_agent agent1
 wait_for 20 "the agent streams" grep -q "agent connected" "$T/collector.log"
 
-code() { # code PATH [curl args...]: status; body in $T/out
-    local p=$1
-    shift
-    curl -sS --max-time 20 -o "$T/out" -w '%{http_code}' "$@" "$BASE$p"
-}
-jq_() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$T/out" "$1"; }
-
-[ "$(code /api/v1/hosts/agent1)" = 401 ] || fail "host page without login"
-[ "$(code '/api/v1/graph?host=agent1&metric=selftest.v0')" = 401 ] || fail "graph without login"
-c=$(code /api/v1/login -c "$T/vera.jar" -H 'Content-Type: application/json' \
-    --data-binary '{"user": "vera", "password": "viewer-pass-1"}')
-[ "$c" = 200 ] || fail "login gave $c"
+[ "$(code GET /api/v1/hosts/agent1)" = 401 ] || fail "host page without login"
+[ "$(code GET '/api/v1/graph?host=agent1&metric=selftest.v0')" = 401 ] || fail "graph without login"
+api_login vera viewer-pass-1
 V=(-b "$T/vera.jar")
 
 # the latest values reach the host page (the page kicks the RRD flush; data is on disk soon)
 has_values() {
-    [ "$(code /api/v1/hosts/agent1 "${V[@]}")" = 200 ] &&
+    [ "$(code GET /api/v1/hosts/agent1 "${V[@]}")" = 200 ] &&
         python3 - "$T/out" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -74,14 +60,14 @@ assert s[("selftest", "s0")]["updated_ms"] > 0
 PY
 }
 wait_for 30 "latest values in GET /api/v1/hosts/agent1" has_values
-has_inc() { code /api/v1/hosts/agent1 "${V[@]}" >/dev/null && grep -q selftest_high "$T/out"; }
+has_inc() { code GET /api/v1/hosts/agent1 "${V[@]}" >/dev/null && grep -q selftest_high "$T/out"; }
 wait_for 20 "the rule's incident on the host page" has_inc
 [ "$(jq_ 'd["id"]')" = agent1 ] || fail "host page: $(cat "$T/out")"
 log "host page: $(head -c 300 "$T/out")"
-[ "$(code /api/v1/hosts/nosuch "${V[@]}")" = 404 ] || fail "unknown host not 404"
+[ "$(code GET /api/v1/hosts/nosuch "${V[@]}")" = 404 ] || fail "unknown host not 404"
 
 # SVG: valid XML, the series legends and the threshold of selftest_high (not other_metric)
-c=$(code '/api/v1/graph?host=agent1&metric=selftest.v0&metric=selftest.v1&instance=s0&range=1h' \
+c=$(code GET '/api/v1/graph?host=agent1&metric=selftest.v0&metric=selftest.v1&instance=s0&range=1h' \
     "${V[@]}" -D "$T/hdr")
 [ "$c" = 200 ] || fail "graph gave $c: $(cat "$T/out")"
 grep -qi '^content-type: image/svg+xml' "$T/hdr" || fail "svg content type: $(cat "$T/hdr")"
@@ -99,12 +85,12 @@ cp "$T/out" "$T/graph.svg"
 [ -z "${WP_ARTIFACTS:-}" ] || cp "$T/out" "$WP_ARTIFACTS/graph.svg"
 # every instance when none is named; other ranges and an explicit window
 for q in 'range=24h' 'range=7d' 'range=30d' 'range=1y' "start=$(($(date +%s) - 7200))&end=$(date +%s)"; do
-    c=$(code "/api/v1/graph?host=agent1&metric=selftest.v0&$q" "${V[@]}")
+    c=$(code GET "/api/v1/graph?host=agent1&metric=selftest.v0&$q" "${V[@]}")
     [ "$c" = 200 ] || fail "graph $q gave $c: $(cat "$T/out")"
 done
 grep -q 'selftest.v0 s1' "$T/out" || fail "all instances not drawn"
 # PNG
-c=$(code '/api/v1/graph?host=agent1&metric=selftest.v0&instance=s1&format=png&width=300&height=100' "${V[@]}")
+c=$(code GET '/api/v1/graph?host=agent1&metric=selftest.v0&instance=s1&format=png&width=300&height=100' "${V[@]}")
 [ "$c" = 200 ] || fail "png gave $c"
 python3 -c 'import sys; assert open(sys.argv[1],"rb").read(8) == b"\x89PNG\r\n\x1a\n"' "$T/out" ||
     fail "not a PNG"
@@ -112,7 +98,7 @@ python3 -c 'import sys; assert open(sys.argv[1],"rb").read(8) == b"\x89PNG\r\n\x
 # bad parameters
 bad() { # bad WANT QUERY
     local c
-    c=$(code "/api/v1/graph?$2" "${V[@]}")
+    c=$(code GET "/api/v1/graph?$2" "${V[@]}")
     [ "$c" = "$1" ] || fail "graph?$2 gave $c, not $1: $(cat "$T/out")"
 }
 bad 400 'host=agent1&metric=selftest.v0&instance=../../../etc/passwd'

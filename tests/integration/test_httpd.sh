@@ -25,14 +25,8 @@ collector_config "http:" \
     "  tls:" \
     "    cert: $T/certs/wp-dash.test.crt" \
     "    key: $T/certs/wp-dash.test.key"
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector HTTP port file" test -s "$T/http.port"
-HP=$(cat "$T/http.port")
-BASE="https://wp-dash.test:$HP"
-CURL=(curl -sS --max-time 10 --cacert "$T/ca/ca.crt" --resolve "wp-dash.test:$HP:127.0.0.1"
-    -H "Authorization: Bearer $TOKEN")
+start_collector_http
+http_client wp-dash.test -H "Authorization: Bearer $TOKEN"
 
 log "HTTPS on port $HP"
 body=$("${CURL[@]}" "$BASE/healthz") || fail "GET /healthz failed"

@@ -43,26 +43,15 @@ AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
 AGENT_LABELS="{site: par1}" agent_config agent1
 start_agent agent1
 
-inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
-# field RULE COLUMN [STATUS]: a column of the newest incident of RULE (any status by default)
-field() {
-    inc list --status "${3:-all}" --format csv | python3 -c '
-import csv, sys
-rows = [r for r in csv.DictReader(sys.stdin.read().lstrip("\ufeff").splitlines())
-        if r["rule"] == sys.argv[1]]
-rows.sort(key=lambda r: int(r["id"]))
-print(rows[-1][sys.argv[2]] if rows else "")' "$1" "$2"
-}
 count() { inc list --status all --format csv | grep -c ",\"$1\"," || true; }
-has() { [ "$(field "$1" "$2")" = "$3" ]; }
 
-wait_for 30 "selftest_high incident opened" has selftest_high status open
-ID=$(field selftest_high id)
-[ "$(field selftest_high priority)" = P4 ] || fail "medium impact x low urgency must be P4"
+wait_for 30 "selftest_high incident opened" inc_has selftest_high status open
+ID=$(inc_field selftest_high id)
+[ "$(inc_field selftest_high priority)" = P4 ] || fail "medium impact x low urgency must be P4"
 # rules select by the agent's own labels (agent.labels in its config, sent in HELLO)
-wait_for 10 "site_par1 incident (label match)" has site_par1 status open
-field site_par1 summary | grep -q " is in site par1$" || fail "site_par1's summary lacks the label"
-[ -z "$(field site_other status)" ] || fail "a rule for another site fired"
+wait_for 10 "site_par1 incident (label match)" inc_has site_par1 status open
+inc_field site_par1 summary | grep -q " is in site par1$" || fail "site_par1's summary lacks the label"
+[ -z "$(inc_field site_other status)" ] || fail "a rule for another site fired"
 log "incident $ID opened for selftest_high"
 
 # `watchpost rules test` sees the same from the stored data, and nothing for a high threshold
@@ -76,14 +65,14 @@ grep -q "^0 firing, 0 pending" "$T/rtest2" || { cat "$T/rtest2"; fail "rules tes
 # ---- the agent dies: host silent within 4 s + 2 s ------------------------------------------
 crash agent1
 KILLED=$(date +%s.%N)
-wait_for 15 "host_silent incident" has host_silent status open
+wait_for 15 "host_silent incident" inc_has host_silent status open
 ELAPSED=$(python3 -c "import time; print(round(time.time() - $KILLED, 2))")
 python3 -c "import sys; sys.exit(0 if $ELAPSED <= 6.0 else 1)" ||
     fail "host_silent opened ${ELAPSED}s after the kill (expected at most 4 s + 2 s)"
 log "host_silent opened ${ELAPSED}s after SIGKILL"
-[ "$(field host_silent priority)" = P1 ] || fail "high x high must be P1"
-wait_for 5 "selftest_high suppressed by the silent host" has selftest_high suppressed 1
-[ "$(field selftest_high status)" = open ] || fail "silence must not resolve selftest_high"
+[ "$(inc_field host_silent priority)" = P1 ] || fail "high x high must be P1"
+wait_for 5 "selftest_high suppressed by the silent host" inc_has selftest_high suppressed 1
+[ "$(inc_field selftest_high status)" = open ] || fail "silence must not resolve selftest_high"
 inc show "$ID" > "$T/show1"
 grep -q "suppressed" "$T/show1" || fail "no suppression on the timeline of $ID"
 
@@ -100,9 +89,9 @@ log "bad reload refused: $(head -n 1 "$T/reload.err")"
 
 # ---- the agent returns: the silence resolves, the child is no longer suppressed -------------
 start_agent agent1
-wait_for 20 "host_silent resolved" has host_silent status resolved
-wait_for 10 "selftest_high unsuppressed" has selftest_high suppressed 0
-[ "$(field selftest_high id)" = "$ID" ] || fail "a second selftest_high incident was opened"
+wait_for 20 "host_silent resolved" inc_has host_silent status resolved
+wait_for 10 "selftest_high unsuppressed" inc_has selftest_high suppressed 0
+[ "$(inc_field selftest_high id)" = "$ID" ] || fail "a second selftest_high incident was opened"
 
 # ---- restart the collector with the broken file: refused with a position -------------------
 stop collector
@@ -116,16 +105,16 @@ start_collector
 sleep 4
 [ "$(count selftest_high)" = 1 ] || fail "the restart duplicated the selftest_high incident"
 [ "$(count site_par1)" = 1 ] || fail "the restart lost the labels or duplicated site_par1"
-[ "$(field selftest_high status)" = open ] || fail "the open incident did not survive the restart"
+[ "$(inc_field selftest_high status)" = open ] || fail "the open incident did not survive the restart"
 
 # ---- operators -------------------------------------------------------------------------------
 inc ack "$ID" --by "Li Wei" --note "looking" || fail "ack failed"
-[ "$(field selftest_high acked_by)" = "Li Wei" ] || fail "ack not recorded"
+[ "$(inc_field selftest_high acked_by)" = "Li Wei" ] || fail "ack not recorded"
 rc=0
 inc resolve "$ID" --by "Li Wei" 2> "$T/resolve.err" || rc=$?
 [ "$rc" = 1 ] || fail "resolve without a note exited $rc, expected 1"
 inc resolve "$ID" --by "Li Wei" --note "threshold raised" || fail "resolve failed"
-[ "$(field selftest_high status)" = resolved ] || fail "resolve not recorded"
+[ "$(inc_field selftest_high status)" = resolved ] || fail "resolve not recorded"
 inc show "$ID" > "$T/show2"
 grep -q "Li Wei" "$T/show2" || fail "the timeline lacks the operator"
 

@@ -51,7 +51,6 @@ entries() {
     done
 }
 
-inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
 matches_rows() {
     "$BIN_CLI" query --state-dir "$T/state" --host agent1 --metric logtail.matches \
         --instance ora/ora_internal --since 10m --format raw 2>/dev/null | awk '$3 != "nan"'

@@ -18,30 +18,21 @@ command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 0; }
 ca_init
 issue agent1
 "$BIN_CLI" ca issue wp-dash.test --server --out "$T/certs" >/dev/null
-cat > "$T/rules.yaml" <<'YAML'
-groups:
-  dbs: ["db-*"]
-maintenance:
-  - name: Sunday backup
-    groups: [dbs]
-    weekly: {days: [sun], from: "03:00", to: "03:01"}
-rules:
-  - name: host_silent
-    nodata: 3s
-    impact: high
-    urgency: high
-    category: availability
-    summary: "{host} sends nothing"
+rules_config - <<'YAML'
   - name: selftest_high
     metric: selftest.v0
     when: "last > 1000"
     impact: medium
     urgency: medium
     summary: "v0 on {host} is {value}"
+groups:
+  dbs: ["db-*"]
+maintenance:
+  - name: Sunday backup
+    groups: [dbs]
+    weekly: {days: [sun], from: "03:00", to: "03:01"}
 YAML
-mkdir -p "$T/state"
-cli() { "$BIN_CLI" "$@" --state-dir "$T/state"; }
-printf 'operator-pass-1\n' | cli user add otto --role operator
+user_add otto operator operator-pass-1
 VTOKEN=$(cli token add grafana --role viewer 2>/dev/null)
 OTOKEN=$(cli token add script --role operator 2>/dev/null)
 collector_config "incidents:" "  rules: [$T/rules.yaml]" \
@@ -50,21 +41,8 @@ collector_config "incidents:" "  rules: [$T/rules.yaml]" \
     "  tls:" \
     "    cert: $T/certs/wp-dash.test.crt" \
     "    key: $T/certs/wp-dash.test.key"
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector HTTP port file" test -s "$T/http.port"
-wait_for 30 "collector port file" test -s "$T/collector.port"
-COLL_PORT=$(cat "$T/collector.port")
-HP=$(cat "$T/http.port")
-BASE="https://wp-dash.test:$HP"
-CURL=(curl -sS --max-time 10 --cacert "$T/ca/ca.crt" --resolve "wp-dash.test:$HP:127.0.0.1")
-code() {
-    local m=$1 p=$2
-    shift 2
-    "${CURL[@]}" -X "$m" -o "$T/out.json" -w '%{http_code}' "$@" "$BASE$p"
-}
-jq_() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$T/out.json" "$1"; }
+start_collector_http
+http_client wp-dash.test
 V=(-H "Authorization: Bearer $VTOKEN")
 O=(-H "Authorization: Bearer $OTOKEN" -H 'Content-Type: application/json')
 mcli() { "$BIN_CLI" maintenance -c "$T/collector.yaml" "$@"; }
@@ -101,23 +79,13 @@ AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
 agent_config agent1
 sed -i 's/^  id: agent1$/  id: agent1\n  host: db-1/' "$T/agent1.yaml"
 start_agent agent1
-inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
-field() {
-    inc list --status all --format csv | python3 -c '
-import csv, sys
-rows = [r for r in csv.DictReader(sys.stdin.read().lstrip("\ufeff").splitlines())
-        if r["rule"] == sys.argv[1]]
-rows.sort(key=lambda r: int(r["id"]))
-print(rows[-1][sys.argv[2]] if rows else "")' "$1" "$2"
-}
-has() { [ "$(field "$1" "$2")" = "$3" ]; }
-wait_for 30 "selftest_high recorded" has selftest_high status open
-wait_for 5 "selftest_high suppressed" has selftest_high suppressed 1
-ID=$(field selftest_high id)
+wait_for 30 "selftest_high recorded" inc_has selftest_high status open
+wait_for 5 "selftest_high suppressed" inc_has selftest_high suppressed 1
+ID=$(inc_field selftest_high id)
 inc show "$ID" > "$T/show1"
 grep -q "maintenance DB patching" "$T/show1" || { cat "$T/show1"; fail "no maintenance on the timeline"; }
 sleep 2
-has selftest_high suppressed 1 || fail "the suppression did not hold"
+inc_has selftest_high suppressed 1 || fail "the suppression did not hold"
 log "incident $ID suppressed by the window"
 
 # ---- the API: viewers read, operators write -------------------------------------------------
@@ -139,10 +107,8 @@ BODY='{"name": "Web move", "hosts": ["web-1", "web-2"], "starts": "+1h", "durati
     fail "a viewer created a window"
 [ "$(code POST /api/v1/maintenance/1/end "${V[@]}")" = 403 ] || fail "a viewer ended a window"
 # a cookie session needs the CSRF token (the server enforces it for every POST)
-c=$(code POST /api/v1/login -c "$T/otto.jar" -H 'Content-Type: application/json' \
-    --data-binary '{"user": "otto", "password": "operator-pass-1"}')
-[ "$c" = 200 ] || fail "login: $c"
-CSRF=$(jq_ 'd["csrf"]')
+api_login otto operator-pass-1
+CSRF=$(cat "$T/otto.csrf")
 [ "$(code POST /api/v1/maintenance -b "$T/otto.jar" -H 'Content-Type: application/json' --data-binary "$BODY")" = 403 ] ||
     fail "an operator session without CSRF token created a window"
 # bad input: 400 with what is wrong
@@ -177,20 +143,20 @@ expect_cli_error "no maintenance window 99" end 99
 
 # ---- the host goes silent inside the window: planned maintenance in the weekly report --------
 crash agent1
-wait_for 15 "host_silent recorded" has host_silent status open
-wait_for 5 "host_silent suppressed" has host_silent suppressed 1
-inc show "$(field host_silent id)" | grep -q "maintenance DB patching" || fail "host_silent not in maintenance"
+wait_for 15 "host_silent recorded" inc_has host_silent status open
+wait_for 5 "host_silent suppressed" inc_has host_silent suppressed 1
+inc show "$(inc_field host_silent id)" | grep -q "maintenance DB patching" || fail "host_silent not in maintenance"
 sleep 8 # silent for >= 6 s inside the window: at least 0.1 min in the report
 start_agent agent1
-wait_for 20 "host_silent resolved" has host_silent status resolved
-has selftest_high suppressed 1 || fail "selftest_high lost its suppression while in the window"
+wait_for 20 "host_silent resolved" inc_has host_silent status resolved
+inc_has selftest_high suppressed 1 || fail "selftest_high lost its suppression while in the window"
 
 # ---- the API ends the window: the suppression lifts within 2 s ------------------------------
 [ "$(code POST /api/v1/maintenance/1/end "${O[@]}")" = 200 ] || fail "operator end: $(cat "$T/out.json")"
 ENDED=$(jq_ 'd["ended_ms"]')
 [ "$(jq_ 'd["state"]')" = ended ] && [ "$(jq_ 'd["ended_by"]')" = token:script ] ||
     fail "end reply: $(cat "$T/out.json")"
-wait_for 5 "selftest_high no longer suppressed" has selftest_high suppressed 0
+wait_for 5 "selftest_high no longer suppressed" inc_has selftest_high suppressed 0
 # measured on the timeline: the unsuppressed entry's time minus the window's end
 TOOK=$(python3 - "$T/state/incidents.db" "$ID" "$ENDED" <<'PY'
 import sqlite3, sys

@@ -9,9 +9,7 @@
 # End button; no console errors. Screenshots go to $T/screens.
 . "$(dirname "$0")/lib.sh"
 
-CHROMIUM=${CHROMIUM:-$(command -v chromium || true)}
-[ -n "$CHROMIUM" ] || { echo "SKIP: chromium not installed (scripts/deps.sh installs it)"; exit 0; }
-export CHROMIUM
+chromium_require
 
 ca_init
 issue agent1
@@ -27,20 +25,13 @@ rules:
     nodata: 30s
 YAML
 mkdir -p "$T/state" "$T/screens"
-cli() { "$BIN_CLI" "$@" --state-dir "$T/state"; }
-printf 'viewer-pass-1\n' | cli user add vera --role viewer
-printf 'operator-pass-1\n' | cli user add otto --role operator
+user_add vera viewer viewer-pass-1
+user_add otto operator operator-pass-1
 collector_config "incidents:" "  rules: [$T/rules.yaml]" \
     "http:" \
     "  listen: 127.0.0.1:0" \
     "  static_dir: $WP_SRC/dashboards"
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector HTTP port file" test -s "$T/http.port"
-wait_for 30 "collector port file" test -s "$T/collector.port"
-COLL_PORT=$(cat "$T/collector.port")
-HP=$(cat "$T/http.port")
+start_collector_http
 AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
 agent_config agent1
 sed -i 's/^  id: agent1$/  id: agent1\n  host: db-1/' "$T/agent1.yaml"
@@ -49,22 +40,11 @@ wait_for 20 "the agent streams" grep -q "agent connected" "$T/collector.log"
 
 WP_SRC=$WP_SRC python3 - "http://127.0.0.1:$HP" "$T/screens" "$BIN_CLI" "$T/state" \
     > "$T/browser.log" 2>&1 <<'PY' || { cat "$T/browser.log"; fail "browser scenario"; }
-import json, os, subprocess, sys, time
+import os, subprocess, sys
 sys.path.insert(0, os.path.join(os.environ["WP_SRC"], "tests", "integration"))
-from browser import Browser
+from browser import Dashboard, check, log
 
 base, out, cli, state = sys.argv[1:5]
-T0 = time.time()
-J = json.dumps
-
-
-def log(*a):
-    print("[%5.1fs]" % (time.time() - T0), *a, flush=True)
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def mlist():
@@ -72,24 +52,10 @@ def mlist():
                           capture_output=True, text=True, check=True).stdout
 
 
-b = Browser(out)
-try:
-    def login(user, password):
-        b.wait("!document.querySelector('#login').hidden", what="the login form")
-        b.type("#login-user", user)
-        b.type("#login-password", password)
-        b.click("#login-submit")
-        b.wait("!document.querySelector('#app').hidden", what="the app after login as " + user)
-
-    def nav(page):
-        b.click("nav a[data-page=%s]" % page)
-        b.wait("document.querySelector('#page').dataset.page === %s &&"
-               " !document.querySelector('#page-loading')" % J(page), what="the %s page" % page)
-
-    b.goto(base + "/")
-    b.wait("window.wpDash && window.wpDash.ready", what="the dashboard script")
-    login("otto", "operator-pass-1")
-    nav("maintenance")
+with Dashboard(out) as b:
+    b.open(base)
+    b.login("otto", "operator-pass-1")
+    b.nav("maintenance")
     b.wait("document.querySelector('#mt-form') && document.querySelector('input[data-hosts=\"db-1\"]')"
            " && document.querySelector('input[data-groups=\"dbs\"]')", what="the form with db-1 and dbs")
     check("Sunday backup" in b.eval("document.querySelector('#mt-config').innerText"),
@@ -148,8 +114,8 @@ try:
 
     # a viewer: the lists, no form, no buttons
     b.click("#logout")
-    login("vera", "viewer-pass-1")
-    nav("maintenance")
+    b.login("vera", "viewer-pass-1")
+    b.nav("maintenance")
     b.wait("document.querySelector('#viewer-note') && document.querySelector('#mt-past tr[data-mt-id]')",
            what="the page as viewer")
     check(b.eval("document.querySelector('#mt-form')") is None, "a viewer sees the form")
@@ -160,16 +126,6 @@ try:
     b.screenshot("05-viewer.png")
     check(not b.errors, "browser console errors: %s" % b.errors)
     log("viewer sees no form; no console errors")
-except Exception:
-    try:
-        b.screenshot("failure.png")
-        log("page text:", b.eval("document.body.innerText")[:2000])
-    except Exception as e:
-        log("no failure screenshot:", e)
-    log("browser errors:", b.errors)
-    raise
-finally:
-    b.close()
 log("ok")
 PY
 cat "$T/browser.log"

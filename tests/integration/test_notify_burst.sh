@@ -14,11 +14,7 @@
 N=1000
 ca_init
 issue pbx1
-mkdir -p "$T/recv"
-python3 "$WP_SRC/tests/integration/httprecv.py" "$T/recv" > "$T/recv.log" 2>&1 &
-PIDS[recv]=$!
-wait_for 10 "receiver port" test -s "$T/recv/port"
-RP=$(cat "$T/recv/port")
+start_recv
 echo "0123456789abcdef0123456789abcdef" > "$T/pd.key"
 table() { # table STATE: the DevLink table of N seats, all in STATE
     python3 - "$1" "$N" > "$T/lines.tmp" <<'PY'

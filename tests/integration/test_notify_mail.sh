@@ -30,15 +30,7 @@ echo s3cret > "$T/smtp.pass"
 E=$EXIM_DIR
 touch "$E/defer-data"
 
-cat > "$T/rules.yaml" <<'YAML'
-rules:
-  - name: host_silent
-    nodata: 3s
-    impact: high
-    urgency: high
-    category: availability
-    summary: "{host} sends nothing"
-YAML
+rules_config
 # No path in the URLs: the collector says EHLO with the notify domain. alice's mail goes over
 # STARTTLS (required) with AUTH PLAIN, the certificate checked against the name localhost.
 # bob's sender has a '<' in its display name: the envelope sender is still the last <...>.
@@ -67,7 +59,6 @@ AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
 agent_config agent1
 start_agent agent1
 
-inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
 ob() { "$BIN_CLI" outbox --state-dir "$T/state" "$@"; }
 # obq 'python expression over r (a CSV row)': the matching rows of `outbox list --format csv`
 obq() {

@@ -22,8 +22,7 @@ WP_REPORT_MAKE=$T/state "$MAKE" > /dev/null || fail "could not build the synthet
 ca_init
 exim_start "$T/exim"
 E=$EXIM_DIR
-cli() { "$BIN_CLI" "$@" --state-dir "$T/state"; }
-printf 'viewer-pass-1\n' | cli user add vera --role viewer
+user_add vera viewer viewer-pass-1
 VTOKEN=$(cli token add dash --role viewer 2> /dev/null)
 OTOKEN=$(cli token add ops --role operator 2> /dev/null)
 
@@ -87,19 +86,13 @@ bad_conf 'reports.kinds\[0\].at: expected a weekday and a time like "mon 08:00",
 bad_conf 'recipient "nobody" is not an email destination' "reports:" "  recipients: [nobody]"
 bad_conf 'reports.formats: expected html, pdf or csv, got "docx"' "reports:" "  formats: [docx]"
 bad_conf 'attendance needs schedule' "reports:" "  kinds: [{kind: attendance}]"
+bad_conf 'reports.kinds\[0\].limits: cpu: expected a positive number up to 100, got "120"' \
+    "reports:" "  kinds: [{kind: inspection, limits: {disk: 85, cpu: 120}}]"
 
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
-wait_for 30 "collector HTTP port file" test -s "$T/http.port"
-HP=$(cat "$T/http.port")
-BASE="http://127.0.0.1:$HP"
-CURL=(curl -sS --max-time 20 --path-as-is)
-code() { # code METHOD PATH [curl args...]: the status (the body goes to $T/out)
-    local m=$1 p=$2
-    shift 2
-    "${CURL[@]}" -X "$m" -o "$T/out" -w '%{http_code}' "$@" "$BASE$p"
-}
+start_collector_http
+# the API over plain HTTP (code and jq_ in lib.sh); bodies go to $T/out
+HTTP_TIMEOUT=20 http_client "" --path-as-is
+HTTP_OUT=$T/out
 V=(-H "Authorization: Bearer $VTOKEN")
 O=(-H "Authorization: Bearer $OTOKEN")
 A=$T/state/reports
@@ -244,17 +237,11 @@ if [ -n "$CHROMIUM" ]; then
     WP_SRC=$WP_SRC python3 - "$BASE" "$T/screens" "$WEEK" "$MONTH" > "$T/browser.log" 2>&1 <<'PY' ||
 import os, sys
 sys.path.insert(0, os.path.join(os.environ["WP_SRC"], "tests", "integration"))
-from browser import Browser
+from browser import Dashboard
 base, out, week, month = sys.argv[1:5]
-b = Browser(out)
-try:
-    b.goto(base + "/")
-    b.wait("window.wpDash && window.wpDash.ready", what="the dashboard script")
-    b.wait("!document.querySelector('#login').hidden", what="the login form")
-    b.type("#login-user", "vera")
-    b.type("#login-password", "viewer-pass-1")
-    b.click("#login-submit")
-    b.wait("!document.querySelector('#app').hidden", what="the app")
+with Dashboard(out) as b:
+    b.open(base)
+    b.login("vera", "viewer-pass-1")
     b.click("nav a[data-page=reports]")
     b.wait("document.querySelector('#page').dataset.page === 'reports' &&"
            " document.querySelector('section.rep-kind[data-kind=weekly] tr[data-period=\"%s\"]') &&"
@@ -277,8 +264,6 @@ try:
     b.select("#lang", "en")
     assert not b.errors, "browser console errors: %s" % b.errors
     print("reports page ok")
-finally:
-    b.close()
 PY
         { cat "$T/browser.log"; fail "Reports page"; }
 fi
@@ -292,9 +277,7 @@ stop collector
 python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("DELETE FROM reports WHERE kind = '"'monthly'"'"); c.commit()' \
     "$T/state/incidents.db"
 before_w=$(stat -c %Y.%i "$A/weekly/$WEEK/report.html")
-"$BIN_COLL" -c "$T/collector.yaml" --port-file "$T/collector.port" \
-    --http-port-file "$T/http.port" >> "$T/collector.log" 2>&1 &
-PIDS[collector]=$!
+start_collector_http
 oks() { grep -c "report\] .*: ok \(weekly\|monthly\) " "$T/collector.log" || true; }
 wait_for 60 "both kinds checked again after the restart" bash -c "[ \$(grep -c ': ok \(weekly\|monthly\) ' '$T/collector.log') -ge 4 ]"
 [ "$(grep -c 'generated ' "$T/collector.log")" = 2 ] || fail "a report was made again"
@@ -306,8 +289,7 @@ sent_all 4 || fail "more report mails after the restart: $(ob | grep ',"report",
 [ "$(find "$E/maildir" -path '*/new/*' -type f | wc -l)" = 4 ] || fail "a mail was delivered twice"
 
 log "API: run a report now"
-HP=$(cat "$T/http.port")
-BASE="http://127.0.0.1:$HP"
+HTTP_TIMEOUT=20 http_client "" --path-as-is
 [ "$(code POST /api/v1/reports/run "${V[@]}" -H 'Content-Type: application/json' \
     -d '{"kind":"weekly","period":"2026-W47"}')" = 403 ] || fail "a viewer ran a report"
 [ "$(code POST /api/v1/reports/run "${O[@]}" -H 'Content-Type: application/json' \

@@ -69,15 +69,7 @@ PX_PORT=$(cat "$T/px/port")
 ca_init
 issue agent1
 printf '%s\n' "$TOKEN" > "$T/rt.token"
-cat > "$T/rules.yaml" <<'YAML'
-rules:
-  - name: host_silent
-    nodata: 3s
-    impact: high
-    urgency: high
-    category: availability
-    summary: "{host} sends nothing"
-YAML
+rules_config
 # P1: level 1 at 2 s (response), level 2 at 10 s (50 % of 20 s), level 3 only at 16 s: the
 # test acknowledges and resolves between 10 and 16 s.
 collector_config "incidents:" "  rules: [$T/rules.yaml]" \
@@ -101,7 +93,6 @@ AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
 agent_config agent1
 start_agent agent1
 
-inc() { "$BIN_CLI" incidents --state-dir "$T/state" "$@"; }
 ob() { "$BIN_CLI" outbox --state-dir "$T/state" "$@"; }
 # rt_get NAME PATH [CURL ARGS...]: GET from RT directly (not through the proxy) into $T/NAME.json
 rt_get() {
