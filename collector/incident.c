@@ -910,6 +910,10 @@ static int fire_locked(struct inc_store *st, const struct inc_signal *sig, int64
             o.r.status = INC_OPEN;
             o.r.resolved_ms = 0;
             o.r.reopened++;
+            /* a suppression of its earlier life ended with the condition (the rules engine
+             * does not lift it on a resolved incident): the caller suppresses it again if
+             * its host still is, else it would stay silent and never escalate */
+            o.r.suppressed = 0;
             o.value_update_ms = now_ms;
             rc = timeline_addf(st, o.r.id, now_ms, "reopened", BY_RULE,
                                "fired again %s after it was resolved (reopened %d time%s)%s%s",

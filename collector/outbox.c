@@ -31,6 +31,7 @@ static const char schema[] =
     " ctx TEXT NOT NULL, method TEXT, url TEXT, headers TEXT, body BLOB, rcpt TEXT);"
     "CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(state, dest, incident_id, id);"
     "CREATE INDEX IF NOT EXISTS outbox_next ON outbox(state, next_ms);"
+    "CREATE INDEX IF NOT EXISTS outbox_incident ON outbox(incident_id, dest);"
     "CREATE TABLE IF NOT EXISTS outbox_remote("
     " dest TEXT NOT NULL, incident_id INTEGER NOT NULL, remote_id TEXT NOT NULL DEFAULT '',"
     " state TEXT NOT NULL, PRIMARY KEY (dest, incident_id));";
@@ -57,6 +58,8 @@ enum {
     S_REMOTE_GET,
     S_REMOTE_PUT,
     S_GET,
+    S_TOLD,
+    S_SUPP_REASON,
     S_COUNT
 };
 
@@ -95,6 +98,13 @@ static const char *const sqls[S_COUNT] = {
                      " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(dest, incident_id) DO UPDATE SET"
                      " remote_id = ?3, state = ?4",
     [S_GET] = "SELECT " MSG_COLS " FROM outbox WHERE id = ?1",
+    /* the newest message that announced the incident (open, reopen, update, escalate) and
+     * the newest that ended it, of those not skipped */
+    [S_TOLD] = "SELECT max(CASE WHEN event IN ('open', 'reopen', 'update', 'escalate') THEN id"
+               " END), max(CASE WHEN event IN ('resolve', 'close') THEN id END) FROM outbox"
+               " WHERE incident_id = ?2 AND dest = ?1 AND state != 'skipped'",
+    [S_SUPP_REASON] = "SELECT text, at_ms FROM timeline WHERE incident_id = ?1"
+                      " AND kind = 'suppressed' AND id < ?2 ORDER BY id DESC LIMIT 1",
 };
 
 struct outbox {
@@ -262,6 +272,7 @@ struct gen {
     json_t *ctx;          /* without event_id */
     const char *key;
     int suppressed, flapping;
+    int lifted; /* an "unsuppressed" entry: announce the incident where nobody knows of it */
     int queued;
     int rc;
 };
@@ -338,6 +349,34 @@ static int coalesce(struct gen *g, const struct notify_dest *d)
     return 0;
 }
 
+enum { TOLD_NOTHING, TOLD_OPEN, TOLD_ENDED };
+
+/* What destination d has been told of g's incident by messages not skipped: nothing that
+ * announced it (an ack or resolve that went out while it was suppressed creates nothing at
+ * the receiver: no ticket, no PagerDuty alert), that it is open, or last that it ended.
+ * Returns one of TOLD_*, or -1 with g->rc set. */
+static int told(struct gen *g, const struct notify_dest *d)
+{
+    sqlite3_stmt *s = stmt(g->ob, S_TOLD);
+    int r = TOLD_NOTHING;
+
+    bind_text(s, 1, d->name);
+    sqlite3_bind_int64(s, 2, g->inc_id);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        g->rc = dberr(g->ob, "told");
+        sqlite3_reset(s);
+        return -1;
+    }
+    if (sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        r = sqlite3_column_type(s, 1) != SQLITE_NULL &&
+                    sqlite3_column_int64(s, 1) > sqlite3_column_int64(s, 0)
+                ? TOLD_ENDED
+                : TOLD_OPEN;
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
 static void gen_dest(void *arg, const struct notify_dest *d)
 {
     struct gen *g = arg;
@@ -345,28 +384,52 @@ static void gen_dest(void *arg, const struct notify_dest *d)
     char event_id[256];
     const char *state = "queued";
     const char *why = NULL;
+    int ev = g->ev;
 
-    if (g->rc < 0 || !(d->ev_mask & (1u << g->ev))) {
+    if (g->rc < 0) {
         return;
     }
-    if (g->suppressed && g->ev != NEV_RESOLVE && g->ev != NEV_CLOSE && g->ev != NEV_ACK) {
+    if (g->suppressed && ev != NEV_RESOLVE && ev != NEV_CLOSE && ev != NEV_ACK) {
         state = "skipped";
         why = "the incident is suppressed";
-    } else if (g->flapping && g->ev == NEV_UPDATE) {
+    } else if (g->flapping && ev == NEV_UPDATE) {
         state = "skipped";
         why = "the incident is flapping";
     }
-    if (why == NULL && g->ev == NEV_UPDATE && (g->rc = coalesce(g, d)) < 0) {
+    if (why == NULL && (g->lifted || ev == NEV_REOPEN)) {
+        /* The suppression lifted with the incident still open: what was skipped meanwhile
+         * comes now, as an open where it was never announced (a ticket is created, PagerDuty
+         * triggers) or a reopen where the last word was its resolution; nothing where it is
+         * known to be open (notified before, or by an earlier lift). A reopen is an open to
+         * a destination that never heard of the incident (its open was skipped). */
+        int t = told(g, d);
+        if (t < 0) {
+            return;
+        }
+        if (g->lifted && t == TOLD_OPEN) {
+            return;
+        }
+        if (t == TOLD_NOTHING && (d->ev_mask & (1u << NEV_OPEN))) {
+            ev = NEV_OPEN;
+        } else if (g->lifted && t == TOLD_ENDED) {
+            ev = NEV_REOPEN;
+        }
+    }
+    if (!(d->ev_mask & (1u << ev))) {
+        return;
+    }
+    if (why == NULL && ev == NEV_UPDATE && (g->rc = coalesce(g, d)) < 0) {
         return;
     }
     snprintf(event_id, sizeof(event_id), "%s-%" PRId64 "-%" PRId64, d->name, g->inc_id, g->tl_id);
+    json_object_set_new(g->ctx, "event", json_string(notify_ev_names[ev]));
     char *ctx = json_dumps(g->ctx, JSON_COMPACT | JSON_SORT_KEYS);
     sqlite3_stmt *s = stmt(ob, S_INSERT);
     bind_text(s, 1, event_id);
     bind_text(s, 2, d->name);
     sqlite3_bind_int64(s, 3, g->inc_id);
     bind_text(s, 4, g->key);
-    bind_text(s, 5, notify_ev_names[g->ev]);
+    bind_text(s, 5, notify_ev_names[ev]);
     sqlite3_bind_int64(s, 6, g->tl_id);
     bind_text(s, 7, state);
     sqlite3_bind_int64(s, 8, g->now_ms);
@@ -379,10 +442,46 @@ static void gen_dest(void *arg, const struct notify_dest *d)
     }
     if (why != NULL) {
         g->rc = tl_add(ob, g->inc_id, g->now_ms, "notify skipped", "%s to %s not sent: %s",
-                       notify_ev_names[g->ev], d->name, why);
+                       notify_ev_names[ev], d->name, why);
     } else {
         g->queued++;
     }
+}
+
+/* The event text of what an "unsuppressed" entry (g) sends: why it comes late, with the
+ * reason and start of the suppression that ended (the incident's last "suppressed" entry). */
+static void lifted_text(struct outbox *ob, const struct gen *g, json_t *ctx)
+{
+    char text[1024], since[40] = "", until[40], reason[512] = "";
+    sqlite3_stmt *s = stmt(ob, S_SUPP_REASON);
+
+    sqlite3_bind_int64(s, 1, g->inc_id);
+    sqlite3_bind_int64(s, 2, g->tl_id);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        /* "REASON; no escalation while suppressed" (incident.c) */
+        const char *t = col_text(s, 0);
+        const char *cut = strstr(t, "no escalation while suppressed");
+        size_t n = cut != NULL ? (size_t)(cut - t) : strlen(t);
+        while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == ';')) {
+            n--;
+        }
+        snprintf(reason, sizeof(reason), "%.*s", (int)n, t);
+        iso_time(since, sizeof(since), sqlite3_column_int64(s, 1));
+    }
+    sqlite3_reset(s);
+    iso_time(until, sizeof(until), g->at_ms);
+    if (reason[0] != '\0') {
+        snprintf(text, sizeof(text),
+                 "still open when its suppression (%s, since %s) ended at %s; nothing was sent "
+                 "while it was suppressed",
+                 reason, since, until);
+    } else {
+        snprintf(text, sizeof(text),
+                 "still open when its suppression ended at %s; nothing was sent while it was "
+                 "suppressed",
+                 until);
+    }
+    json_object_set_new(ctx, "event_text", json_string(text));
 }
 
 int outbox_generate(struct outbox *ob, int64_t now_ms, size_t max)
@@ -423,7 +522,12 @@ int outbox_generate(struct outbox *ob, int64_t now_ms, size_t max)
     sqlite3_reset(s);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int ev = ev_of_kind(rows[i].kind);
+        /* the end of a suppression (maintenance, silent host, parent rule, mass change) */
+        int lifted = ev < 0 && strcmp(rows[i].kind, "unsuppressed") == 0;
         cursor = rows[i].id;
+        if (lifted) {
+            ev = NEV_OPEN;
+        }
         if (ev < 0) {
             continue;
         }
@@ -432,6 +536,13 @@ int outbox_generate(struct outbox *ob, int64_t now_ms, size_t max)
         if (sqlite3_step(s) != SQLITE_ROW) {
             sqlite3_reset(s);
             continue; /* the incident is gone */
+        }
+        /* only an incident still open (status 0) and not suppressed again by now: an
+         * acknowledged one has an owner (its ack went out), a resolved one sent its resolve,
+         * and a new suppression is announced when it lifts */
+        if (lifted && (sqlite3_column_int(s, 1) != 0 || sqlite3_column_int(s, 16) != 0)) {
+            sqlite3_reset(s);
+            continue;
         }
         struct gen g = {.ob = ob,
                         .tl_id = rows[i].id,
@@ -447,6 +558,10 @@ int outbox_generate(struct outbox *ob, int64_t now_ms, size_t max)
         g.key = key;
         g.suppressed = sqlite3_column_int(s, 16);
         g.flapping = sqlite3_column_int(s, 17);
+        g.lifted = lifted;
+        if (lifted) {
+            lifted_text(ob, &g, g.ctx);
+        }
         struct notify_route_in in = {.priority = sqlite3_column_int(s, 2),
                                      .category = col_text(s, 3),
                                      .host = col_text(s, 5),

@@ -12,7 +12,9 @@
 #     notify_dead_letter incident opens, `watchpost outbox retry` sends it and it resolves.
 # Then the collector is killed (SIGKILL) while the service desk holds the create call of a
 # second incident: after the restart the outbox finds the ticket by its key and does not
-# create a second one. Every outcome is on the incident's timeline.
+# create a second one. Every outcome is on the incident's timeline. Last, an incident that
+# opens inside a maintenance window (`watchpost maintenance add`) is not announced; when the
+# window ends with it still open, it gets one ticket and one trigger then, saying why late.
 . "$(dirname "$0")/lib.sh"
 
 ca_init
@@ -175,5 +177,74 @@ sqlite3 "$T/state/incidents.db" "select text from timeline where kind = 'notify 
 [ "$(cstat notify_reconciled)" = 1 ] || fail "status: notify_reconciled $(cstat notify_reconciled)"
 drained() { [ "$(cstat notify_queued)" = 0 ]; }
 wait_for 20 "the outbox drained" drained
+
+# a maintenance window (`watchpost maintenance`, another process): an incident that opens
+# inside it is not announced then; when the window ends with the problem still open, each
+# destination gets its open (one new ticket, one trigger), once
+field() { # field ID COLUMN
+    inc list --status all --format csv | python3 -c '
+import csv, sys
+rows = [r for r in csv.DictReader(sys.stdin.read().lstrip("\ufeff").splitlines())
+        if r["id"] == sys.argv[1]]
+print(rows[0][sys.argv[2]] if rows else "")' "$1" "$2"
+}
+is() { [ "$(field "$1" "$2")" = "$3" ]; }
+last_silent() { inc list --status all --format csv | python3 -c '
+import csv, sys
+rows = [int(r["id"]) for r in csv.DictReader(sys.stdin.read().lstrip("\ufeff").splitlines())
+        if r["rule"] == "host_silent"]
+print(max(rows))'; }
+ID2=$(last_silent)
+HOST=$(field "$ID2" host)
+mcli() { "$BIN_CLI" maintenance -c "$T/collector.yaml" "$@"; }
+mcli add "patching" --hosts "$HOST" --for 1h --by tester > "$T/madd.out" ||
+    fail "maintenance add: $(cat "$T/madd.out")"
+MW=$(awk '/^maintenance window/ {print $3; exit}' "$T/madd.out")
+wait_for 10 "the collector takes up window $MW" \
+    grep -q "maintenance window $MW \"patching\" started" "$T/collector.log"
+agent_config agent1 # the restarted collector listens on a new port
+start_agent agent1 # INC-$ID2 resolves inside the window
+wait_for 30 "INC-$ID2 resolved" is "$ID2" status resolved
+wait_for 20 "the outbox drained" drained
+crash agent1
+third() { [ "$(last_silent)" != "$ID2" ]; }
+wait_for 20 "a third host_silent incident" third
+ID3=$(last_silent)
+wait_for 10 "INC-$ID3 suppressed" is "$ID3" suppressed 1
+skipped() { inc show "$ID3" | grep -q "open to desk not sent: the incident is suppressed"; }
+wait_for 10 "the open of INC-$ID3 skipped" skipped
+n=$(reqs /tickets | grep -c '^POST')
+[ "$n" = 2 ] || fail "a ticket was created for INC-$ID3 inside the window ($n creates)"
+reqs /pd | grep -q "^POST pd-$ID3-" && fail "PagerDuty got INC-$ID3 inside the window"
+mcli end "$MW" --by tester > /dev/null || fail "maintenance end $MW"
+wait_for 10 "INC-$ID3 unsuppressed" is "$ID3" suppressed 0
+t3() { [ "$(reqs /tickets | grep -c '^POST')" = 3 ]; }
+wait_for 20 "the ticket of INC-$ID3 after the window" t3
+pd3() { reqs /pd | grep -q "^POST pd-$ID3-"; }
+wait_for 20 "the trigger of INC-$ID3 after the window" pd3
+wait_for 20 "the outbox drained" drained
+python3 - "$T/recv/requests.jsonl" "$ID3" <<'PY' || fail "the late open of INC-$ID3 is wrong"
+import json, sys
+inc = sys.argv[2]
+rows = [json.loads(l) for l in open(sys.argv[1])]
+mine = [r for r in rows if r["idem"].split("-")[1:2] == [inc]]
+desk = [r for r in mine if r["path"] == "/tickets" and r["method"] == "POST"]
+pd = [r for r in mine if r["path"] == "/pd"]
+bad = [r for r in mine if r["path"] == "/bad"]
+assert len(desk) == 1 and json.loads(desk[0]["body"])["key"] == f"noc.test/INC-{inc}", desk
+# the open's trigger first (the overdue escalation that resumes follows it)
+assert pd, "no PagerDuty request"
+b = json.loads(pd[0]["body"])
+assert b["event_action"] == "trigger" and b["dedup_key"].startswith("host_silent|"), b
+assert pd[0]["idem"] == desk[0]["idem"].replace("desk-", "pd-", 1), (pd[0], desk[0])
+assert len(bad) == 1 and json.loads(bad[0]["body"])["id"] == int(inc), bad
+PY
+sqlite3 "$T/state/incidents.db" "select ctx from outbox where incident_id = $ID3 and event = 'open'
+    and dest = 'desk' and state = 'sent'" | grep -q "suppression (maintenance patching, since" ||
+    fail "the late open does not say why it is late"
+# the escalation that resumed went to T-3 as a note, not a second ticket
+notes3() { reqs "/tickets/T-3/notes" | grep -q "^POST desk-$ID3-"; }
+wait_for 20 "the escalation of INC-$ID3 noted on T-3" notes3
+[ "$(reqs /tickets | grep -c '^POST')" = 3 ] || fail "a second ticket for INC-$ID3"
 stop collector
 log "PASS"

@@ -2,7 +2,8 @@
 /* Notification config and rendering: `notify:` errors with file:line:column, routing by
  * priority, category, host, host group, escalation level and hours, webhook templates (JSON
  * values that no incident text can break, URL encoding, header injection refused),
- * PagerDuty bodies, response paths, and the outbox's timeline cursor. */
+ * PagerDuty bodies, response paths, the outbox's timeline cursor, and what goes out when an
+ * incident's suppression (maintenance, a parent rule) lifts. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,6 +366,209 @@ static void outbox_cursor(void **state)
     free(path);
 }
 
+/* ---- after a suppression ------------------------------------------------------------------ */
+
+struct ob_row {
+    char dest[32], event[16], state[16], event_id[96];
+    char *ctx;
+};
+
+struct ob_rows {
+    int64_t inc;
+    struct ob_row r[32];
+    size_t n;
+};
+
+static int row_cb(void *arg, const struct outbox_msg *m)
+{
+    struct ob_rows *rs = arg;
+    if (m->incident_id != rs->inc || rs->n == sizeof(rs->r) / sizeof(rs->r[0])) {
+        return 0;
+    }
+    struct ob_row *r = &rs->r[rs->n++];
+    snprintf(r->dest, sizeof(r->dest), "%s", m->dest);
+    snprintf(r->event, sizeof(r->event), "%s", m->event);
+    snprintf(r->state, sizeof(r->state), "%s", m->state);
+    snprintf(r->event_id, sizeof(r->event_id), "%s", m->event_id);
+    r->ctx = wp_xstrdup(m->ctx);
+    return 0;
+}
+
+static void rows_free(struct ob_rows *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        free(rs->r[i].ctx);
+    }
+    rs->n = 0;
+}
+
+/* The messages of incident inc in state (NULL: any), newest first, as "dest:event ..." */
+static const char *rows_of(struct outbox *ob, int64_t inc, const char *state, struct ob_rows *rs,
+                           char *buf, size_t len)
+{
+    rows_free(rs);
+    rs->inc = inc;
+    assert_true(outbox_list(ob, state, 1000, row_cb, rs) >= 0);
+    buf[0] = '\0';
+    for (size_t i = 0; i < rs->n; i++) {
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s:%s", i > 0 ? " " : "",
+                 rs->r[i].dest, rs->r[i].event);
+    }
+    return buf;
+}
+
+/* An incident that opened suppressed (maintenance, a silent host, a parent rule) is announced
+ * when the suppression lifts while it is still open: once per destination, only to those
+ * never told of it, as "open" (or "reopen" to those told that it had ended). */
+static void outbox_after_suppression(void **state)
+{
+    (void)state;
+    char *path = wp_xasprintf("%s/suppressed.db", tmpdir);
+    char *yaml = wp_xasprintf(
+        "destinations:\n"
+        "  - {name: desk, kind: webhook, url: 'http://x/',\n"
+        "     requests: {open: {body: '{\"t\": {event_text}, \"e\": {event}}'},\n"
+        "                update: {body: '{}'}, resolve: {body: '{}'}}}\n"
+        "  - {name: pd, kind: pagerduty, url: 'http://pd/', secret_file: %s}\n"
+        "routes:\n  - {priorities: [P1, P2], to: [desk, pd]}\n",
+        secret_path);
+    struct notify_conf *c = decode_ok(yaml);
+    free(yaml);
+    struct inc_store *st = NULL;
+    struct outbox *ob = NULL;
+    struct ob_rows rs = {0};
+    struct inc_row row;
+    struct notify_request rq;
+    char buf[512], why[256], err[256];
+    int64_t a = 0, b = 0, cc = 0, d = 0, e = 0, f = 0;
+    const int64_t t0 = 1796026021000; /* 2026-11-30T08:07:01Z */
+
+    assert_int_equal(inc_open(path, NULL, &st), 0);
+    assert_int_equal(outbox_open(path, c, &ob), 0);
+    struct inc_signal sig = {.fingerprint = "a|h", .rule = "r", .host = "h", .impact = 1,
+                             .urgency = 1, .category = "c", .summary = "opened in maintenance",
+                             .values_json = "{}"};
+
+    /* opened inside a maintenance window: the open is skipped */
+    assert_int_equal(inc_fire(st, &sig, t0, &a), 1);
+    assert_int_equal(inc_suppress(st, "a|h", 1, "maintenance DB patching", t0), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 1000, 100), 0);
+    assert_string_equal(rows_of(ob, a, "skipped", &rs, buf, sizeof(buf)), "pd:open desk:open");
+    /* the window ends, the problem is still there: each destination gets the open now */
+    assert_int_equal(inc_suppress(st, "a|h", 0, "no longer", t0 + 60000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 61000, 100), 2);
+    assert_string_equal(rows_of(ob, a, "queued", &rs, buf, sizeof(buf)), "pd:open desk:open");
+    for (size_t i = 0; i < rs.n; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "%s-%lld-", rs.r[i].dest, (long long)a);
+        assert_true(strncmp(rs.r[i].event_id, want, strlen(want)) == 0);
+        assert_non_null(strstr(rs.r[i].ctx, "maintenance DB patching"));
+        assert_non_null(strstr(rs.r[i].ctx, "2026-11-30T08:08:01Z"));
+    }
+    struct outbox_msg m;
+    memset(&m, 0, sizeof(m));
+    m.id = 1;
+    m.incident_id = a;
+    m.event = rs.r[1].event;
+    m.event_id = rs.r[1].event_id;
+    m.ctx = rs.r[1].ctx;
+    assert_int_equal(notify_render(c, &c->dests[0], &m, "", &rq, why, sizeof(why)), 0);
+    json_t *body = json_loads(rq.body, 0, NULL);
+    assert_non_null(body); /* the desk's open request, telling why it comes late */
+    assert_string_equal(json_string_value(json_object_get(body, "e")), "open");
+    assert_non_null(strstr(json_string_value(json_object_get(body, "t")),
+                           "nothing was sent while it was suppressed"));
+    json_decref(body);
+    notify_request_free(&rq);
+    m.event = rs.r[0].event;
+    m.event_id = rs.r[0].event_id;
+    m.ctx = rs.r[0].ctx;
+    assert_int_equal(notify_render(c, &c->dests[1], &m, "", &rq, why, sizeof(why)), 0);
+    body = json_loads(rq.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(body, "event_action")), "trigger");
+    assert_string_equal(json_string_value(json_object_get(body, "dedup_key")), "a|h");
+    json_decref(body);
+    notify_request_free(&rq);
+    /* suppressed and unsuppressed again (a parent rule): nothing twice */
+    assert_int_equal(inc_suppress(st, "a|h", 1, "parent on h", t0 + 70000), 0);
+    assert_int_equal(inc_suppress(st, "a|h", 0, "no longer", t0 + 80000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 81000, 100), 0);
+    assert_string_equal(rows_of(ob, a, NULL, &rs, buf, sizeof(buf)),
+                        "pd:open desk:open pd:open desk:open");
+
+    /* notified before its suppression: nothing when it lifts */
+    sig.fingerprint = "b|h";
+    assert_int_equal(inc_fire(st, &sig, t0 + 90000, &b), 1);
+    assert_int_equal(outbox_generate(ob, t0 + 91000, 100), 2);
+    assert_int_equal(inc_suppress(st, "b|h", 1, "maintenance DB patching", t0 + 92000), 0);
+    assert_int_equal(inc_suppress(st, "b|h", 0, "no longer", t0 + 93000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 94000, 100), 0);
+    assert_string_equal(rows_of(ob, b, NULL, &rs, buf, sizeof(buf)), "pd:open desk:open");
+
+    /* resolved while suppressed: the resolve goes out as before; when it fires again after
+     * the window its reopen is the first the destinations hear of it: an open */
+    sig.fingerprint = "c|h";
+    assert_int_equal(inc_fire(st, &sig, t0 + 100000, &cc), 1);
+    assert_int_equal(inc_suppress(st, "c|h", 1, "maintenance DB patching", t0 + 100000), 0);
+    assert_int_equal(inc_clear(st, "c|h", t0 + 110000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 111000, 100), 2);
+    assert_string_equal(rows_of(ob, cc, "queued", &rs, buf, sizeof(buf)),
+                        "pd:resolve desk:resolve");
+    assert_int_equal(inc_fire(st, &sig, t0 + 120000, NULL), 1); /* reopened */
+    memset(&row, 0, sizeof(row));
+    assert_int_equal(inc_find_open(st, "c|h", &row), 0);
+    assert_int_equal(row.suppressed, 0); /* the rules engine suppresses it again if need be */
+    inc_row_cleanup(&row);
+    assert_int_equal(outbox_generate(ob, t0 + 121000, 100), 2);
+    assert_string_equal(rows_of(ob, cc, "queued", &rs, buf, sizeof(buf)),
+                        "pd:open desk:open pd:resolve desk:resolve");
+
+    /* told, resolved, reopened inside a window: a reopen when the window ends */
+    sig.fingerprint = "d|h";
+    assert_int_equal(inc_fire(st, &sig, t0 + 130000, &d), 1);
+    assert_int_equal(inc_clear(st, "d|h", t0 + 131000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 132000, 100), 4);
+    assert_int_equal(inc_fire(st, &sig, t0 + 133000, NULL), 1);
+    assert_int_equal(inc_suppress(st, "d|h", 1, "maintenance DB patching", t0 + 133000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 134000, 100), 0);
+    assert_int_equal(inc_suppress(st, "d|h", 0, "no longer", t0 + 135000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 136000, 100), 2);
+    assert_string_equal(rows_of(ob, d, NULL, &rs, buf, sizeof(buf)),
+                        "pd:reopen desk:reopen pd:reopen desk:reopen pd:resolve desk:resolve "
+                        "pd:open desk:open");
+    assert_string_equal(rs.r[0].state, "queued");
+    assert_string_equal(rs.r[2].state, "skipped");
+
+    /* acknowledged while suppressed: someone has it, no open afterwards (the ack went out) */
+    sig.fingerprint = "e|h";
+    assert_int_equal(inc_fire(st, &sig, t0 + 140000, &e), 1);
+    assert_int_equal(inc_suppress(st, "e|h", 1, "maintenance DB patching", t0 + 140000), 0);
+    assert_int_equal(inc_ack(st, e, "alice", "patching it", t0 + 141000, err, sizeof(err)), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 142000, 100), 2);
+    assert_int_equal(inc_suppress(st, "e|h", 0, "no longer", t0 + 143000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 144000, 100), 0);
+    assert_string_equal(rows_of(ob, e, "queued", &rs, buf, sizeof(buf)), "pd:ack desk:ack");
+
+    /* suppressed again before the outbox looked: nothing yet, the open comes with the next
+     * lift */
+    sig.fingerprint = "f|h";
+    assert_int_equal(inc_fire(st, &sig, t0 + 150000, &f), 1);
+    assert_int_equal(inc_suppress(st, "f|h", 1, "host h silent (host_silent)", t0 + 150000), 0);
+    assert_int_equal(inc_suppress(st, "f|h", 0, "no longer", t0 + 151000), 0);
+    assert_int_equal(inc_suppress(st, "f|h", 1, "maintenance DB patching", t0 + 152000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 153000, 100), 0);
+    assert_int_equal(inc_suppress(st, "f|h", 0, "no longer", t0 + 154000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 155000, 100), 2);
+    assert_string_equal(rows_of(ob, f, "queued", &rs, buf, sizeof(buf)), "pd:open desk:open");
+    assert_non_null(strstr(rs.r[0].ctx, "maintenance DB patching"));
+
+    rows_free(&rs);
+    outbox_close(ob);
+    inc_close(st);
+    notify_conf_free(&c);
+    free(path);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -391,6 +595,7 @@ int main(void)
         cmocka_unit_test(config_errors),    cmocka_unit_test(routing),
         cmocka_unit_test(webhook_templates), cmocka_unit_test(pagerduty_body),
         cmocka_unit_test(outbox_cursor),
+        cmocka_unit_test(outbox_after_suppression),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
