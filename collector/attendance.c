@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
 
+#include "report_int.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -533,56 +533,8 @@ static int shift_matches(const struct att_shift *sh, const char *host, const cha
 
 /* ---- the computation ---- */
 
-struct ivs {
-    int64_t (*v)[2];
-    size_t n, cap;
-};
-
-static void ivs_add(struct ivs *s, int64_t a, int64_t b)
-{
-    if (a >= b) {
-        return;
-    }
-    if (s->n == s->cap) {
-        s->cap = s->cap != 0 ? s->cap * 2 : 16;
-        s->v = wp_xrealloc(s->v, s->cap * sizeof(*s->v));
-    }
-    s->v[s->n][0] = a;
-    s->v[s->n][1] = b;
-    s->n++;
-}
-
-static int cmp_iv(const void *a, const void *b)
-{
-    const int64_t *x = a, *y = b;
-    return (x[0] > y[0]) - (x[0] < y[0]);
-}
-
-/* Sort and merge in place. */
-static void ivs_union(struct ivs *s)
-{
-    size_t o = 0;
-
-    if (s->n == 0) {
-        return;
-    }
-    qsort(s->v, s->n, sizeof(*s->v), cmp_iv);
-    for (size_t i = 1; i < s->n; i++) {
-        if (s->v[i][0] <= s->v[o][1]) {
-            if (s->v[i][1] > s->v[o][1]) {
-                s->v[o][1] = s->v[i][1];
-            }
-        } else {
-            o++;
-            s->v[o][0] = s->v[i][0];
-            s->v[o][1] = s->v[i][1];
-        }
-    }
-    s->n = o + 1;
-}
-
 /* Length of a merged set within [a, b). */
-static int64_t ivs_within(const struct ivs *s, int64_t a, int64_t b)
+static int64_t ivs_within(const struct rep_ivs *s, int64_t a, int64_t b)
 {
     int64_t t = 0;
 
@@ -594,28 +546,6 @@ static int64_t ivs_within(const struct ivs *s, int64_t a, int64_t b)
         }
     }
     return t;
-}
-
-/* Local time of y-m-d plus min minutes (mktime normalises, so 24:00 is the next midnight). */
-static int64_t local_at(int y, int m, int d, int min)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = y - 1900;
-    tm.tm_mon = m - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = min / 60;
-    tm.tm_min = min % 60;
-    tm.tm_isdst = -1;
-    return (int64_t)mktime(&tm) * 1000;
-}
-
-static void local_tm(int64_t ms, struct tm *tm)
-{
-    time_t t = (time_t)(ms / 1000);
-
-    localtime_r(&t, tm);
 }
 
 static const struct att_shift *shift_for(const struct att_sched *s, const char *host,
@@ -631,13 +561,13 @@ static const struct att_shift *shift_for(const struct att_sched *s, const char *
 }
 
 static void day_of(const struct att_sched *s, const struct att_report *r, struct att_seat *st,
-                   struct att_day *d, const struct ivs *in, const struct ivs *pz)
+                   struct att_day *d, const struct rep_ivs *in, const struct rep_ivs *pz)
 {
     struct tm tm;
 
-    local_tm(d->day_ms, &tm);
+    rep_local_tm(d->day_ms, &tm);
     int y = tm.tm_year + 1900, m = tm.tm_mon + 1, md = tm.tm_mday;
-    int64_t next = local_at(y, m, md + 1, 0);
+    int64_t next = rep_local_at(y, m, md + 1, 0);
     int64_t dn = day_number(y, m, md);
     int holiday = has_day(s->holidays, s->nholidays, dn);
     const struct att_shift *sh = NULL;
@@ -654,9 +584,9 @@ static void day_of(const struct att_sched *s, const struct att_report *r, struct
     int64_t w0 = d->day_ms, w1 = next;
     if (sh != NULL) {
         d->shift = r->shift_names[sh - s->shifts];
-        d->start_ms = local_at(y, m, md, sh->start_min);
+        d->start_ms = rep_local_at(y, m, md, sh->start_min);
         /* an end at or before the start is on the next day; 24:00 is the next midnight */
-        d->end_ms = local_at(y, m, md + (sh->end_min <= sh->start_min), sh->end_min);
+        d->end_ms = rep_local_at(y, m, md + (sh->end_min <= sh->start_min), sh->end_min);
         d->overnight = sh->end_min <= sh->start_min;
         if (d->overnight) {
             w0 = d->start_ms;
@@ -718,51 +648,6 @@ static void day_of(const struct att_sched *s, const struct att_report *r, struct
     }
 }
 
-static int ro_open(const char *dir, sqlite3 **out, char *err, size_t errlen)
-{
-    struct stat sb;
-    char *path = wp_xasprintf("%s/lines.db", dir);
-    int rc = 0;
-
-    *out = NULL;
-    if (stat(path, &sb) != 0) {
-        free(path);
-        return WP_ENOTFOUND;
-    }
-    if (sqlite3_open_v2(path, out, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, *out != NULL ? sqlite3_errmsg(*out) : "no memory");
-        sqlite3_close(*out);
-        *out = NULL;
-        rc = WP_EDB;
-    } else {
-        sqlite3_busy_timeout(*out, 5000);
-    }
-    free(path);
-    return rc;
-}
-
-static int has_tables(sqlite3 *db)
-{
-    sqlite3_stmt *s = NULL;
-    int n = 0;
-
-    if (sqlite3_prepare_v2(db,
-                           "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                           "('seat_sessions', 'seat_pauses')",
-                           -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW) {
-        n = sqlite3_column_int(s, 0);
-    }
-    sqlite3_finalize(s);
-    return n == 2;
-}
-
-static const char *col_str(sqlite3_stmt *s, int i)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t != NULL ? (const char *)t : "";
-}
-
 static struct att_seat *seat_add(struct att_report *r, size_t *cap, const char *host,
                                  const char *seat)
 {
@@ -811,7 +696,7 @@ static int list_seats(sqlite3 *db, const struct att_sched *s, const struct rep_p
         sqlite3_bind_int64(q, 2, p->to_ms);
         sqlite3_bind_int64(q, 3, p->from_ms - LOOKBACK_MS);
         while ((x = sqlite3_step(q)) == SQLITE_ROW) {
-            const char *host = col_str(q, 0), *seat = col_str(q, 1);
+            const char *host = rep_col_str(q, 0), *seat = rep_col_str(q, 1);
             int matched = 0;
             for (size_t i = 0; i < s->nshifts && !matched; i++) {
                 matched = shift_matches(&s->shifts[i], host, seat);
@@ -865,7 +750,8 @@ static int list_seats(sqlite3 *db, const struct att_sched *s, const struct rep_p
 
 /* The sessions and pauses of one seat, merged, with open ones up to asof (the horizon). */
 static int load_seat(sqlite3_stmt *q, sqlite3_stmt *pq, const struct att_seat *st,
-                     const struct rep_period *p, int64_t asof, struct ivs *in, struct ivs *pz)
+                     const struct rep_period *p, int64_t asof, struct rep_ivs *in,
+                     struct rep_ivs *pz)
 {
     int x = 0;
 
@@ -881,12 +767,12 @@ static int load_seat(sqlite3_stmt *q, sqlite3_stmt *pq, const struct att_seat *s
         if (logout == 0 || logout > asof) {
             logout = asof;
         }
-        ivs_add(in, login, logout);
+        rep_ivs_add(in, login, logout, INT64_MIN, INT64_MAX);
         sqlite3_reset(pq);
         sqlite3_bind_int64(pq, 1, sqlite3_column_int64(q, 0));
         while ((x = sqlite3_step(pq)) == SQLITE_ROW) {
             int64_t a = sqlite3_column_int64(pq, 0), b = sqlite3_column_int64(pq, 1);
-            ivs_add(pz, a, b == 0 || b > logout ? logout : b);
+            rep_ivs_add(pz, a, b == 0 || b > logout ? logout : b, INT64_MIN, INT64_MAX);
         }
         if (x != SQLITE_DONE) {
             return WP_EDB;
@@ -895,8 +781,8 @@ static int load_seat(sqlite3_stmt *q, sqlite3_stmt *pq, const struct att_seat *s
     if (x != SQLITE_DONE) {
         return WP_EDB;
     }
-    ivs_union(in);
-    ivs_union(pz);
+    rep_ivs_union(in);
+    rep_ivs_union(pz);
     return 0;
 }
 
@@ -906,7 +792,7 @@ int att_build(const char *state_dir, const struct att_sched *s, const struct rep
     struct att_report *r = wp_xcalloc(1, sizeof(*r));
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL, *pq = NULL;
-    struct ivs in, pz;
+    struct rep_ivs in, pz;
     size_t ndays = 0;
     int rc = 0;
 
@@ -923,12 +809,12 @@ int att_build(const char *state_dir, const struct att_sched *s, const struct rep
     for (size_t i = 0; i < s->nshifts; i++) {
         r->shift_names[i] = wp_xstrdup(s->shifts[i].name);
     }
-    rc = ro_open(state_dir, &db, err, errlen);
+    rc = rep_ro_open(state_dir, "lines.db", &db, err, errlen);
     if (rc == WP_ENOTFOUND) {
         rc = 0;
     } else if (rc < 0) {
         goto out;
-    } else if (!has_tables(db)) {
+    } else if (!rep_has_table(db, "seat_sessions") || !rep_has_table(db, "seat_pauses")) {
         sqlite3_close(db);
         db = NULL;
     }
@@ -952,8 +838,8 @@ int att_build(const char *state_dir, const struct att_sched *s, const struct rep
     }
     for (int64_t t = p->from_ms; t < p->to_ms; ndays++) {
         struct tm tm;
-        local_tm(t, &tm);
-        t = local_at(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + 1, 0);
+        rep_local_tm(t, &tm);
+        t = rep_local_at(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + 1, 0);
     }
     for (size_t i = 0; i < r->nseats; i++) {
         struct att_seat *st = &r->seats[i];
@@ -971,15 +857,15 @@ int att_build(const char *state_dir, const struct att_sched *s, const struct rep
             struct tm tm;
             st->days[k].day_ms = t;
             day_of(s, r, st, &st->days[k], &in, &pz);
-            local_tm(t, &tm);
-            t = local_at(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + 1, 0);
+            rep_local_tm(t, &tm);
+            t = rep_local_at(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + 1, 0);
         }
     }
     *out = r;
     r = NULL;
 out:
-    free(in.v);
-    free(pz.v);
+    rep_ivs_free(&in);
+    rep_ivs_free(&pz);
     sqlite3_finalize(q);
     sqlite3_finalize(pq);
     sqlite3_close(db);
@@ -1018,34 +904,27 @@ struct ctx {
 
 #define tr(c, en_, zh_) ((c)->zh ? (zh_) : (en_))
 
-static char *ring(void)
-{
-    static char bufs[16][128];
-    static unsigned k;
-    return bufs[k++ % 16];
-}
-
 enum tfmt { T_DATE, T_HM, T_MDHM, T_FULL };
 
 /* Local time ms as a date, HH:MM, MM-DD HH:MM or YYYY-MM-DD HH:MM. */
 static const char *fmt_time(int64_t ms, enum tfmt f)
 {
-    char *b = ring();
+    char *b = rep_ring();
     struct tm tm;
 
-    local_tm(ms, &tm);
+    rep_local_tm(ms, &tm);
     switch (f) {
     case T_DATE:
-        strftime(b, 128, "%Y-%m-%d", &tm);
+        strftime(b, REP_FMT_LEN, "%Y-%m-%d", &tm);
         break;
     case T_HM:
-        strftime(b, 128, "%H:%M", &tm);
+        strftime(b, REP_FMT_LEN, "%H:%M", &tm);
         break;
     case T_MDHM:
-        strftime(b, 128, "%m-%d %H:%M", &tm);
+        strftime(b, REP_FMT_LEN, "%m-%d %H:%M", &tm);
         break;
     case T_FULL:
-        strftime(b, 128, "%Y-%m-%d %H:%M", &tm);
+        strftime(b, REP_FMT_LEN, "%Y-%m-%d %H:%M", &tm);
         break;
     }
     return b;
@@ -1056,47 +935,12 @@ static const char *hm_on(int64_t ms, int64_t day_ms)
 {
     struct tm a, b;
 
-    local_tm(ms, &a);
-    local_tm(day_ms, &b);
+    rep_local_tm(ms, &a);
+    rep_local_tm(day_ms, &b);
     if (a.tm_year == b.tm_year && a.tm_yday == b.tm_yday) {
         return fmt_time(ms, T_HM);
     }
     return fmt_time(ms, T_MDHM);
-}
-
-static const char *hours(int64_t ms)
-{
-    char *b = ring();
-    snprintf(b, 128, "%.2f", (double)ms / 3600000.0);
-    return b;
-}
-
-static const char *iso_of(int64_t ms)
-{
-    char *b = ring();
-    char z[16];
-    struct tm tm;
-
-    local_tm(ms, &tm);
-    strftime(b, 128, "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(z, sizeof(z), "%z", &tm);
-    if (strlen(z) == 5) {
-        size_t n = strlen(b);
-        snprintf(b + n, 128 - n, "%.3s:%s", z, z + 3);
-    }
-    return b;
-}
-
-static const char *tz_of(int64_t ms)
-{
-    char *b = ring();
-    char z[16];
-    struct tm tm;
-
-    local_tm(ms, &tm);
-    strftime(z, sizeof(z), "%z", &tm);
-    snprintf(b, 128, "UTC%.3s:%s", z, strlen(z) == 5 ? z + 3 : "00");
-    return b;
 }
 
 static const char *weekday(const struct ctx *c, int64_t ms)
@@ -1105,13 +949,13 @@ static const char *weekday(const struct ctx *c, int64_t ms)
     static const char *const zh[] = {"周日", "周一", "周二", "周三", "周四", "周五", "周六"};
     struct tm tm;
 
-    local_tm(ms, &tm);
+    rep_local_tm(ms, &tm);
     return c->zh ? zh[tm.tm_wday] : en[tm.tm_wday];
 }
 
 static const char *status_of(const struct ctx *c, const struct att_day *d)
 {
-    char *b = ring();
+    char *b = rep_ring();
     const char *s = "";
 
     switch (d->kind) {
@@ -1138,7 +982,8 @@ static const char *status_of(const struct ctx *c, const struct att_day *d)
         }
         break;
     }
-    snprintf(b, 128, "%s%s", s, d->makeup ? tr(c, " (make-up workday)", "（调休上班）") : "");
+    snprintf(b, REP_FMT_LEN, "%s%s", s,
+             d->makeup ? tr(c, " (make-up workday)", "（调休上班）") : "");
     return b;
 }
 
@@ -1172,8 +1017,8 @@ static void totals_table(struct ctx *c, const struct att_report *r)
         rtable_cell(t, "%d", s->early_n);
         rtable_cell(t, "%" PRId64, s->early_min);
         rtable_cell(t, "%d", s->holiday_days);
-        rtable_cell(t, "%s", hours(s->logged_ms));
-        rtable_cell(t, "%s", hours(s->paused_ms));
+        rtable_cell(t, "%s", rep_hours_str(s->logged_ms));
+        rtable_cell(t, "%s", rep_hours_str(s->paused_ms));
     }
 }
 
@@ -1227,8 +1072,8 @@ static void days_table(struct ctx *c, const struct att_report *r)
                         d->open           ? tr(c, "(logged in)", "（在线）")
                         : d->last_ms != 0 ? hm_on(d->last_ms, d->day_ms)
                                           : "");
-            rtable_cell(t, "%s", hours(d->logged_ms));
-            rtable_cell(t, "%s", hours(d->paused_ms));
+            rtable_cell(t, "%s", rep_hours_str(d->logged_ms));
+            rtable_cell(t, "%s", rep_hours_str(d->paused_ms));
             if (d->kind == ATT_WORK && !d->absent) {
                 rtable_cell(t, "%d", d->late_min);
                 rtable_cell(t, "%d", d->early_min);
@@ -1253,12 +1098,12 @@ struct rdoc *att_doc(const struct att_report *r, const struct rep_opts *o)
     c.d = rdoc_new(title, c.zh ? "zh-CN" : "en");
     free(title);
     rdoc_set_empty_text(c.d, tr(&c, "none", "无"));
-    rdoc_set_date(c.d, iso_of(r->p.to_ms));
+    rdoc_set_date(c.d, rep_iso_str(r->p.to_ms));
     char *from = wp_xstrdup(fmt_time(r->p.from_ms, T_FULL));
     rdoc_para(c.d,
               tr(&c, "Period %s: %s to %s (%s). Sessions as of %s.",
                  "周期 %s：%s 至 %s（%s）。会话数据截至 %s。"),
-              r->p.label, from, fmt_time(r->p.to_ms, T_FULL), tz_of(r->p.from_ms),
+              r->p.label, from, fmt_time(r->p.to_ms, T_FULL), rep_tz_str(r->p.from_ms),
               fmt_time(r->asof_ms, T_FULL));
     free(from);
     rdoc_para(

@@ -16,6 +16,7 @@
 
 #include "attendance.h"
 #include "incident.h"
+#include "report_int.h"
 #include "rrdq.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -42,33 +43,14 @@ const char *__lsan_default_options(void)
 
 /* ---- periods ---- */
 
-static int64_t local_ms(int year, int mon, int mday)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1; /* mktime normalises out-of-range months and days */
-    tm.tm_mday = mday;
-    tm.tm_isdst = -1;
-    return (int64_t)mktime(&tm) * 1000;
-}
-
-static void local_tm(int64_t ms, struct tm *tm)
-{
-    time_t t = (time_t)(ms / 1000);
-
-    localtime_r(&t, tm);
-}
-
 /* Fill a week starting on the Monday year-mon-mday (any normalisable date). */
 static void week_at(int year, int mon, int mday, struct rep_period *p)
 {
     struct tm tm;
 
-    p->from_ms = local_ms(year, mon, mday);
-    p->to_ms = local_ms(year, mon, mday + 7);
-    local_tm(p->from_ms + 12 * 3600 * 1000LL, &tm);
+    p->from_ms = rep_local_at(year, mon, mday, 0);
+    p->to_ms = rep_local_at(year, mon, mday + 7, 0);
+    rep_local_tm(p->from_ms + 12 * 3600 * 1000LL, &tm);
     strftime(p->label, sizeof(p->label), "%G-W%V", &tm);
 }
 
@@ -78,7 +60,7 @@ int rep_week(const char *spec, int64_t now_ms, struct rep_period *cur, struct re
     int y = 0, mon = 0, mday = 0;
 
     if (spec == NULL || spec[0] == '\0') {
-        local_tm(now_ms, &tm);
+        rep_local_tm(now_ms, &tm);
         y = tm.tm_year + 1900;
         mon = tm.tm_mon + 1;
         mday = tm.tm_mday - (tm.tm_wday + 6) % 7 - 7; /* Monday of last week */
@@ -90,8 +72,8 @@ int rep_week(const char *spec, int64_t now_ms, struct rep_period *cur, struct re
             return -EINVAL;
         }
         /* 4 January is always in week 1 */
-        int64_t jan4 = local_ms(y, 1, 4);
-        local_tm(jan4, &tm);
+        int64_t jan4 = rep_local_at(y, 1, 4, 0);
+        rep_local_tm(jan4, &tm);
         mon = 1;
         mday = 4 - (tm.tm_wday + 6) % 7 + (w - 1) * 7;
     }
@@ -113,9 +95,9 @@ static void month_at(int year, int mon, struct rep_period *p)
 {
     struct tm tm;
 
-    p->from_ms = local_ms(year, mon, 1);
-    p->to_ms = local_ms(year, mon + 1, 1);
-    local_tm(p->from_ms + 12 * 3600 * 1000LL, &tm);
+    p->from_ms = rep_local_at(year, mon, 1, 0);
+    p->to_ms = rep_local_at(year, mon + 1, 1, 0);
+    rep_local_tm(p->from_ms + 12 * 3600 * 1000LL, &tm);
     strftime(p->label, sizeof(p->label), "%Y-%m", &tm);
 }
 
@@ -125,7 +107,7 @@ int rep_month(const char *spec, int64_t now_ms, struct rep_period *cur, struct r
     int y = 0, mon = 0;
 
     if (spec == NULL || spec[0] == '\0') {
-        local_tm(now_ms, &tm);
+        rep_local_tm(now_ms, &tm);
         y = tm.tm_year + 1900;
         mon = tm.tm_mon; /* last month, 0 = December of last year (normalised) */
     } else {
@@ -164,13 +146,120 @@ struct rep_dist rep_dist_of(int64_t *v, size_t n)
     return d;
 }
 
-/* Intervals [a, b) and the length of their union. */
-struct ivs {
-    int64_t (*v)[2];
-    size_t n, cap;
-};
+/* ---- helpers shared by the report modules (report_int.h) ---- */
 
-static void ivs_add(struct ivs *s, int64_t a, int64_t b, int64_t lo, int64_t hi)
+int rep_ro_open(const char *dir, const char *name, sqlite3 **out, char *err, size_t errlen)
+{
+    struct stat sb;
+    char *path = wp_xasprintf("%s/%s", dir, name);
+    int rc = 0;
+
+    *out = NULL;
+    if (stat(path, &sb) != 0) {
+        free(path);
+        return WP_ENOTFOUND;
+    }
+    if (sqlite3_open_v2(path, out, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, *out != NULL ? sqlite3_errmsg(*out) : "no memory");
+        sqlite3_close(*out);
+        *out = NULL;
+        rc = WP_EDB;
+    } else {
+        sqlite3_busy_timeout(*out, 5000);
+    }
+    free(path);
+    return rc;
+}
+
+int rep_has_table(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *s = NULL;
+    int found = 0;
+
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1,
+                           &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        found = sqlite3_step(s) == SQLITE_ROW;
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
+int rep_db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
+    return WP_EDB;
+}
+
+const char *rep_col_str(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t != NULL ? (const char *)t : "";
+}
+
+char *rep_col_dup(sqlite3_stmt *s, int i)
+{
+    return wp_xstrdup(rep_col_str(s, i));
+}
+
+int rep_in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) {
+            return 1;
+        }
+        p = e != NULL ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+int rep_vec_add(void *arg, int64_t ts_s, double value)
+{
+    struct rep_vec *v = arg;
+
+    if (v->n == v->cap) {
+        v->cap = v->cap != 0 ? v->cap * 2 : 1024;
+        v->v = wp_xrealloc(v->v, v->cap * sizeof(*v->v));
+        v->ts = wp_xrealloc(v->ts, v->cap * sizeof(*v->ts));
+    }
+    v->ts[v->n] = ts_s;
+    v->v[v->n++] = value;
+    return 0;
+}
+
+void rep_vec_free(struct rep_vec *v)
+{
+    free(v->v);
+    free(v->ts);
+    memset(v, 0, sizeof(*v));
+}
+
+int rep_rrd_rows(const char *path, const char *ds, int64_t s0, int64_t s1, int finite,
+                 struct rep_vec *v, uint32_t *step)
+{
+    size_t n0 = v->n, n = v->n;
+    int rc = wp_rrdq_fetch(path, ds, s0, s1, finite ? WP_RRDQ_SKIP_NAN : 0, rep_vec_add, v, step);
+
+    if (rc != 0) {
+        v->n = n0;
+        return rc;
+    }
+    /* librrd also gives the row that ends at s0 (and may give rows past s1) */
+    for (size_t i = n0; i < v->n; i++) {
+        if (v->ts[i] > s0 && v->ts[i] <= s1 && (!finite || isfinite(v->v[i]))) {
+            v->ts[n] = v->ts[i];
+            v->v[n++] = v->v[i];
+        }
+    }
+    v->n = n;
+    return 0;
+}
+
+void rep_ivs_add(struct rep_ivs *s, int64_t a, int64_t b, int64_t lo, int64_t hi)
 {
     a = a < lo ? lo : a;
     b = b > hi ? hi : b;
@@ -192,8 +281,7 @@ static int cmp_iv(const void *a, const void *b)
     return (x[0] > y[0]) - (x[0] < y[0]);
 }
 
-/* Sort and merge in place; returns the total length. */
-static int64_t ivs_union(struct ivs *s)
+int64_t rep_ivs_union(struct rep_ivs *s)
 {
     int64_t total = 0;
     size_t o = 0;
@@ -220,81 +308,96 @@ static int64_t ivs_union(struct ivs *s)
     return total;
 }
 
-static void ivs_free(struct ivs *s)
+void rep_ivs_free(struct rep_ivs *s)
 {
     free(s->v);
     memset(s, 0, sizeof(*s));
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
+int64_t rep_local_at(int y, int mon, int mday, int minute)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return wp_xstrdup(t != NULL ? (const char *)t : "");
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = mday;
+    tm.tm_hour = minute / 60;
+    tm.tm_min = minute % 60;
+    tm.tm_isdst = -1;
+    return (int64_t)mktime(&tm) * 1000;
 }
 
-static const char *col_str(sqlite3_stmt *s, int i)
+void rep_local_tm(int64_t ms, struct tm *tm)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t != NULL ? (const char *)t : "";
+    time_t t = (time_t)(ms / 1000);
+
+    localtime_r(&t, tm);
 }
 
-/* Open STATE_DIR/name read-only; WP_ENOTFOUND when the file is not there. */
-static int ro_open(const char *dir, const char *name, sqlite3 **out, char *err, size_t errlen)
+char *rep_ring(void)
 {
-    struct stat sb;
-    char *path = wp_xasprintf("%s/%s", dir, name);
-    int rc = 0;
+    static char bufs[16][REP_FMT_LEN];
+    static unsigned k;
+    return bufs[k++ % 16];
+}
 
-    *out = NULL;
-    if (stat(path, &sb) != 0) {
-        free(path);
-        return WP_ENOTFOUND;
+const char *rep_time_str(int64_t ms)
+{
+    char *b = rep_ring();
+    struct tm tm;
+
+    rep_local_tm(ms, &tm);
+    strftime(b, REP_FMT_LEN, "%Y-%m-%d %H:%M", &tm);
+    return b;
+}
+
+const char *rep_iso_str(int64_t ms)
+{
+    char *b = rep_ring();
+    char z[16];
+    struct tm tm;
+
+    rep_local_tm(ms, &tm);
+    strftime(b, REP_FMT_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(z, sizeof(z), "%z", &tm); /* +0800 */
+    if (strlen(z) == 5) {
+        size_t n = strlen(b);
+        snprintf(b + n, REP_FMT_LEN - n, "%.3s:%s", z, z + 3);
     }
-    if (sqlite3_open_v2(path, out, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, *out != NULL ? sqlite3_errmsg(*out) : "no memory");
-        sqlite3_close(*out);
-        *out = NULL;
-        rc = WP_EDB;
-    } else {
-        sqlite3_busy_timeout(*out, 5000);
-    }
-    free(path);
-    return rc;
+    return b;
 }
 
-static int has_table(sqlite3 *db, const char *name)
+const char *rep_tz_str(int64_t ms)
 {
-    sqlite3_stmt *s = NULL;
-    int found = 0;
+    char *b = rep_ring();
+    char z[16];
+    struct tm tm;
 
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1,
-                           &s, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-        found = sqlite3_step(s) == SQLITE_ROW;
-    }
-    sqlite3_finalize(s);
-    return found;
+    rep_local_tm(ms, &tm);
+    strftime(z, sizeof(z), "%z", &tm);
+    snprintf(b, REP_FMT_LEN, "UTC%.3s:%s", z, strlen(z) == 5 ? z + 3 : "00");
+    return b;
 }
 
-static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
+const char *rep_hours_str(int64_t ms)
 {
-    snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
-    return WP_EDB;
+    char *b = rep_ring();
+    snprintf(b, REP_FMT_LEN, "%.2f", (double)ms / 3600000.0);
+    return b;
 }
 
-static int in_list(const char *list, const char *name)
+size_t rep_utf8_cut(const char *s, size_t max)
 {
-    size_t n = strlen(name);
+    size_t n = strlen(s);
 
-    for (const char *p = list; *p != '\0';) {
-        const char *e = strchr(p, ',');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        if (len == n && strncmp(p, name, n) == 0) {
-            return 1;
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) {
+            n--;
         }
-        p += len + (e != NULL);
     }
-    return 0;
+    return n;
 }
 
 /* ---- hosts ---- */
@@ -302,7 +405,7 @@ static int in_list(const char *list, const char *name)
 struct hostacc {
     char *host;
     int silences;
-    struct ivs down, planned;
+    struct rep_ivs down, planned;
 };
 
 struct hosts {
@@ -342,15 +445,15 @@ static int walk_timeline(sqlite3_stmt *tl, const struct rep_period *p, struct re
     sqlite3_bind_int64(tl, 2, p->to_ms);
     while ((rc = sqlite3_step(tl)) == SQLITE_ROW) {
         int64_t at = sqlite3_column_int64(tl, 0);
-        const char *kind = col_str(tl, 1);
-        const char *by = col_str(tl, 2);
-        const char *text = col_str(tl, 3);
+        const char *kind = rep_col_str(tl, 1);
+        const char *by = rep_col_str(tl, 2);
+        const char *text = rep_col_str(tl, 3);
         int in = at >= p->from_ms;
 
         if (ha != NULL && down) {
-            ivs_add(&ha->down, seg, at, p->from_ms, p->to_ms);
+            rep_ivs_add(&ha->down, seg, at, p->from_ms, p->to_ms);
             if (maint) {
-                ivs_add(&ha->planned, seg, at, p->from_ms, p->to_ms);
+                rep_ivs_add(&ha->planned, seg, at, p->from_ms, p->to_ms);
             }
         }
         /* open or acknowledged during [seg, at), and that overlaps the period */
@@ -402,9 +505,9 @@ static int walk_timeline(sqlite3_stmt *tl, const struct rep_period *p, struct re
         return WP_EDB;
     }
     if (ha != NULL && down) {
-        ivs_add(&ha->down, seg, p->to_ms, p->from_ms, p->to_ms);
+        rep_ivs_add(&ha->down, seg, p->to_ms, p->from_ms, p->to_ms);
         if (maint) {
-            ivs_add(&ha->planned, seg, p->to_ms, p->from_ms, p->to_ms);
+            rep_ivs_add(&ha->planned, seg, p->to_ms, p->from_ms, p->to_ms);
         }
     }
     if (seg != 0 && (r->status == INC_OPEN || r->status == INC_ACKNOWLEDGED)) {
@@ -455,7 +558,7 @@ static int load_incidents(sqlite3 *db, const struct rep_period *p, const char *s
                            "SELECT at_ms, kind, \"by\", text FROM timeline WHERE incident_id = ?1"
                            " AND at_ms < ?2 ORDER BY at_ms, id",
                            -1, &tl, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "incidents.db", err, errlen);
+        rc = rep_db_fail(db, "incidents.db", err, errlen);
         goto out;
     }
     sqlite3_bind_int64(q, 1, p->from_ms);
@@ -475,21 +578,21 @@ static int load_incidents(sqlite3 *db, const struct rep_period *p, const char *s
             i->priority = 4;
         }
         i->impact = sqlite3_column_int(q, 2);
-        i->category = col_dup(q, 3);
-        i->rule = col_dup(q, 4);
-        i->host = col_dup(q, 5);
-        i->summary = col_dup(q, 6);
+        i->category = rep_col_dup(q, 3);
+        i->rule = rep_col_dup(q, 4);
+        i->host = rep_col_dup(q, 5);
+        i->summary = rep_col_dup(q, 6);
         i->opened_ms = sqlite3_column_int64(q, 7);
         i->response_due_ms = sqlite3_column_int64(q, 8);
         i->resolve_due_ms = sqlite3_column_int64(q, 9);
         i->note = wp_xstrdup("");
         i->tickets = wp_xstrdup("");
         struct hostacc *ha = NULL;
-        if (in_list(silence, i->rule) && i->host[0] != '\0') {
+        if (rep_in_list(silence, i->rule) && i->host[0] != '\0') {
             ha = host_get(hs, i->host);
         }
         if (walk_timeline(tl, p, i, ha) < 0) {
-            rc = db_fail(db, "incidents.db timeline", err, errlen);
+            rc = rep_db_fail(db, "incidents.db timeline", err, errlen);
             goto out;
         }
         if (ha != NULL) {
@@ -516,7 +619,7 @@ static int load_incidents(sqlite3 *db, const struct rep_period *p, const char *s
         st->reopens += (size_t)i->reopens_in;
     }
     if (r != SQLITE_DONE) {
-        rc = db_fail(db, "incidents.db", err, errlen);
+        rc = rep_db_fail(db, "incidents.db", err, errlen);
         goto out;
     }
     st->mtta = rep_dist_of(mtta, na);
@@ -541,7 +644,7 @@ static int load_tickets(sqlite3 *db, struct rep_stats *st, char *err, size_t err
     sqlite3_stmt *q = NULL;
     int r = 0;
 
-    if (!has_table(db, "outbox_remote") || st->ninc == 0) {
+    if (!rep_has_table(db, "outbox_remote") || st->ninc == 0) {
         return 0;
     }
     if (sqlite3_prepare_v2(db,
@@ -549,7 +652,7 @@ static int load_tickets(sqlite3 *db, struct rep_stats *st, char *err, size_t err
                            " WHERE state = 'linked' AND remote_id <> ''"
                            " ORDER BY incident_id, dest, remote_id",
                            -1, &q, NULL) != SQLITE_OK) {
-        return db_fail(db, "outbox_remote", err, errlen);
+        return rep_db_fail(db, "outbox_remote", err, errlen);
     }
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(q, 0);
@@ -558,7 +661,7 @@ static int load_tickets(sqlite3 *db, struct rep_stats *st, char *err, size_t err
             continue;
         }
         char *t = wp_xasprintf("%s%s%s: %s", i->tickets, i->tickets[0] != '\0' ? ", " : "",
-                               col_str(q, 1), col_str(q, 2));
+                               rep_col_str(q, 1), rep_col_str(q, 2));
         if (i->tickets[0] == '\0' && i->opened_in) {
             st->tickets++;
         }
@@ -566,7 +669,7 @@ static int load_tickets(sqlite3 *db, struct rep_stats *st, char *err, size_t err
         i->tickets = t;
     }
     sqlite3_finalize(q);
-    return r == SQLITE_DONE ? 0 : db_fail(db, "outbox_remote", err, errlen);
+    return r == SQLITE_DONE ? 0 : rep_db_fail(db, "outbox_remote", err, errlen);
 }
 
 static int load_dead(sqlite3 *db, const struct rep_period *p, struct rep_stats *st, char *err,
@@ -576,7 +679,7 @@ static int load_dead(sqlite3 *db, const struct rep_period *p, struct rep_stats *
     int r = 0;
     size_t cap = 0;
 
-    if (!has_table(db, "outbox")) {
+    if (!rep_has_table(db, "outbox")) {
         return 0;
     }
     st->have_outbox = 1;
@@ -585,7 +688,7 @@ static int load_dead(sqlite3 *db, const struct rep_period *p, struct rep_stats *
                            " last_code FROM outbox WHERE state = 'dead' AND created_ms >= ?1"
                            " AND created_ms < ?2 ORDER BY id",
                            -1, &q, NULL) != SQLITE_OK) {
-        return db_fail(db, "outbox", err, errlen);
+        return rep_db_fail(db, "outbox", err, errlen);
     }
     sqlite3_bind_int64(q, 1, p->from_ms);
     sqlite3_bind_int64(q, 2, p->to_ms);
@@ -598,14 +701,14 @@ static int load_dead(sqlite3 *db, const struct rep_period *p, struct rep_stats *
         d->id = sqlite3_column_int64(q, 0);
         d->incident_id = sqlite3_column_int64(q, 1);
         d->created_ms = sqlite3_column_int64(q, 2);
-        d->dest = col_dup(q, 3);
-        d->event = col_dup(q, 4);
-        d->error = col_dup(q, 5);
+        d->dest = rep_col_dup(q, 3);
+        d->event = rep_col_dup(q, 4);
+        d->error = rep_col_dup(q, 5);
         d->attempts = sqlite3_column_int(q, 6);
         d->code = sqlite3_column_int(q, 7);
     }
     sqlite3_finalize(q);
-    return r == SQLITE_DONE ? 0 : db_fail(db, "outbox", err, errlen);
+    return r == SQLITE_DONE ? 0 : rep_db_fail(db, "outbox", err, errlen);
 }
 
 /* ---- hosts from the registry ---- */
@@ -614,30 +717,10 @@ static int load_dead(sqlite3 *db, const struct rep_period *p, struct rep_stats *
 
 enum { MET_CPU, MET_MEM, MET_LOAD, MET_DF };
 
-struct vec {
-    double *v;
-    int64_t *ts;
-    size_t n, cap;
-};
-
-static int vec_add(void *arg, int64_t ts_s, double value)
-{
-    struct vec *v = arg;
-
-    if (v->n == v->cap) {
-        v->cap = v->cap != 0 ? v->cap * 2 : 1024;
-        v->v = wp_xrealloc(v->v, v->cap * sizeof(*v->v));
-        v->ts = wp_xrealloc(v->ts, v->cap * sizeof(*v->ts));
-    }
-    v->ts[v->n] = ts_s;
-    v->v[v->n++] = value;
-    return 0;
-}
-
 /* Least squares over the rows (x in days from the first; two passes, centred, so a flat
  * series gives a slope of exactly 0): days after end_s until the line reaches 100, 0 when it
  * is there already, -1 when it does not rise. */
-static double full_in_days(const struct vec *a, size_t n, int64_t end_s)
+static double full_in_days(const struct rep_vec *a, size_t n, int64_t end_s)
 {
     double mx = 0, my = 0, sxx = 0, sxy = 0;
 
@@ -679,23 +762,20 @@ static int cmp_dbl(const void *a, const void *b)
 static void metric_of(const char *path, int kind, const struct rep_period *p, struct rep_metric *m)
 {
     static const char *const ds[] = {"idle", "used", "load1", "used_pct"};
-    struct vec a, b;
+    struct rep_vec a, b;
     int64_t s0 = p->from_ms / 1000, s1 = p->to_ms / 1000;
 
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
     /* unknown rows kept so that the two data sources of mem stay aligned */
-    if (wp_rrdq_fetch(path, ds[kind], s0, s1, 0, vec_add, &a, NULL) != 0 ||
-        (kind == MET_MEM && wp_rrdq_fetch(path, "total", s0, s1, 0, vec_add, &b, NULL) != 0)) {
+    if (rep_rrd_rows(path, ds[kind], s0, s1, 0, &a, NULL) != 0 ||
+        (kind == MET_MEM && rep_rrd_rows(path, "total", s0, s1, 0, &b, NULL) != 0)) {
         goto out;
     }
     size_t n = 0;
     double sum = 0;
     for (size_t i = 0; i < a.n; i++) {
         double v = a.v[i];
-        if (a.ts[i] <= s0 || a.ts[i] > s1) {
-            continue; /* a row that ends outside (from, to] */
-        }
         if (kind == MET_CPU) {
             v = 100.0 - v;
         } else if (kind == MET_MEM) {
@@ -717,10 +797,8 @@ static void metric_of(const char *path, int kind, const struct rep_period *p, st
     m->p95 = a.v[(n * 95 + 99) / 100 - 1];
     m->peak = a.v[n - 1];
 out:
-    free(a.v);
-    free(a.ts);
-    free(b.v);
-    free(b.ts);
+    rep_vec_free(&a);
+    rep_vec_free(&b);
 }
 
 /* An RRD path inside a DEF: ':' must be escaped. */
@@ -803,7 +881,7 @@ static int load_metrics(sqlite3 *db, const char *rrd_dir, const struct rep_perio
     size_t cap = 0;
     int r = 0;
 
-    if (!has_table(db, "series")) {
+    if (!rep_has_table(db, "series")) {
         return 0;
     }
     if (sqlite3_prepare_v2(db,
@@ -812,17 +890,17 @@ static int load_metrics(sqlite3 *db, const char *rrd_dir, const struct rep_perio
                            " OR s.grp IN ('mem', 'load', 'df') GROUP BY a.host, s.grp, s.inst"
                            " ORDER BY a.host, s.grp, s.inst",
                            -1, &q, NULL) != SQLITE_OK) {
-        return db_fail(db, "watchpost.db series", err, errlen);
+        return rep_db_fail(db, "watchpost.db series", err, errlen);
     }
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *grp = col_str(q, 1), *inst = col_str(q, 2);
+        const char *grp = rep_col_str(q, 1), *inst = rep_col_str(q, 2);
         int kind = strcmp(grp, "cpu") == 0    ? MET_CPU
                    : strcmp(grp, "mem") == 0  ? MET_MEM
                    : strcmp(grp, "load") == 0 ? MET_LOAD
                                               : MET_DF;
         struct rep_metric m;
         memset(&m, 0, sizeof(m));
-        char *path = wp_xasprintf("%s/%s", rrd_dir, col_str(q, 3));
+        char *path = wp_xasprintf("%s/%s", rrd_dir, rep_col_str(q, 3));
         metric_of(path, kind, p, &m);
         free(path);
         if (m.n == 0) {
@@ -832,8 +910,8 @@ static int load_metrics(sqlite3 *db, const char *rrd_dir, const struct rep_perio
             cap = cap != 0 ? cap * 2 : 32;
             st->metrics = wp_xrealloc(st->metrics, cap * sizeof(*st->metrics));
         }
-        m.host = col_dup(q, 0);
-        m.path = wp_xasprintf("%s/%s", rrd_dir, col_str(q, 3));
+        m.host = rep_col_dup(q, 0);
+        m.path = wp_xasprintf("%s/%s", rrd_dir, rep_col_str(q, 3));
         m.kind = kind;
         m.metric = kind == MET_DF ? wp_xasprintf("df %s", inst) : wp_xstrdup(grp);
         st->metrics[st->nmetrics++] = m;
@@ -842,7 +920,7 @@ static int load_metrics(sqlite3 *db, const char *rrd_dir, const struct rep_perio
     if (st->nmetrics > 1) {
         qsort(st->metrics, st->nmetrics, sizeof(*st->metrics), cmp_metric);
     }
-    return r == SQLITE_DONE ? 0 : db_fail(db, "watchpost.db series", err, errlen);
+    return r == SQLITE_DONE ? 0 : rep_db_fail(db, "watchpost.db series", err, errlen);
 }
 
 /* ---- registrations, hotline calls and processes from the registry ---- */
@@ -905,10 +983,10 @@ static int load_regset(sqlite3 *db, struct regset *rs, char *err, size_t errlen)
                            "SELECT DISTINCT agent, grp, inst FROM series"
                            " WHERE grp IN ('kamreg_ext', 'sipping') ORDER BY agent, grp, inst",
                            -1, &q, NULL) != SQLITE_OK) {
-        return db_fail(db, "watchpost.db series", err, errlen);
+        return rep_db_fail(db, "watchpost.db series", err, errlen);
     }
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *grp = col_str(q, 1), *inst = col_str(q, 2);
+        const char *grp = rep_col_str(q, 1), *inst = rep_col_str(q, 2);
         int kamreg = strcmp(grp, "kamreg_ext") == 0;
         const char *slash = strchr(inst, '/');
         if (kamreg && slash == NULL) {
@@ -918,7 +996,7 @@ static int load_regset(sqlite3 *db, struct regset *rs, char *err, size_t errlen)
             cap = cap != 0 ? cap * 2 : 64;
             rs->v = wp_xrealloc(rs->v, cap * sizeof(*rs->v));
         }
-        rs->v[rs->n].key = reg_key(col_str(q, 0), kamreg ? slash + 1 : inst);
+        rs->v[rs->n].key = reg_key(rep_col_str(q, 0), kamreg ? slash + 1 : inst);
         rs->v[rs->n].kind = kamreg ? 1 : 2;
         rs->n++;
     }
@@ -926,28 +1004,15 @@ static int load_regset(sqlite3 *db, struct regset *rs, char *err, size_t errlen)
     if (rs->n > 1) {
         qsort(rs->v, rs->n, sizeof(*rs->v), cmp_regent);
     }
-    return r == SQLITE_DONE ? 0 : db_fail(db, "watchpost.db series", err, errlen);
+    return r == SQLITE_DONE ? 0 : rep_db_fail(db, "watchpost.db series", err, errlen);
 }
 
-/* The rows of data source ds of a file within (from, to] with a value. */
-static void fetch_rows(const char *path, const char *ds, const struct rep_period *p, struct vec *v,
-                       uint32_t *step)
+/* The rows of data source ds of a file within (from, to] with a value (none when it cannot be
+ * read). */
+static void period_rows(const char *path, const char *ds, const struct rep_period *p,
+                        struct rep_vec *v, uint32_t *step)
 {
-    int64_t s0 = p->from_ms / 1000, s1 = p->to_ms / 1000;
-    size_t n = 0;
-
-    v->n = 0;
-    if (wp_rrdq_fetch(path, ds, s0, s1, WP_RRDQ_SKIP_NAN, vec_add, v, step) != 0) {
-        v->n = 0;
-        return;
-    }
-    for (size_t i = 0; i < v->n; i++) {
-        if (v->ts[i] > s0 && v->ts[i] <= s1 && isfinite(v->v[i])) {
-            v->ts[n] = v->ts[i];
-            v->v[n++] = v->v[i];
-        }
-    }
-    v->n = n;
+    rep_rrd_rows(path, ds, p->from_ms / 1000, p->to_ms / 1000, 1, v, step);
 }
 
 /* Nearest rank: the ceil(q/100 n)-th smallest of sorted v[0..n). */
@@ -959,19 +1024,19 @@ static double nearest_rank(const double *v, size_t n, unsigned q)
 
 static void call_of(const char *path, const struct rep_period *p, struct rep_call *c)
 {
-    struct vec a, b;
+    struct rep_vec a, b;
     uint32_t step = 0;
 
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
-    fetch_rows(path, "answered", p, &a, &step);
+    period_rows(path, "answered", p, &a, &step);
     c->step_s = step;
     c->calls = a.n;
     for (size_t i = 0; i < a.n; i++) {
         c->answered += a.v[i];
     }
     c->success_pct = a.n > 0 ? 100.0 * c->answered / (double)a.n : 0;
-    fetch_rows(path, "answer_s", p, &b, NULL);
+    period_rows(path, "answer_s", p, &b, NULL);
     if (b.n > 0) {
         qsort(b.v, b.n, sizeof(*b.v), cmp_dbl);
         c->n_answer = b.n;
@@ -979,20 +1044,18 @@ static void call_of(const char *path, const struct rep_period *p, struct rep_cal
         c->answer_p95 = nearest_rank(b.v, b.n, 95);
         c->answer_max = b.v[b.n - 1];
     }
-    free(a.v);
-    free(a.ts);
-    free(b.v);
-    free(b.ts);
+    rep_vec_free(&a);
+    rep_vec_free(&b);
 }
 
 static void proc_of(const char *path, const struct rep_period *p, struct rep_proc *r)
 {
-    struct vec a, b;
+    struct rep_vec a, b;
 
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
-    fetch_rows(path, "cpu_pct", p, &a, NULL);
-    fetch_rows(path, "rss_bytes", p, &b, NULL);
+    period_rows(path, "cpu_pct", p, &a, NULL);
+    period_rows(path, "rss_bytes", p, &b, NULL);
     r->n = a.n > b.n ? a.n : b.n;
     for (size_t i = 0; i < a.n; i++) {
         r->cpu_avg += a.v[i];
@@ -1004,10 +1067,8 @@ static void proc_of(const char *path, const struct rep_period *p, struct rep_pro
         r->mem_peak = i == 0 || b.v[i] > r->mem_peak ? b.v[i] : r->mem_peak;
     }
     r->mem_avg = b.n > 0 ? r->mem_avg / (double)b.n : 0;
-    free(a.v);
-    free(a.ts);
-    free(b.v);
-    free(b.ts);
+    rep_vec_free(&a);
+    rep_vec_free(&b);
 }
 
 /* The sipcall targets and the proc matches of every host (one file per host and instance). */
@@ -1023,11 +1084,11 @@ static int load_calls_procs(sqlite3 *db, const char *rrd_dir, const struct rep_p
                            " ON a.id = s.agent WHERE s.grp IN ('sipcall', 'proc')"
                            " GROUP BY a.host, s.grp, s.inst ORDER BY a.host, s.grp, s.inst",
                            -1, &q, NULL) != SQLITE_OK) {
-        return db_fail(db, "watchpost.db series", err, errlen);
+        return rep_db_fail(db, "watchpost.db series", err, errlen);
     }
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        char *path = wp_xasprintf("%s/%s", rrd_dir, col_str(q, 3));
-        if (strcmp(col_str(q, 1), "sipcall") == 0) {
+        char *path = wp_xasprintf("%s/%s", rrd_dir, rep_col_str(q, 3));
+        if (strcmp(rep_col_str(q, 1), "sipcall") == 0) {
             struct rep_call c;
             memset(&c, 0, sizeof(c));
             call_of(path, p, &c);
@@ -1036,8 +1097,8 @@ static int load_calls_procs(sqlite3 *db, const char *rrd_dir, const struct rep_p
                     ccap = ccap != 0 ? ccap * 2 : 16;
                     st->calls = wp_xrealloc(st->calls, ccap * sizeof(*st->calls));
                 }
-                c.host = col_dup(q, 0);
-                c.target = col_dup(q, 2);
+                c.host = rep_col_dup(q, 0);
+                c.target = rep_col_dup(q, 2);
                 st->calls[st->ncalls++] = c;
             }
         } else {
@@ -1049,15 +1110,15 @@ static int load_calls_procs(sqlite3 *db, const char *rrd_dir, const struct rep_p
                     pcap = pcap != 0 ? pcap * 2 : 64;
                     st->procs = wp_xrealloc(st->procs, pcap * sizeof(*st->procs));
                 }
-                pr.host = col_dup(q, 0);
-                pr.name = col_dup(q, 2);
+                pr.host = rep_col_dup(q, 0);
+                pr.name = rep_col_dup(q, 2);
                 st->procs[st->nprocs++] = pr;
             }
         }
         free(path);
     }
     sqlite3_finalize(q);
-    return r == SQLITE_DONE ? 0 : db_fail(db, "watchpost.db series", err, errlen);
+    return r == SQLITE_DONE ? 0 : rep_db_fail(db, "watchpost.db series", err, errlen);
 }
 
 static int load_registry(const char *dir, const char *rrd_dir, struct hosts *hs, struct regset *rs,
@@ -1065,7 +1126,7 @@ static int load_registry(const char *dir, const char *rrd_dir, struct hosts *hs,
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    int rc = ro_open(dir, "watchpost.db", &db, err, errlen);
+    int rc = rep_ro_open(dir, "watchpost.db", &db, err, errlen);
     int r = 0;
 
     if (rc == WP_ENOTFOUND) {
@@ -1074,25 +1135,25 @@ static int load_registry(const char *dir, const char *rrd_dir, struct hosts *hs,
     if (rc < 0) {
         return rc;
     }
-    if (has_table(db, "agents")) {
+    if (rep_has_table(db, "agents")) {
         st->have_registry = 1;
         if (sqlite3_prepare_v2(db, "SELECT DISTINCT host FROM agents WHERE host <> ''", -1, &q,
                                NULL) != SQLITE_OK) {
-            rc = db_fail(db, "watchpost.db", err, errlen);
+            rc = rep_db_fail(db, "watchpost.db", err, errlen);
             goto out;
         }
         while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-            host_get(hs, col_str(q, 0));
+            host_get(hs, rep_col_str(q, 0));
         }
         if (r != SQLITE_DONE) {
-            rc = db_fail(db, "watchpost.db", err, errlen);
+            rc = rep_db_fail(db, "watchpost.db", err, errlen);
             goto out;
         }
         rc = load_metrics(db, rrd_dir, &st->p, st, err, errlen);
-        if (rc == 0 && has_table(db, "series")) {
+        if (rc == 0 && rep_has_table(db, "series")) {
             rc = load_regset(db, rs, err, errlen);
         }
-        if (rc == 0 && has_table(db, "series")) {
+        if (rc == 0 && rep_has_table(db, "series")) {
             rc = load_calls_procs(db, rrd_dir, &st->p, st, err, errlen);
         }
     }
@@ -1116,8 +1177,8 @@ static void finish_hosts(struct hosts *hs, const struct rep_period *p, struct re
     for (size_t i = 0; i < hs->n; i++) {
         struct hostacc *a = &hs->h[i];
         struct rep_host *h = &st->hosts[st->nhosts++];
-        int64_t down = ivs_union(&a->down);
-        int64_t planned = ivs_union(&a->planned);
+        int64_t down = rep_ivs_union(&a->down);
+        int64_t planned = rep_ivs_union(&a->planned);
         h->host = a->host;
         a->host = NULL;
         h->silences = a->silences;
@@ -1126,8 +1187,8 @@ static void finish_hosts(struct hosts *hs, const struct rep_period *p, struct re
         h->avail_pct =
             len - planned > 0 ? 100.0 * (double)(len - down) / (double)(len - planned) : 100.0;
         sum += h->avail_pct;
-        ivs_free(&a->down);
-        ivs_free(&a->planned);
+        rep_ivs_free(&a->down);
+        rep_ivs_free(&a->planned);
     }
     free(hs->h);
     if (st->nhosts > 1) {
@@ -1198,7 +1259,7 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, const struct regs
     int64_t t = 0;
     size_t cap = 0;
 
-    if (!has_table(db, "history") || !has_table(db, "lines")) {
+    if (!rep_has_table(db, "history") || !rep_has_table(db, "lines")) {
         return 0;
     }
     st->have_lines = 1;
@@ -1208,13 +1269,13 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, const struct regs
                            " WHERE at_ms < ?1 UNION SELECT host, object, grp, state, since_ms,"
                            " agent, raw FROM lines WHERE since_ms < ?1 ORDER BY 1, 2, 5, 4, 6, 7",
                            -1, &q, NULL) != SQLITE_OK) {
-        return db_fail(db, "lines.db", err, errlen);
+        return rep_db_fail(db, "lines.db", err, errlen);
     }
     sqlite3_bind_int64(q, 1, p->to_ms);
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *host = col_str(q, 0), *object = col_str(q, 1);
+        const char *host = rep_col_str(q, 0), *object = rep_col_str(q, 1);
         int64_t at = sqlite3_column_int64(q, 4);
-        int s = state_index(col_str(q, 3));
+        int s = state_index(rep_col_str(q, 3));
         if (l == NULL || strcmp(l->host, host) != 0 || strcmp(l->object, object) != 0) {
             if (l != NULL) {
                 line_account(l, cur, t, p->to_ms);
@@ -1229,18 +1290,18 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, const struct regs
             memset(l, 0, sizeof(*l));
             l->host = wp_xstrdup(host);
             l->object = wp_xstrdup(object);
-            l->group = col_dup(q, 2);
+            l->group = rep_col_dup(q, 2);
             cur = -1;
             known = -1;
             t = p->from_ms;
         } else {
             free(l->group);
-            l->group = col_dup(q, 2);
+            l->group = rep_col_dup(q, 2);
         }
         if (l->reg == 0) {
-            l->reg = regset_kind(rs, col_str(q, 5), object);
+            l->reg = regset_kind(rs, rep_col_str(q, 5), object);
         }
-        if (l->reg == 0 && s == 5 && reg_raw(col_str(q, 6))) {
+        if (l->reg == 0 && s == 5 && reg_raw(rep_col_str(q, 6))) {
             l->reg = 1;
         }
         /* a registration lost: into unavailable from another known state (unknown, the link
@@ -1275,7 +1336,7 @@ static int load_lines(sqlite3 *db, const struct rep_period *p, const struct regs
         st->reg_lost += (size_t)l->reg_lost;
     }
     sqlite3_finalize(q);
-    return r == SQLITE_DONE ? 0 : db_fail(db, "lines.db", err, errlen);
+    return r == SQLITE_DONE ? 0 : rep_db_fail(db, "lines.db", err, errlen);
 }
 
 /* ---- seats ---- */
@@ -1284,16 +1345,16 @@ static int64_t next_midnight(int64_t ms)
 {
     struct tm tm;
 
-    local_tm(ms, &tm);
-    return local_ms(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + 1);
+    rep_local_tm(ms, &tm);
+    return rep_local_at(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + 1, 0);
 }
 
-static void seat_finish(struct rep_seat *s, struct ivs *in, struct ivs *pz)
+static void seat_finish(struct rep_seat *s, struct rep_ivs *in, struct rep_ivs *pz)
 {
     int64_t last_day = 0;
 
-    s->logged_ms = ivs_union(in);
-    s->paused_ms = ivs_union(pz);
+    s->logged_ms = rep_ivs_union(in);
+    s->paused_ms = rep_ivs_union(pz);
     for (size_t i = 0; i < in->n; i++) {
         /* count each local day with some logged-in time once */
         for (int64_t d = in->v[i][0]; d < in->v[i][1]; d = next_midnight(d)) {
@@ -1313,13 +1374,13 @@ static int load_seats(sqlite3 *db, const struct rep_period *p, struct rep_stats 
 {
     sqlite3_stmt *q = NULL, *pq = NULL;
     struct rep_seat *s = NULL;
-    struct ivs in, pz;
+    struct rep_ivs in, pz;
     int r = 0, rc = 0;
     size_t cap = 0;
 
     memset(&in, 0, sizeof(in));
     memset(&pz, 0, sizeof(pz));
-    if (!has_table(db, "seat_sessions") || !has_table(db, "seat_pauses")) {
+    if (!rep_has_table(db, "seat_sessions") || !rep_has_table(db, "seat_pauses")) {
         return 0;
     }
     if (sqlite3_prepare_v2(db,
@@ -1331,13 +1392,13 @@ static int load_seats(sqlite3 *db, const struct rep_period *p, struct rep_stats 
                            "SELECT start_ms, coalesce(end_ms, 0) FROM seat_pauses"
                            " WHERE session = ?1 ORDER BY start_ms",
                            -1, &pq, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "lines.db seats", err, errlen);
+        rc = rep_db_fail(db, "lines.db seats", err, errlen);
         goto out;
     }
     sqlite3_bind_int64(q, 1, p->from_ms);
     sqlite3_bind_int64(q, 2, p->to_ms);
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *host = col_str(q, 1), *seat = col_str(q, 2);
+        const char *host = rep_col_str(q, 1), *seat = rep_col_str(q, 2);
         int64_t login = sqlite3_column_int64(q, 3);
         int64_t logout = sqlite3_column_int64(q, 4);
         if (logout == 0 || logout > p->to_ms) {
@@ -1357,12 +1418,12 @@ static int load_seats(sqlite3 *db, const struct rep_period *p, struct rep_stats 
             s->seat = wp_xstrdup(seat);
         }
         s->sessions++;
-        ivs_add(&in, login, logout, p->from_ms, p->to_ms);
+        rep_ivs_add(&in, login, logout, p->from_ms, p->to_ms);
         sqlite3_reset(pq);
         sqlite3_bind_int64(pq, 1, sqlite3_column_int64(q, 0));
         while ((r = sqlite3_step(pq)) == SQLITE_ROW) {
             int64_t a = sqlite3_column_int64(pq, 0), b = sqlite3_column_int64(pq, 1);
-            ivs_add(&pz, a, b == 0 || b > logout ? logout : b, p->from_ms, p->to_ms);
+            rep_ivs_add(&pz, a, b == 0 || b > logout ? logout : b, p->from_ms, p->to_ms);
         }
         if (r != SQLITE_DONE) {
             break;
@@ -1372,11 +1433,11 @@ static int load_seats(sqlite3 *db, const struct rep_period *p, struct rep_stats 
         seat_finish(s, &in, &pz);
     }
     if (r != SQLITE_DONE) {
-        rc = db_fail(db, "lines.db seats", err, errlen);
+        rc = rep_db_fail(db, "lines.db seats", err, errlen);
     }
 out:
-    ivs_free(&in);
-    ivs_free(&pz);
+    rep_ivs_free(&in);
+    rep_ivs_free(&pz);
     sqlite3_finalize(q);
     sqlite3_finalize(pq);
     return rc;
@@ -1447,7 +1508,7 @@ static int log_counts(sqlite3 *db, const char *sql, const struct rep_period *p,
         }
         struct rep_count *c = &(*out)[(*nout)++];
         memset(c, 0, sizeof(*c));
-        c->key = col_dup(q, 0);
+        c->key = rep_col_dup(q, 0);
         c->n = (size_t)sqlite3_column_int64(q, 1);
         c->sev = sqlite3_column_int(q, 2);
         c->sev = c->sev < 0 ? 0 : c->sev > 3 ? 3 : c->sev;
@@ -1480,8 +1541,8 @@ static int log_messages(sqlite3 *db, const struct rep_period *p, struct rep_stat
             cap = cap != 0 ? cap * 2 : 64;
             v = wp_xrealloc(v, cap * sizeof(*v));
         }
-        v[n].rule = col_dup(q, 0);
-        v[n].key = rep_log_norm(col_str(q, 1));
+        v[n].rule = rep_col_dup(q, 0);
+        v[n].key = rep_log_norm(rep_col_str(q, 1));
         v[n].n = (size_t)sqlite3_column_int64(q, 2);
         v[n].sev = sqlite3_column_int(q, 3);
         v[n].sev = v[n].sev < 0 ? 0 : v[n].sev > 3 ? 3 : v[n].sev;
@@ -1515,7 +1576,7 @@ static int load_logs(const char *dir, const struct rep_period *p, struct rep_sta
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    int rc = ro_open(dir, "events.db", &db, err, errlen);
+    int rc = rep_ro_open(dir, "events.db", &db, err, errlen);
     int r = 0;
 
     if (rc == WP_ENOTFOUND) {
@@ -1524,7 +1585,7 @@ static int load_logs(const char *dir, const struct rep_period *p, struct rep_sta
     if (rc < 0) {
         return rc;
     }
-    if (!has_table(db, "log_events")) {
+    if (!rep_has_table(db, "log_events")) {
         goto out;
     }
     st->have_events = 1;
@@ -1532,7 +1593,7 @@ static int load_logs(const char *dir, const struct rep_period *p, struct rep_sta
                            "SELECT severity, count(*) FROM log_events WHERE ts_ms >= ?1"
                            " AND ts_ms < ?2 GROUP BY severity",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "events.db", err, errlen);
+        rc = rep_db_fail(db, "events.db", err, errlen);
         goto out;
     }
     sqlite3_bind_int64(q, 1, p->from_ms);
@@ -1553,7 +1614,7 @@ static int load_logs(const char *dir, const struct rep_period *p, struct rep_sta
                    " AND ts_ms < ?2 GROUP BY host",
                    p, &st->log_hosts, &st->nlog_hosts) < 0 ||
         log_messages(db, p, st) < 0) {
-        rc = db_fail(db, "events.db log_events", err, errlen);
+        rc = rep_db_fail(db, "events.db log_events", err, errlen);
     }
 out:
     sqlite3_finalize(q);
@@ -1584,8 +1645,8 @@ int rep_stats_build(const char *state_dir, const struct rep_period *p, const str
     if (rc < 0) {
         goto out;
     }
-    rc = ro_open(state_dir, "incidents.db", &db, err, errlen);
-    if (rc == 0 && has_table(db, "incidents") && has_table(db, "timeline")) {
+    rc = rep_ro_open(state_dir, "incidents.db", &db, err, errlen);
+    if (rc == 0 && rep_has_table(db, "incidents") && rep_has_table(db, "timeline")) {
         rc = load_incidents(db, p, silence, st, &hs, err, errlen);
         if (rc == 0) {
             rc = load_dead(db, p, st, err, errlen);
@@ -1601,7 +1662,7 @@ int rep_stats_build(const char *state_dir, const struct rep_period *p, const str
     if (rc < 0) {
         goto out;
     }
-    rc = ro_open(state_dir, "lines.db", &db, err, errlen);
+    rc = rep_ro_open(state_dir, "lines.db", &db, err, errlen);
     if (rc == 0) {
         rc = load_lines(db, p, &rs, st, err, errlen);
         if (rc == 0) {

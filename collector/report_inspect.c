@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
 
+#include "report_int.h"
 #include "rrdq.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -30,6 +30,7 @@ enum {
     K_MEM,
     K_LOAD,
     K_DISK,
+    K_FILE,
     K_PROC,
     K_HTTP,
     K_DB,
@@ -65,66 +66,6 @@ static void sadd(char **s, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *col_str(sqlite3_stmt *s, int i)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t != NULL ? (const char *)t : "";
-}
-
-static int ro_open(const char *dir, const char *name, sqlite3 **out, char *err, size_t errlen)
-{
-    struct stat sb;
-    char *path = wp_xasprintf("%s/%s", dir, name);
-    int rc = 0;
-
-    *out = NULL;
-    if (stat(path, &sb) != 0) {
-        free(path);
-        return WP_ENOTFOUND;
-    }
-    if (sqlite3_open_v2(path, out, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, *out != NULL ? sqlite3_errmsg(*out) : "no memory");
-        sqlite3_close(*out);
-        *out = NULL;
-        rc = WP_EDB;
-    } else {
-        sqlite3_busy_timeout(*out, 5000);
-    }
-    free(path);
-    return rc;
-}
-
-static int has_table(sqlite3 *db, const char *name)
-{
-    sqlite3_stmt *s = NULL;
-    int found = 0;
-
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1,
-                           &s, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-        found = sqlite3_step(s) == SQLITE_ROW;
-    }
-    sqlite3_finalize(s);
-    return found;
-}
-
-static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
-    return WP_EDB;
-}
-
-/* "2026-11-30 08:30" in a caller buffer. */
-static char *tstr(int64_t ms, char *b, size_t n)
-{
-    struct tm tm;
-    time_t t = (time_t)(ms / 1000);
-
-    localtime_r(&t, &tm);
-    strftime(b, n, "%Y-%m-%d %H:%M", &tm);
-    return b;
-}
-
 /* A duration in whole minutes: "2 h 10 min", "1 d 3 h", "5 min". */
 static char *dstr(int zh, int64_t ms, char *b, size_t n)
 {
@@ -146,17 +87,9 @@ static char *dstr(int zh, int64_t ms, char *b, size_t n)
  * when cut. Free the result. */
 static char *excerpt(const char *s, size_t max)
 {
-    size_t n = strlen(s);
-    int cut = n > max;
-    char *o = NULL;
-
-    if (cut) {
-        n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) {
-            n--;
-        }
-    }
-    o = wp_xmalloc(n + 4);
+    size_t n = rep_utf8_cut(s, max);
+    int cut = s[n] != '\0';
+    char *o = wp_xmalloc(n + 4);
     for (size_t i = 0; i < n; i++) {
         o[i] = s[i] == '\n' || s[i] == '\r' || s[i] == '\t' ? ' ' : s[i];
     }
@@ -176,29 +109,13 @@ static const char *status_name(int zh, int s)
 
 /* ---- the inspection time ---- */
 
-static int64_t local_at(int y, int mon, int mday, int minute)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = mday; /* mktime normalises the day before the 1st */
-    tm.tm_hour = minute / 60;
-    tm.tm_min = minute % 60;
-    tm.tm_isdst = -1;
-    return (int64_t)mktime(&tm) * 1000;
-}
-
 static void day_at(int y, int mon, int mday, int minute, struct rep_period *p)
 {
     struct tm tm;
-    time_t t = 0;
 
-    p->to_ms = local_at(y, mon, mday, minute);
-    p->from_ms = local_at(y, mon, mday - 1, minute);
-    t = (time_t)(p->to_ms / 1000);
-    localtime_r(&t, &tm);
+    p->to_ms = rep_local_at(y, mon, mday, minute);
+    p->from_ms = rep_local_at(y, mon, mday - 1, minute);
+    rep_local_tm(p->to_ms, &tm);
     size_t n = strftime(p->label, sizeof(p->label), "%Y-%m-%d", &tm);
     if (minute != INSP_DEFAULT_MIN) {
         snprintf(p->label + n, sizeof(p->label) - n, "-%02d%02d", minute / 60, minute % 60);
@@ -225,8 +142,7 @@ int rep_inspection_day(const char *spec, int64_t now_ms, struct rep_period *cur,
     struct tm tm;
 
     if (spec == NULL || spec[0] == '\0' || strchr(spec, '-') == NULL) {
-        time_t t = (time_t)(now_ms / 1000);
-        localtime_r(&t, &tm);
+        rep_local_tm(now_ms, &tm);
         y = tm.tm_year + 1900;
         mon = tm.tm_mon + 1;
         mday = tm.tm_mday;
@@ -250,9 +166,7 @@ int rep_inspection_day(const char *spec, int64_t now_ms, struct rep_period *cur,
             return -EINVAL;
         }
         /* 2026-02-30 would normalise to March: refuse it */
-        int64_t ms = local_at(y, mon, mday, 12 * 60);
-        time_t t = (time_t)(ms / 1000);
-        localtime_r(&t, &tm);
+        rep_local_tm(rep_local_at(y, mon, mday, 12 * 60), &tm);
         if (tm.tm_mday != mday || tm.tm_mon != mon - 1) {
             return -EINVAL;
         }
@@ -400,21 +314,6 @@ static int fp_has(const char *fp, const char *label, const char *value)
     return 0;
 }
 
-static int in_list(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = list; p != NULL && *p != '\0';) {
-        const char *e = strchr(p, ',');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        if (len == n && strncmp(p, name, n) == 0) {
-            return 1;
-        }
-        p = e != NULL ? e + 1 : NULL;
-    }
-    return 0;
-}
-
 /* Link the open incidents of it's host that match: by fingerprint label (label, value), or
  * (label NULL) by a rule name containing value. */
 static void link_incidents(struct ctx *c, struct insp_item *it, const char *label,
@@ -428,7 +327,7 @@ static void link_incidents(struct ctx *c, struct insp_item *it, const char *labe
             continue;
         }
         int m = label != NULL ? fp_has(in->fp, label, value)
-                              : (value[0] == '\0' ? in_list(c->silence, in->rule)
+                              : (value[0] == '\0' ? rep_in_list(c->silence, in->rule)
                                                   : strstr(in->rule, value) != NULL);
         if (m) {
             sadd(&s, "%s#%" PRId64 " %s", s != NULL ? "; " : "", in->id, in->summary);
@@ -446,7 +345,7 @@ static int load_incidents(struct ctx *c, const char *dir, char *err, size_t errl
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    int rc = ro_open(dir, "incidents.db", &db, err, errlen);
+    int rc = rep_ro_open(dir, "incidents.db", &db, err, errlen);
     int r = 0;
     size_t cap = 0;
 
@@ -456,7 +355,7 @@ static int load_incidents(struct ctx *c, const char *dir, char *err, size_t errl
     if (rc < 0) {
         return rc;
     }
-    if (!has_table(db, "incidents")) {
+    if (!rep_has_table(db, "incidents")) {
         goto out;
     }
     if (sqlite3_prepare_v2(db,
@@ -464,7 +363,7 @@ static int load_incidents(struct ctx *c, const char *dir, char *err, size_t errl
                            " WHERE opened_ms <= ?1 AND (resolved_ms = 0 OR resolved_ms > ?1)"
                            " AND (closed_ms = 0 OR closed_ms > ?1) ORDER BY id",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "incidents.db", err, errlen);
+        rc = rep_db_fail(db, "incidents.db", err, errlen);
         goto out;
     }
     sqlite3_bind_int64(q, 1, c->at);
@@ -475,13 +374,13 @@ static int load_incidents(struct ctx *c, const char *dir, char *err, size_t errl
         }
         struct open_inc *in = &c->inc[c->ninc++];
         in->id = sqlite3_column_int64(q, 0);
-        in->host = wp_xstrdup(col_str(q, 1));
-        in->rule = wp_xstrdup(col_str(q, 2));
-        in->fp = wp_xstrdup(col_str(q, 3));
-        in->summary = wp_xstrdup(col_str(q, 4));
+        in->host = wp_xstrdup(rep_col_str(q, 1));
+        in->rule = wp_xstrdup(rep_col_str(q, 2));
+        in->fp = wp_xstrdup(rep_col_str(q, 3));
+        in->summary = wp_xstrdup(rep_col_str(q, 4));
     }
     if (r != SQLITE_DONE) {
-        rc = db_fail(db, "incidents.db", err, errlen);
+        rc = rep_db_fail(db, "incidents.db", err, errlen);
     }
 out:
     sqlite3_finalize(q);
@@ -491,52 +390,11 @@ out:
 
 /* ---- registry: hosts, series, agent connection ---- */
 
-struct vec {
-    double *v;
-    int64_t *ts;
-    size_t n, cap;
-};
-
-static int vec_add(void *arg, int64_t ts_s, double value)
-{
-    struct vec *v = arg;
-
-    if (v->n == v->cap) {
-        v->cap = v->cap != 0 ? v->cap * 2 : 128;
-        v->v = wp_xrealloc(v->v, v->cap * sizeof(*v->v));
-        v->ts = wp_xrealloc(v->ts, v->cap * sizeof(*v->ts));
-    }
-    v->ts[v->n] = ts_s;
-    v->v[v->n++] = value;
-    return 0;
-}
-
-static void vec_free(struct vec *v)
-{
-    free(v->v);
-    free(v->ts);
-    memset(v, 0, sizeof(*v));
-}
-
 /* Rows of ds in (at - window, at], unknown rows kept (NaN). 0 or <0. */
 static int fetch(const struct series *s, const char *ds, int64_t at_ms, int64_t window_ms,
-                 struct vec *v)
+                 struct rep_vec *v)
 {
-    int64_t s1 = at_ms / 1000, s0 = (at_ms - window_ms) / 1000;
-    struct vec all;
-    int rc = 0;
-
-    memset(&all, 0, sizeof(all));
-    rc = wp_rrdq_fetch(s->path, ds, s0, s1, 0, vec_add, &all, NULL);
-    if (rc == 0) {
-        for (size_t i = 0; i < all.n; i++) {
-            if (all.ts[i] > s0 && all.ts[i] <= s1) {
-                vec_add(v, all.ts[i], all.v[i]);
-            }
-        }
-    }
-    vec_free(&all);
-    return rc;
+    return rep_rrd_rows(s->path, ds, (at_ms - window_ms) / 1000, at_ms / 1000, 0, v, NULL);
 }
 
 static const struct series *series_of(const struct ctx *c, const char *host, const char *grp,
@@ -556,7 +414,6 @@ static const struct series *series_of(const struct ctx *c, const char *host, con
  * was last seen longer than the stale limit before it. */
 static void agent_item(struct ctx *c, const char *host, int64_t last_seen_ms)
 {
-    char b1[32];
     struct insp_item *it = item_add(c, host, 0, K_AGENT, "");
 
     it->name = wp_xstrdup(tr(c->zh, "Agent connected", "代理在线"));
@@ -568,8 +425,8 @@ static void agent_item(struct ctx *c, const char *host, int64_t last_seen_ms)
             tr(c->zh, "silent (a silence incident is open)", "失联（有未关闭的失联事件）"));
     } else if (last_seen_ms > 0 && last_seen_ms < c->at - c->l->stale_ms) {
         it->status = INSP_FAIL;
-        it->evidence = wp_xasprintf(tr(c->zh, "last seen %s", "最后在线 %s"),
-                                    tstr(last_seen_ms, b1, sizeof(b1)));
+        it->evidence =
+            wp_xasprintf(tr(c->zh, "last seen %s", "最后在线 %s"), rep_time_str(last_seen_ms));
     } else {
         it->evidence =
             wp_xstrdup(tr(c->zh, "connected, no silence incident open", "在线，无失联事件"));
@@ -605,7 +462,7 @@ static void na_nodata(struct ctx *c, struct insp_item *it)
 static double last_value(const struct ctx *c, const struct series *s, const char *ds,
                          int64_t window_ms, int64_t *ts_s)
 {
-    struct vec v;
+    struct rep_vec v;
     double out = NAN;
 
     memset(&v, 0, sizeof(v));
@@ -620,7 +477,7 @@ static double last_value(const struct ctx *c, const struct series *s, const char
             }
         }
     }
-    vec_free(&v);
+    rep_vec_free(&v);
     return out;
 }
 
@@ -659,7 +516,7 @@ static void disk_items(struct ctx *c, const struct series *s)
 static int hour_stats(const struct ctx *c, const struct series *s, int kind, double *avg,
                       double *peak)
 {
-    struct vec a, t;
+    struct rep_vec a, t;
     size_t n = 0;
     double sum = 0, max = 0;
 
@@ -687,8 +544,8 @@ static int hour_stats(const struct ctx *c, const struct series *s, int kind, dou
         }
     }
 out:
-    vec_free(&a);
-    vec_free(&t);
+    rep_vec_free(&a);
+    rep_vec_free(&t);
     if (n == 0) {
         return 0;
     }
@@ -772,7 +629,7 @@ static int load_registry(struct ctx *c, const char *dir, char *err, size_t errle
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    int rc = ro_open(dir, "watchpost.db", &db, err, errlen);
+    int rc = rep_ro_open(dir, "watchpost.db", &db, err, errlen);
     int r = 0;
     size_t cap = 0;
     int64_t *seen = NULL;
@@ -785,7 +642,7 @@ static int load_registry(struct ctx *c, const char *dir, char *err, size_t errle
     if (rc < 0) {
         return rc;
     }
-    if (!has_table(db, "agents")) {
+    if (!rep_has_table(db, "agents")) {
         goto out;
     }
     /* hosts registered by the inspection time, with the latest last_seen of their agents */
@@ -793,29 +650,29 @@ static int load_registry(struct ctx *c, const char *dir, char *err, size_t errle
                            "SELECT host, max(last_seen) FROM agents WHERE host <> ''"
                            " AND first_seen * 1000 <= ?1 GROUP BY host ORDER BY host",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "watchpost.db", err, errlen);
+        rc = rep_db_fail(db, "watchpost.db", err, errlen);
         goto out;
     }
     sqlite3_bind_int64(q, 1, c->at);
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
         ahosts = wp_xrealloc(ahosts, (na + 1) * sizeof(*ahosts));
         seen = wp_xrealloc(seen, (na + 1) * sizeof(*seen));
-        ahosts[na] = wp_xstrdup(col_str(q, 0));
+        ahosts[na] = wp_xstrdup(rep_col_str(q, 0));
         seen[na++] = sqlite3_column_int64(q, 1) * 1000;
     }
     sqlite3_finalize(q);
     q = NULL;
     if (r != SQLITE_DONE) {
-        rc = db_fail(db, "watchpost.db", err, errlen);
+        rc = rep_db_fail(db, "watchpost.db", err, errlen);
         goto out;
     }
-    if (has_table(db, "series")) {
+    if (rep_has_table(db, "series")) {
         if (sqlite3_prepare_v2(db,
                                "SELECT a.host, s.grp, s.inst, s.file, min(s.step) FROM series s"
                                " JOIN agents a ON a.id = s.agent GROUP BY a.host, s.grp, s.inst"
                                " ORDER BY a.host, s.grp, s.inst",
                                -1, &q, NULL) != SQLITE_OK) {
-            rc = db_fail(db, "watchpost.db series", err, errlen);
+            rc = rep_db_fail(db, "watchpost.db series", err, errlen);
             goto out;
         }
         while ((r = sqlite3_step(q)) == SQLITE_ROW) {
@@ -824,14 +681,14 @@ static int load_registry(struct ctx *c, const char *dir, char *err, size_t errle
                 c->ser = wp_xrealloc(c->ser, cap * sizeof(*c->ser));
             }
             struct series *s = &c->ser[c->nser++];
-            s->host = wp_xstrdup(col_str(q, 0));
-            s->grp = wp_xstrdup(col_str(q, 1));
-            s->inst = wp_xstrdup(col_str(q, 2));
-            s->path = wp_xasprintf("/%s", col_str(q, 3));
+            s->host = wp_xstrdup(rep_col_str(q, 0));
+            s->grp = wp_xstrdup(rep_col_str(q, 1));
+            s->inst = wp_xstrdup(rep_col_str(q, 2));
+            s->path = wp_xasprintf("/%s", rep_col_str(q, 3));
             s->step_ms = sqlite3_column_int64(q, 4) * 1000;
         }
         if (r != SQLITE_DONE) {
-            rc = db_fail(db, "watchpost.db series", err, errlen);
+            rc = rep_db_fail(db, "watchpost.db series", err, errlen);
             goto out;
         }
     }
@@ -880,6 +737,7 @@ static void check_kind(int zh, const char *name, int *order, const char **label,
         {"sipcall_", K_SIPCALL, "Test call", "测试呼叫"},
         {"sipping_", K_SIPPING, "SIP reachability", "SIP 可达"},
         {"kamreg_", K_CHECK, "SIP registrations", "SIP 注册"},
+        {"file_", K_FILE, "Backup/log file", "备份/日志文件"},
     };
     static char g[32];
 
@@ -904,7 +762,6 @@ static void check_kind(int zh, const char *name, int *order, const char **label,
 static void check_item(struct ctx *c, sqlite3_stmt *hist, const char *host, const char *name,
                        int status, const char *output, int64_t since_ms, int64_t ts_ms)
 {
-    char b1[32], b2[32];
     int order = 0;
     const char *label = NULL, *grp = NULL, *inst = NULL;
     int64_t last = ts_ms; /* the last result known by the inspection time */
@@ -920,7 +777,7 @@ static void check_item(struct ctx *c, sqlite3_stmt *hist, const char *host, cons
         if (sqlite3_step(hist) == SQLITE_ROW) {
             since_ms = sqlite3_column_int64(hist, 0);
             status = sqlite3_column_int(hist, 1);
-            out_text = wp_xstrdup(col_str(hist, 2));
+            out_text = wp_xstrdup(rep_col_str(hist, 2));
             found = 1;
         }
         sqlite3_reset(hist);
@@ -947,11 +804,11 @@ static void check_item(struct ctx *c, sqlite3_stmt *hist, const char *host, cons
         it->status = INSP_FAIL;
         it->evidence = wp_xasprintf(
             tr(c->zh, "no result since %s (last: %s: %s)", "%s 以来无结果（最后：%s：%s）"),
-            tstr(last, b1, sizeof(b1)), status_name(c->zh, status), ex);
+            rep_time_str(last), status_name(c->zh, status), ex);
     } else {
         it->status = status == 0 ? INSP_PASS : INSP_FAIL;
         it->evidence = wp_xasprintf(tr(c->zh, "%s since %s: %s", "%s，自 %s：%s"),
-                                    status_name(c->zh, status), tstr(since_ms, b2, sizeof(b2)), ex);
+                                    status_name(c->zh, status), rep_time_str(since_ms), ex);
         if (order == K_SIPCALL && s != NULL) {
             /* the answer time of the last call in the window */
             int64_t ts = 0;
@@ -961,7 +818,7 @@ static void check_item(struct ctx *c, sqlite3_stmt *hist, const char *host, cons
                 char *e = it->evidence;
                 it->evidence = wp_xasprintf(tr(c->zh, "answered in %.1f s (call at %s); %s",
                                                "%.1f 秒接通（%s 的呼叫）；%s"),
-                                            a, tstr(ts * 1000, b1, sizeof(b1)), e);
+                                            a, rep_time_str(ts * 1000), e);
                 free(e);
             }
         }
@@ -975,7 +832,6 @@ static void check_item(struct ctx *c, sqlite3_stmt *hist, const char *host, cons
 
 static void log_item(struct ctx *c, sqlite3_stmt *q, const char *host)
 {
-    char b1[32];
     char *by_rule = NULL, *last = NULL;
     int64_t errors = 0, warnings = 0;
     int r = 0;
@@ -995,12 +851,12 @@ static void log_item(struct ctx *c, sqlite3_stmt *q, const char *host)
             continue;
         }
         errors += n;
-        sadd(&by_rule, "%s%s %" PRId64, by_rule != NULL ? ", " : "", col_str(q, 0), n);
+        sadd(&by_rule, "%s%s %" PRId64, by_rule != NULL ? ", " : "", rep_col_str(q, 0), n);
         if (last == NULL) {
             /* groups come latest first: the first one has the latest error */
-            char *ex = excerpt(col_str(q, 5), EVIDENCE_TX);
-            last = wp_xasprintf("%s %s: %s", tstr(sqlite3_column_int64(q, 3), b1, sizeof(b1)),
-                                col_str(q, 4), ex);
+            char *ex = excerpt(rep_col_str(q, 5), EVIDENCE_TX);
+            last = wp_xasprintf("%s %s: %s", rep_time_str(sqlite3_column_int64(q, 3)),
+                                rep_col_str(q, 4), ex);
             free(ex);
         }
     }
@@ -1032,7 +888,7 @@ static int load_events(struct ctx *c, const char *dir, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL, *hist = NULL, *logs = NULL;
-    int rc = ro_open(dir, "events.db", &db, err, errlen);
+    int rc = rep_ro_open(dir, "events.db", &db, err, errlen);
     int r = 0;
 
     if (rc == WP_ENOTFOUND) {
@@ -1049,8 +905,8 @@ static int load_events(struct ctx *c, const char *dir, char *err, size_t errlen)
         return rc;
     }
     c->r->have_events = 1;
-    if (!has_table(db, "checks") || !has_table(db, "check_history") ||
-        !has_table(db, "log_events")) {
+    if (!rep_has_table(db, "checks") || !rep_has_table(db, "check_history") ||
+        !rep_has_table(db, "log_events")) {
         snprintf(err, errlen, "events.db: expected the tables checks, check_history, log_events");
         rc = WP_EDB;
         goto out;
@@ -1074,17 +930,17 @@ static int load_events(struct ctx *c, const char *dir, char *err, size_t errlen)
                            " FROM log_events l WHERE host = ?1 AND ts_ms >= ?2 AND ts_ms < ?3"
                            " GROUP BY rule, severity >= 2 ORDER BY max(ts_ms) DESC, rule",
                            -1, &logs, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "events.db", err, errlen);
+        rc = rep_db_fail(db, "events.db", err, errlen);
         goto out;
     }
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *host = col_str(q, 0);
+        const char *host = rep_col_str(q, 0);
         host_add(c, host);
-        check_item(c, hist, host, col_str(q, 1), sqlite3_column_int(q, 2), col_str(q, 3),
+        check_item(c, hist, host, rep_col_str(q, 1), sqlite3_column_int(q, 2), rep_col_str(q, 3),
                    sqlite3_column_int64(q, 4), sqlite3_column_int64(q, 5));
     }
     if (r != SQLITE_DONE) {
-        rc = db_fail(db, "events.db", err, errlen);
+        rc = rep_db_fail(db, "events.db", err, errlen);
         goto out;
     }
     for (size_t h = 0; h < c->nhosts; h++) {
@@ -1170,7 +1026,7 @@ static int load_lines(struct ctx *c, const char *dir, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    int rc = ro_open(dir, "lines.db", &db, err, errlen);
+    int rc = rep_ro_open(dir, "lines.db", &db, err, errlen);
     int r = 0;
     struct lstate *ls = NULL;
     size_t n = 0, cap = 0;
@@ -1181,7 +1037,7 @@ static int load_lines(struct ctx *c, const char *dir, char *err, size_t errlen)
     if (rc < 0) {
         return rc;
     }
-    if (!has_table(db, "history") || !has_table(db, "lines")) {
+    if (!rep_has_table(db, "history") || !rep_has_table(db, "lines")) {
         goto out;
     }
     /* the current table adds the state of a line whose last change was pruned from history */
@@ -1190,12 +1046,13 @@ static int load_lines(struct ctx *c, const char *dir, char *err, size_t errlen)
                            " UNION SELECT host, object, grp, state, since_ms FROM lines"
                            " WHERE since_ms <= ?1 ORDER BY 1, 2, 5, 4",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(db, "lines.db", err, errlen);
+        rc = rep_db_fail(db, "lines.db", err, errlen);
         goto out;
     }
     sqlite3_bind_int64(q, 1, c->at);
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *host = col_str(q, 0), *object = col_str(q, 1), *state = col_str(q, 3);
+        const char *host = rep_col_str(q, 0), *object = rep_col_str(q, 1),
+                   *state = rep_col_str(q, 3);
         struct lstate *l = n > 0 ? &ls[n - 1] : NULL;
         if (l == NULL || strcmp(l->host, host) != 0 || strcmp(l->object, object) != 0) {
             if (n == cap) {
@@ -1205,13 +1062,13 @@ static int load_lines(struct ctx *c, const char *dir, char *err, size_t errlen)
             l = &ls[n++];
             l->host = wp_xstrdup(host);
             l->object = wp_xstrdup(object);
-            l->grp = wp_xstrdup(col_str(q, 2));
+            l->grp = wp_xstrdup(rep_col_str(q, 2));
             l->state = wp_xstrdup(state);
             l->since = sqlite3_column_int64(q, 4);
             continue;
         }
         free(l->grp);
-        l->grp = wp_xstrdup(col_str(q, 2));
+        l->grp = wp_xstrdup(rep_col_str(q, 2));
         if (strcmp(l->state, state) != 0) {
             free(l->state);
             l->state = wp_xstrdup(state);
@@ -1219,7 +1076,7 @@ static int load_lines(struct ctx *c, const char *dir, char *err, size_t errlen)
         }
     }
     if (r != SQLITE_DONE) {
-        rc = db_fail(db, "lines.db", err, errlen);
+        rc = rep_db_fail(db, "lines.db", err, errlen);
         goto out;
     }
     /* by host, group, object */
@@ -1386,38 +1243,21 @@ static const char *st_name(int zh, enum insp_status s)
     }
 }
 
-static const char *iso_of(int64_t ms, char *b, size_t n)
-{
-    char z[16];
-    struct tm tm;
-    time_t t = (time_t)(ms / 1000);
-
-    localtime_r(&t, &tm);
-    strftime(b, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(z, sizeof(z), "%z", &tm);
-    if (strlen(z) == 5) {
-        size_t k = strlen(b);
-        snprintf(b + k, n - k, "%.3s:%s", z, z + 3);
-    }
-    return b;
-}
-
 struct rdoc *insp_doc(const struct insp_result *r, const struct insp_limits *l)
 {
     struct insp_limits def;
     int zh = r->zh;
-    char b1[32], b2[32], b3[48];
 
     if (l == NULL) {
         insp_limits_default(&def);
         l = &def;
     }
     char *title = wp_xasprintf("%s %s", tr(zh, "Watchpost daily inspection", "Watchpost 每日巡检"),
-                               tstr(r->p.to_ms, b1, sizeof(b1)));
+                               rep_time_str(r->p.to_ms));
     struct rdoc *d = rdoc_new(title, zh ? "zh-CN" : "en");
     free(title);
     rdoc_set_empty_text(d, tr(zh, "none", "无"));
-    rdoc_set_date(d, iso_of(r->p.to_ms, b3, sizeof(b3)));
+    rdoc_set_date(d, rep_iso_str(r->p.to_ms));
     rdoc_para(d,
               tr(zh,
                  "State at the inspection time %s; new log errors counted since the previous "
@@ -1427,9 +1267,8 @@ struct rdoc *insp_doc(const struct insp_result *r, const struct insp_limits *l)
                  "巡检时间 %s 的状态；新日志错误自上次巡检 %s 起计。阈值：磁盘与 inode 已用 %.0f%%"
                  "（%.0f%% 起提示），CPU %.0f%%，内存 %.0f%%（近一小时平均），每核负载 %.2f；"
                  "检查超过 %" PRId64 " 分钟（或 3 个周期）无结果即不通过。"),
-              tstr(r->p.to_ms, b1, sizeof(b1)), tstr(r->p.from_ms, b2, sizeof(b2)), l->disk_pct,
-              l->warn_pct, l->cpu_pct, l->mem_pct, l->load_per_core,
-              (int64_t)(l->stale_ms / MIN_MS));
+              rep_time_str(r->p.to_ms), rep_time_str(r->p.from_ms), l->disk_pct, l->warn_pct,
+              l->cpu_pct, l->mem_pct, l->load_per_core, (int64_t)(l->stale_ms / MIN_MS));
 
     rdoc_heading(d, 2, tr(zh, "1. Summary", "1. 概要"));
     const char *scols[2] = {tr(zh, "Figure", "项目"), tr(zh, "Value", "数值")};

@@ -4,15 +4,16 @@
 #include "report.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sqlite3.h>
 
 #include "attendance.h"
 #include "incident.h"
+#include "report_int.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -47,32 +48,16 @@ struct ctx {
 /* A literal pair, so that printf formats stay checked. */
 #define tr(c, en_, zh_) ((c)->zh ? (zh_) : (en_))
 
-/* Formatted values live in a ring of buffers, enough for one table row. */
-static char *ring(void)
-{
-    static char bufs[16][128];
-    static unsigned k;
-    return bufs[k++ % 16];
-}
-
+/* A time, "" for 0 (not yet). */
 static const char *tstr(int64_t ms)
 {
-    char *b = ring();
-    struct tm tm;
-    time_t t = (time_t)(ms / 1000);
-
-    if (ms == 0) {
-        return "";
-    }
-    localtime_r(&t, &tm);
-    strftime(b, 128, "%Y-%m-%d %H:%M", &tm);
-    return b;
+    return ms != 0 ? rep_time_str(ms) : "";
 }
 
 static const char *mins(int64_t ms)
 {
-    char *b = ring();
-    snprintf(b, 128, "%.1f", (double)ms / 60000.0);
+    char *b = rep_ring();
+    snprintf(b, REP_FMT_LEN, "%.1f", (double)ms / 60000.0);
     return b;
 }
 
@@ -82,31 +67,24 @@ static const char *dmins(const struct rep_dist *d, int64_t ms)
     return d->n > 0 ? mins(ms) : "n/a";
 }
 
-static const char *hours(int64_t ms)
-{
-    char *b = ring();
-    snprintf(b, 128, "%.2f", (double)ms / 3600000.0);
-    return b;
-}
-
 static const char *pct(double v)
 {
-    char *b = ring();
-    snprintf(b, 128, "%.2f", v);
+    char *b = rep_ring();
+    snprintf(b, REP_FMT_LEN, "%.2f", v);
     return b;
 }
 
 static const char *days(double v)
 {
-    char *b = ring();
-    snprintf(b, 128, "%.1f", v);
+    char *b = rep_ring();
+    snprintf(b, REP_FMT_LEN, "%.1f", v);
     return b;
 }
 
 static const char *num(size_t v)
 {
-    char *b = ring();
-    snprintf(b, 128, "%zu", v);
+    char *b = rep_ring();
+    snprintf(b, REP_FMT_LEN, "%zu", v);
     return b;
 }
 
@@ -187,48 +165,23 @@ static const char *inc_key(const struct rep_inc *i, int field)
     return k[0] != '\0' ? k : "-";
 }
 
+/* Incidents per category, host or rule (field 0, 1, 2) in this period and the previous one:
+ * opened, every key; or (noisy) opened plus reopened within the period, the top TOP_N keys of
+ * this period. */
 static void by_key_table(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev,
-                         int field, const char *csv, const char *caption, const char *col)
+                         int field, int noisy, const char *csv, const char *caption,
+                         const char *col)
 {
     struct kcs s;
-    const char *cols[4] = {col, tr(c, "Opened", "新增"), tr(c, "Previous", "上期"),
-                           tr(c, "Trend", "趋势")};
+    const char *cols[4] = {
+        col, noisy ? tr(c, "Opened + reopened", "新增+重开") : tr(c, "Opened", "新增"),
+        tr(c, "Previous", "上期"), tr(c, "Trend", "趋势")};
 
     memset(&s, 0, sizeof(s));
     for (int w = 0; w < 2; w++) {
         const struct rep_stats *st = w == 0 ? cur : prev;
         for (size_t i = 0; i < st->ninc; i++) {
-            if (st->inc[i].opened_in) {
-                kc_add(&s, inc_key(&st->inc[i], field), w, 1);
-            }
-        }
-    }
-    if (s.n > 1) {
-        qsort(s.v, s.n, sizeof(*s.v), cmp_kc);
-    }
-    struct rtable *t = rdoc_table(c->d, csv, caption, 4, cols);
-    for (size_t i = 0; i < s.n; i++) {
-        rtable_cell(t, "%s", s.v[i].key);
-        rtable_cell(t, "%zu", s.v[i].cur);
-        rtable_cell(t, "%zu", s.v[i].prev);
-        rtable_cell(t, "%s", arrow_d((double)s.v[i].cur, (double)s.v[i].prev));
-    }
-    free(s.v);
-}
-
-/* Noise: incidents opened plus reopened within the period, per rule or host; top 10. */
-static void noisy_table(struct ctx *c, const struct rep_stats *cur, const struct rep_stats *prev,
-                        int field, const char *csv, const char *caption, const char *col)
-{
-    struct kcs s;
-    const char *cols[4] = {col, tr(c, "Opened + reopened", "新增+重开"), tr(c, "Previous", "上期"),
-                           tr(c, "Trend", "趋势")};
-
-    memset(&s, 0, sizeof(s));
-    for (int w = 0; w < 2; w++) {
-        const struct rep_stats *st = w == 0 ? cur : prev;
-        for (size_t i = 0; i < st->ninc; i++) {
-            size_t n = (size_t)st->inc[i].opened_in + (size_t)st->inc[i].reopens_in;
+            size_t n = (size_t)st->inc[i].opened_in + (noisy ? (size_t)st->inc[i].reopens_in : 0);
             if (n > 0) {
                 kc_add(&s, inc_key(&st->inc[i], field), w, n);
             }
@@ -238,7 +191,7 @@ static void noisy_table(struct ctx *c, const struct rep_stats *cur, const struct
         qsort(s.v, s.n, sizeof(*s.v), cmp_kc);
     }
     struct rtable *t = rdoc_table(c->d, csv, caption, 4, cols);
-    for (size_t i = 0; i < s.n && i < TOP_N && s.v[i].cur > 0; i++) {
+    for (size_t i = 0; i < s.n && (!noisy || (i < TOP_N && s.v[i].cur > 0)); i++) {
         rtable_cell(t, "%s", s.v[i].key);
         rtable_cell(t, "%zu", s.v[i].cur);
         rtable_cell(t, "%zu", s.v[i].prev);
@@ -301,6 +254,14 @@ static void find_add(struct findings *f, int order, char *text, const char *cur,
     f->n++;
 }
 
+/* A finding of a seat's attendance: n times this period and, when the seat is known there (prev),
+ * pn times in the previous one. */
+static void find_seat(struct findings *f, int order, char *text, int n, int prev, int pn)
+{
+    find_add(f, order, text, num((size_t)n), prev ? num((size_t)pn) : "n/a",
+             prev ? arrow_d(n, pn) : "");
+}
+
 static int cmp_finding(const void *a, const void *b)
 {
     const struct finding *x = a, *y = b;
@@ -323,45 +284,45 @@ static const struct rep_host *find_host(const struct rep_stats *s, const char *h
     return NULL;
 }
 
-static const struct rep_line *find_line(const struct rep_stats *s, const struct rep_line *l)
+/* The one of the n elements of size bytes at v whose strings at offsets ka and kb are a and b
+ * (a host and the name of something on it); NULL when there is none. */
+static const void *find_by2(const void *v, size_t n, size_t size, size_t ka, size_t kb,
+                            const char *a, const char *b)
 {
-    for (size_t i = 0; i < s->nlines; i++) {
-        if (strcmp(s->lines[i].host, l->host) == 0 && strcmp(s->lines[i].object, l->object) == 0) {
-            return &s->lines[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *e = (const char *)v + i * size;
+        const char *x = NULL, *y = NULL;
+        memcpy(&x, e + ka, sizeof(x));
+        memcpy(&y, e + kb, sizeof(y));
+        if (strcmp(x, a) == 0 && strcmp(y, b) == 0) {
+            return e;
         }
     }
     return NULL;
+}
+
+static const struct rep_line *find_line(const struct rep_stats *s, const struct rep_line *l)
+{
+    return find_by2(s->lines, s->nlines, sizeof(*s->lines), offsetof(struct rep_line, host),
+                    offsetof(struct rep_line, object), l->host, l->object);
 }
 
 static const struct rep_metric *find_metric(const struct rep_stats *s, const struct rep_metric *m)
 {
-    for (size_t i = 0; i < s->nmetrics; i++) {
-        if (strcmp(s->metrics[i].host, m->host) == 0 &&
-            strcmp(s->metrics[i].metric, m->metric) == 0) {
-            return &s->metrics[i];
-        }
-    }
-    return NULL;
+    return find_by2(s->metrics, s->nmetrics, sizeof(*s->metrics), offsetof(struct rep_metric, host),
+                    offsetof(struct rep_metric, metric), m->host, m->metric);
 }
 
 static const struct rep_call *find_call(const struct rep_stats *s, const struct rep_call *c)
 {
-    for (size_t i = 0; i < s->ncalls; i++) {
-        if (strcmp(s->calls[i].host, c->host) == 0 && strcmp(s->calls[i].target, c->target) == 0) {
-            return &s->calls[i];
-        }
-    }
-    return NULL;
+    return find_by2(s->calls, s->ncalls, sizeof(*s->calls), offsetof(struct rep_call, host),
+                    offsetof(struct rep_call, target), c->host, c->target);
 }
 
 static const struct rep_proc *find_proc(const struct rep_stats *s, const struct rep_proc *r)
 {
-    for (size_t i = 0; i < s->nprocs; i++) {
-        if (strcmp(s->procs[i].host, r->host) == 0 && strcmp(s->procs[i].name, r->name) == 0) {
-            return &s->procs[i];
-        }
-    }
-    return NULL;
+    return find_by2(s->procs, s->nprocs, sizeof(*s->procs), offsetof(struct rep_proc, host),
+                    offsetof(struct rep_proc, name), r->host, r->name);
 }
 
 /* A seat's attendance in s (NULL without a schedule): the same host and seat, else the same
@@ -390,12 +351,12 @@ static const struct att_seat *find_att(const struct rep_stats *s, const struct a
  * so that the text that follows needs no space of its own. */
 static const char *seat_name(const struct ctx *c, const struct att_seat *a)
 {
-    char *b = ring();
+    char *b = rep_ring();
 
     if (a->host[0] == '\0') {
-        snprintf(b, 128, tr(c, "%s", "%s "), a->seat);
+        snprintf(b, REP_FMT_LEN, tr(c, "%s", "%s "), a->seat);
     } else {
-        snprintf(b, 128, tr(c, "%s (%s)", "%s（%s）"), a->seat, a->host);
+        snprintf(b, REP_FMT_LEN, tr(c, "%s (%s)", "%s（%s）"), a->seat, a->host);
     }
     return b;
 }
@@ -428,14 +389,14 @@ static const char *sev_name(const struct ctx *c, int sev)
 
 static const char *secs(double v)
 {
-    char *b = ring();
-    snprintf(b, 128, "%.1f", v);
+    char *b = rep_ring();
+    snprintf(b, REP_FMT_LEN, "%.1f", v);
     return b;
 }
 
 static const char *metric_name(const struct ctx *c, const char *metric)
 {
-    char *b = ring();
+    char *b = rep_ring();
 
     if (strcmp(metric, "cpu") == 0) {
         return tr(c, "CPU busy (%)", "CPU 使用率 (%)");
@@ -446,7 +407,7 @@ static const char *metric_name(const struct ctx *c, const char *metric)
     if (strcmp(metric, "load") == 0) {
         return tr(c, "load average (1 min)", "平均负载（1 分钟）");
     }
-    snprintf(b, 128, tr(c, "disk %s used (%%)", "磁盘 %s 使用率 (%%)"), metric + 3);
+    snprintf(b, REP_FMT_LEN, tr(c, "disk %s used (%%)", "磁盘 %s 使用率 (%%)"), metric + 3);
     return b;
 }
 
@@ -570,28 +531,25 @@ static void findings(struct ctx *c, const struct rep_stats *cur, const struct re
         const struct att_seat *a = &cur->att->seats[i];
         const struct att_seat *pa = find_att(prev, a);
         if (a->absent_days >= FIND_ABSENT_DAYS) {
-            find_add(&f, F_ABSENT,
-                     wp_xasprintf(tr(c, "%s absent %d days (of %d working days)",
-                                     "%s缺勤 %d 天（应出勤 %d 天）"),
-                                  seat_name(c, a), a->absent_days, a->work_days),
-                     num((size_t)a->absent_days), pa != NULL ? num((size_t)pa->absent_days) : "n/a",
-                     pa != NULL ? arrow_d(a->absent_days, pa->absent_days) : "");
+            find_seat(&f, F_ABSENT,
+                      wp_xasprintf(tr(c, "%s absent %d days (of %d working days)",
+                                      "%s缺勤 %d 天（应出勤 %d 天）"),
+                                   seat_name(c, a), a->absent_days, a->work_days),
+                      a->absent_days, pa != NULL, pa != NULL ? pa->absent_days : 0);
         }
         if (a->late_n >= FIND_LATE_TIMES) {
-            find_add(&f, F_LATE,
-                     wp_xasprintf(tr(c, "%s late %d times (%" PRId64 " min)",
-                                     "%s迟到 %d 次（共 %" PRId64 " 分钟）"),
-                                  seat_name(c, a), a->late_n, a->late_min),
-                     num((size_t)a->late_n), pa != NULL ? num((size_t)pa->late_n) : "n/a",
-                     pa != NULL ? arrow_d(a->late_n, pa->late_n) : "");
+            find_seat(&f, F_LATE,
+                      wp_xasprintf(tr(c, "%s late %d times (%" PRId64 " min)",
+                                      "%s迟到 %d 次（共 %" PRId64 " 分钟）"),
+                                   seat_name(c, a), a->late_n, a->late_min),
+                      a->late_n, pa != NULL, pa != NULL ? pa->late_n : 0);
         }
         if (a->early_n >= FIND_EARLY_TIMES) {
-            find_add(&f, F_EARLY,
-                     wp_xasprintf(tr(c, "%s left early %d times (%" PRId64 " min)",
-                                     "%s早退 %d 次（共 %" PRId64 " 分钟）"),
-                                  seat_name(c, a), a->early_n, a->early_min),
-                     num((size_t)a->early_n), pa != NULL ? num((size_t)pa->early_n) : "n/a",
-                     pa != NULL ? arrow_d(a->early_n, pa->early_n) : "");
+            find_seat(&f, F_EARLY,
+                      wp_xasprintf(tr(c, "%s left early %d times (%" PRId64 " min)",
+                                      "%s早退 %d 次（共 %" PRId64 " 分钟）"),
+                                   seat_name(c, a), a->early_n, a->early_min),
+                      a->early_n, pa != NULL, pa != NULL ? pa->early_n : 0);
         }
     }
     for (size_t i = 0; i < cur->nlog_rules; i++) {
@@ -1039,8 +997,8 @@ static void graphs(struct ctx *c, const struct rep_stats *cur)
 
 static const char *mib(double bytes)
 {
-    char *b = ring();
-    snprintf(b, 128, "%.1f", bytes / 1048576.0);
+    char *b = rep_ring();
+    snprintf(b, REP_FMT_LEN, "%.1f", bytes / 1048576.0);
     return b;
 }
 
@@ -1289,7 +1247,7 @@ static void reg_calls(struct ctx *c, const struct rep_stats *cur, const struct r
 /* The shifts of a seat's scheduled days, in the order they first come ("day", "day, night"). */
 static const char *shifts_of(const struct att_seat *a)
 {
-    char *b = ring();
+    char *b = rep_ring();
     size_t len = 0;
 
     b[0] = '\0';
@@ -1302,8 +1260,8 @@ static const char *shifts_of(const struct att_seat *a)
         for (size_t j = 0; j < k && !seen; j++) {
             seen = a->days[j].shift != NULL && strcmp(a->days[j].shift, sh) == 0;
         }
-        if (!seen && len + strlen(sh) + 3 < 128) {
-            len += (size_t)snprintf(b + len, 128 - len, "%s%s", len > 0 ? ", " : "", sh);
+        if (!seen && len + strlen(sh) + 3 < REP_FMT_LEN) {
+            len += (size_t)snprintf(b + len, REP_FMT_LEN - len, "%s%s", len > 0 ? ", " : "", sh);
         }
     }
     return b;
@@ -1335,7 +1293,7 @@ static void attendance_table(struct ctx *c, const struct rep_stats *cur,
         rtable_cell(t, "%s", a->seat);
         rtable_cell(t, "%s", shifts_of(a));
         rtable_cell(t, "%d", a->work_days);
-        rtable_cell(t, "%s", hours(a->logged_ms));
+        rtable_cell(t, "%s", rep_hours_str(a->logged_ms));
         rtable_cell(t, "%d", a->late_n);
         rtable_cell(t, "%" PRId64, a->late_min);
         rtable_cell(t, "%d", a->early_n);
@@ -1411,8 +1369,8 @@ static void lines_section(struct ctx *c, const struct rep_stats *cur, const stru
         rtable_cell(t, "%s", s->seat);
         rtable_cell(t, "%d", s->sessions);
         rtable_cell(t, "%d", s->days);
-        rtable_cell(t, "%s", hours(s->logged_ms));
-        rtable_cell(t, "%s", hours(s->paused_ms));
+        rtable_cell(t, "%s", rep_hours_str(s->logged_ms));
+        rtable_cell(t, "%s", rep_hours_str(s->paused_ms));
     }
     if (cur->att == NULL) {
         rdoc_para(
@@ -1481,13 +1439,7 @@ static void logs_section(struct ctx *c, const struct rep_stats *cur, const struc
         const struct rep_count *m = &cur->log_msgs[i];
         size_t pn = count_of(prev->log_msgs, prev->nlog_msgs, m);
         /* long messages cut at 200 bytes, on a UTF-8 character boundary */
-        size_t len = strlen(m->key);
-        if (len > 200) {
-            len = 200;
-            while (len > 0 && ((unsigned char)m->key[len] & 0xC0) == 0x80) {
-                len--;
-            }
-        }
+        size_t len = rep_utf8_cut(m->key, 200);
         rtable_cell(t, "%.*s%s", (int)len, m->key, m->key[len] != '\0' ? "..." : "");
         rtable_cell(t, "%s", m->rule);
         rtable_cell(t, "%s", sev_name(c, m->sev));
@@ -1546,37 +1498,6 @@ static void appendix(struct ctx *c, const struct rep_stats *cur)
     }
 }
 
-/* ISO 8601 local time with the offset, for the document date. */
-static const char *iso_of(int64_t ms)
-{
-    char *b = ring();
-    char z[16];
-    struct tm tm;
-    time_t t = (time_t)(ms / 1000);
-
-    localtime_r(&t, &tm);
-    strftime(b, 128, "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(z, sizeof(z), "%z", &tm);
-    if (strlen(z) == 5) {
-        size_t n = strlen(b);
-        snprintf(b + n, 128 - n, "%.3s:%s", z, z + 3);
-    }
-    return b;
-}
-
-static const char *tz_of(int64_t ms)
-{
-    char *b = ring();
-    struct tm tm;
-    time_t t = (time_t)(ms / 1000);
-
-    localtime_r(&t, &tm);
-    char z[16];
-    strftime(z, sizeof(z), "%z", &tm); /* +0800 */
-    snprintf(b, 128, "UTC%.3s:%s", z, strlen(z) == 5 ? z + 3 : "00");
-    return b;
-}
-
 struct rdoc *rep_health_doc(const char *kind, const struct rep_stats *cur,
                             const struct rep_stats *prev, const struct rep_opts *o)
 {
@@ -1594,11 +1515,11 @@ struct rdoc *rep_health_doc(const char *kind, const struct rep_stats *cur,
     c.d = rdoc_new(title, c.zh ? "zh-CN" : "en");
     free(title);
     rdoc_set_empty_text(c.d, tr(&c, "none", "无"));
-    rdoc_set_date(c.d, iso_of(cur->p.to_ms));
+    rdoc_set_date(c.d, rep_iso_str(cur->p.to_ms));
     rdoc_para(c.d,
               tr(&c, "Period %s: %s to %s (%s), compared with %s. Figures as of the period end.",
                  "周期 %s：%s 至 %s（%s），对比上期 %s。数据截至期末。"),
-              cur->p.label, tstr(cur->p.from_ms), tstr(cur->p.to_ms), tz_of(cur->p.from_ms),
+              cur->p.label, tstr(cur->p.from_ms), tstr(cur->p.to_ms), rep_tz_str(cur->p.from_ms),
               prev->p.label);
 
     rdoc_heading(c.d, 2, tr(&c, "1. Findings", "1. 需关注的问题"));
@@ -1619,18 +1540,18 @@ struct rdoc *rep_health_doc(const char *kind, const struct rep_stats *cur,
         rtable_cell(t, "%zu", prev->opened_prio[p]);
         rtable_cell(t, "%s", arrow_d((double)cur->opened_prio[p], (double)prev->opened_prio[p]));
     }
-    by_key_table(&c, cur, prev, 0, "incidents_by_category", tr(&c, "By category", "按类别"),
+    by_key_table(&c, cur, prev, 0, 0, "incidents_by_category", tr(&c, "By category", "按类别"),
                  tr(&c, "Category", "类别"));
-    by_key_table(&c, cur, prev, 1, "incidents_by_host", tr(&c, "By host", "按主机"),
+    by_key_table(&c, cur, prev, 1, 0, "incidents_by_host", tr(&c, "By host", "按主机"),
                  tr(&c, "Host", "主机"));
-    by_key_table(&c, cur, prev, 2, "incidents_by_rule", tr(&c, "By rule", "按规则"),
+    by_key_table(&c, cur, prev, 2, 0, "incidents_by_rule", tr(&c, "By rule", "按规则"),
                  tr(&c, "Rule", "规则"));
     times_and_sla(&c, cur, prev);
     incident_lists(&c, cur);
-    noisy_table(&c, cur, prev, 2, "noisy_rules", tr(&c, "Noisiest rules", "最频繁的规则"),
-                tr(&c, "Rule", "规则"));
-    noisy_table(&c, cur, prev, 1, "noisy_hosts", tr(&c, "Noisiest hosts", "最频繁的主机"),
-                tr(&c, "Host", "主机"));
+    by_key_table(&c, cur, prev, 2, 1, "noisy_rules", tr(&c, "Noisiest rules", "最频繁的规则"),
+                 tr(&c, "Rule", "规则"));
+    by_key_table(&c, cur, prev, 1, 1, "noisy_hosts", tr(&c, "Noisiest hosts", "最频繁的主机"),
+                 tr(&c, "Host", "主机"));
 
     rdoc_heading(c.d, 2, tr(&c, "4. Hosts", "4. 主机"));
     hosts_section(&c, cur, prev);
@@ -1650,12 +1571,6 @@ struct tl_entry {
     char *kind, *by, *text;
 };
 
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t != NULL ? (const char *)t : "";
-}
-
 /* "dest: id, ..." of the tickets the outbox linked to incident id ("" when none). */
 static char *tickets_of(sqlite3 *db, int64_t id)
 {
@@ -1671,8 +1586,8 @@ static char *tickets_of(sqlite3 *db, int64_t id)
     }
     sqlite3_bind_int64(q, 1, id);
     while (sqlite3_step(q) == SQLITE_ROW) {
-        char *t = wp_xasprintf("%s%s%s: %s", out, out[0] != '\0' ? ", " : "", col_text(q, 0),
-                               col_text(q, 1));
+        char *t = wp_xasprintf("%s%s%s: %s", out, out[0] != '\0' ? ", " : "", rep_col_str(q, 0),
+                               rep_col_str(q, 1));
         free(out);
         out = t;
     }
@@ -1752,9 +1667,9 @@ int rep_incident_doc(const char *state_dir, int64_t id, const struct rep_opts *o
             tl = wp_xrealloc(tl, cap * sizeof(*tl));
         }
         tl[ntl].at = sqlite3_column_int64(tq, 0);
-        tl[ntl].kind = wp_xstrdup(col_text(tq, 1));
-        tl[ntl].by = wp_xstrdup(col_text(tq, 2));
-        tl[ntl].text = wp_xstrdup(col_text(tq, 3));
+        tl[ntl].kind = wp_xstrdup(rep_col_str(tq, 1));
+        tl[ntl].by = wp_xstrdup(rep_col_str(tq, 2));
+        tl[ntl].text = wp_xstrdup(rep_col_str(tq, 3));
         ntl++;
     }
     if (r != SQLITE_DONE) {
@@ -1773,17 +1688,17 @@ int rep_incident_doc(const char *state_dir, int64_t id, const struct rep_opts *o
     c.d = rdoc_new(title, c.zh ? "zh-CN" : "en");
     free(title);
     rdoc_set_empty_text(c.d, tr(&c, "none", "无"));
-    rdoc_set_date(c.d, iso_of(opened));
+    rdoc_set_date(c.d, rep_iso_str(opened));
 
     rdoc_heading(c.d, 2, tr(&c, "1. Overview", "1. 概况"));
     const char *cols[2] = {tr(&c, "Item", "项目"), tr(&c, "Value", "内容")};
     struct rtable *t = rdoc_table(c.d, "fault", "", 2, cols);
     rtable_cell(t, "%s", tr(&c, "System", "系统"));
-    rtable_cell(t, "%s / %s", col_text(q, 3), col_text(q, 4));
+    rtable_cell(t, "%s / %s", rep_col_str(q, 3), rep_col_str(q, 4));
     rtable_cell(t, "%s", tr(&c, "Time", "时间"));
-    rtable_cell(t, "%s (%s)", tstr(opened), tz_of(opened));
+    rtable_cell(t, "%s (%s)", tstr(opened), rep_tz_str(opened));
     rtable_cell(t, "%s", tr(&c, "Place (host)", "地点（主机）"));
-    rtable_cell(t, "%s", col_text(q, 5));
+    rtable_cell(t, "%s", rep_col_str(q, 5));
     rtable_cell(t, "%s", tr(&c, "Impact", "影响"));
     rtable_cell(t, "%s", level_name(&c, sqlite3_column_int(q, 1)));
     rtable_cell(t, "%s", tr(&c, "Urgency", "紧急程度"));
@@ -1793,7 +1708,7 @@ int rep_incident_doc(const char *state_dir, int64_t id, const struct rep_opts *o
     rtable_cell(t, "%s", tr(&c, "Status", "状态"));
     rtable_cell(t, "%s", status_name(&c, sqlite3_column_int(q, 21)));
     rtable_cell(t, "%s", tr(&c, "Acknowledged", "确认"));
-    rtable_cell(t, "%s%s%s", tstr(acked), acked != 0 ? " " : "", col_text(q, 20));
+    rtable_cell(t, "%s%s%s", tstr(acked), acked != 0 ? " " : "", rep_col_str(q, 20));
     rtable_cell(t, "%s", tr(&c, "Resolved", "解决"));
     rtable_cell(t, "%s", tstr(resolved));
     rtable_cell(t, "%s", tr(&c, "Time to resolve (h:mm)", "解决用时（时:分）"));
@@ -1824,13 +1739,13 @@ int rep_incident_doc(const char *state_dir, int64_t id, const struct rep_opts *o
     free(tickets);
 
     rdoc_heading(c.d, 2, tr(&c, "2. Symptoms", "2. 故障现象"));
-    rdoc_para(c.d, "%s", col_text(q, 6));
-    if (col_text(q, 7)[0] != '\0') {
-        rdoc_pre(c.d, col_text(q, 7));
+    rdoc_para(c.d, "%s", rep_col_str(q, 6));
+    if (rep_col_str(q, 7)[0] != '\0') {
+        rdoc_pre(c.d, rep_col_str(q, 7));
     }
-    if (col_text(q, 9)[0] != '\0') {
+    if (rep_col_str(q, 9)[0] != '\0') {
         rdoc_para(c.d, "%s", tr(&c, "Values when it fired:", "触发时的数值："));
-        rdoc_pre(c.d, col_text(q, 9));
+        rdoc_pre(c.d, rep_col_str(q, 9));
     }
 
     rdoc_heading(c.d, 2, tr(&c, "3. Timeline", "3. 时间线"));
@@ -1860,9 +1775,9 @@ int rep_incident_doc(const char *state_dir, int64_t id, const struct rep_opts *o
     }
     rdoc_blank(c.d, 4);
     rdoc_heading(c.d, 2, tr(&c, "6. Prevention", "6. 预防措施"));
-    if (col_text(q, 8)[0] != '\0') {
+    if (rep_col_str(q, 8)[0] != '\0') {
         rdoc_para(c.d, "%s", tr(&c, "Runbook of the rule:", "规则的处理手册："));
-        rdoc_pre(c.d, col_text(q, 8));
+        rdoc_pre(c.d, rep_col_str(q, 8));
     }
     rdoc_blank(c.d, 4);
     rdoc_heading(c.d, 2, tr(&c, "7. Sign-off", "7. 签字"));

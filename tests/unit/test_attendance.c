@@ -4,7 +4,6 @@
  * make-up working day, with hand-computed answers. `WP_ATT_MAKE=DIR test_attendance` only
  * writes the data and DIR/attendance.yaml (tests/integration/test_report.sh runs the CLI). */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include "attendance.h"
 #include "lines.h"
 #include "report.h"
+#include "report_fixture.h"
 #include "seats.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -79,11 +79,7 @@ static void session(struct coll_seats *s, const char *host, const char *seat, in
 static void make_state(const char *dir)
 {
     char path[256];
-    struct coll_lines *l = NULL;
-
-    snprintf(path, sizeof(path), "%s/lines.db", dir);
-    assert_int_equal(coll_lines_open(path, &l), 0);
-    assert_int_equal(coll_lines_begin(l), 0);
+    struct coll_lines *l = rfx_lines_begin(dir);
     struct coll_seats *s = coll_lines_seats(l);
 
     /* 8011: Monday 08:30-17:30 in two queues with a lunch pause */
@@ -113,8 +109,7 @@ static void make_state(const char *dir)
     session(s, "pbx9", "8013", 0, 9, 0, 10, 0);
     /* 8014: logged in Friday 08:30 and still logged in at the end of the data */
     ev(s, "pbx1", "8014", "q1", "login", F + 4 * DAY + 8 * HOUR + 30 * MIN);
-    assert_int_equal(coll_lines_commit(l), 0);
-    coll_lines_close(l);
+    rfx_lines_end(l);
 
     snprintf(path, sizeof(path), "%s/attendance.yaml", dir);
     FILE *f = fopen(path, "w");
@@ -123,31 +118,16 @@ static void make_state(const char *dir)
     fclose(f);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/wp-attendance-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) {
-        return -1;
-    }
-    make_state(g_dir);
-    return 0;
+    return rfx_setup(g_dir, sizeof(g_dir), "wp-attendance", make_state);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("WP_KEEP") == NULL) {
-        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    rfx_rmtree(g_dir);
     return 0;
 }
 
@@ -195,35 +175,6 @@ static const struct att_seat *seat_of(const struct att_report *r, const char *ho
     }
     fail_msg("no seat %s (%s)", seat, host);
     return NULL;
-}
-
-static char *html_of(const struct rdoc *d)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-
-    assert_non_null(f);
-    assert_int_equal(rdoc_write_html(d, f), 0);
-    fclose(f);
-    return buf;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = wp_xmalloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 /* ---- tests ---- */
@@ -414,15 +365,11 @@ static struct att_report *night_build(const char *dir, int64_t now)
 
 static void overnight(void **state)
 {
-    char dir[64], path[128];
-    struct coll_lines *l = NULL;
+    char dir[64];
 
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/wp-attendance-night-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/lines.db", dir);
-    assert_int_equal(coll_lines_open(path, &l), 0);
-    assert_int_equal(coll_lines_begin(l), 0);
+    assert_int_equal(rfx_setup(dir, sizeof(dir), "wp-attendance-night", NULL), 0);
+    struct coll_lines *l = rfx_lines_begin(dir);
     struct coll_seats *s = coll_lines_seats(l);
     /* 7001: Monday night 22:10 to Tuesday 06:00 (late by 10 min) */
     ev(s, "pbx1", "7001", "q1", "login", F + 22 * HOUR + 10 * MIN);
@@ -438,8 +385,7 @@ static void overnight(void **state)
      * previous week's shift, so Monday night is an absence */
     ev(s, "pbx1", "7002", "q1", "login", F - 2 * HOUR);
     ev(s, "pbx1", "7002", "q1", "logout", F + 6 * HOUR);
-    assert_int_equal(coll_lines_commit(l), 0);
-    coll_lines_close(l);
+    rfx_lines_end(l);
 
     struct att_report *r = night_build(dir, INT64_MAX);
     const struct att_seat *a = seat_of(r, "pbx1", "7001");
@@ -489,7 +435,7 @@ static void overnight(void **state)
     assert_int_equal(b->logged_ms, 6 * HOUR);
 
     struct rdoc *d = att_doc(r, NULL);
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     assert_non_null(strstr(h, "22:00-06:00 (+1)"));
     free(h);
     rdoc_free(d);
@@ -504,7 +450,7 @@ static void overnight(void **state)
     assert_int_equal(a->days[6].logged_ms, 2 * HOUR);
     att_report_free(r);
 
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rfx_rmtree(dir);
 }
 
 static void html_csv_rerun(void **state)
@@ -517,7 +463,7 @@ static void html_csv_rerun(void **state)
     (void)state;
     memset(&o, 0, sizeof(o));
     struct rdoc *d = att_doc(r, &o);
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     assert_non_null(strstr(h, "Watchpost seat attendance report 2026-W47"));
     assert_non_null(strstr(h, "8013 (pbx9), 9000 (pbx1)"));
     snprintf(out, sizeof(out), "%s/out", g_dir);
@@ -529,14 +475,14 @@ static void html_csv_rerun(void **state)
     /* the same data again: the same bytes */
     r = build_at(INT64_MAX);
     d = att_doc(r, &o);
-    char *h2 = html_of(d);
+    char *h2 = rfx_html(d);
     assert_string_equal(h, h2);
     free(h2);
     free(h);
     rdoc_free(d);
 
     snprintf(path, sizeof(path), "%s/a-seats.csv", out);
-    char *c = slurp(path, &len);
+    char *c = rfx_slurp(path, &len);
     assert_memory_equal(c, "\xEF\xBB\xBF\"Host\",\"Seat\",\"Scheduled days\",\"Present\",", 43);
     assert_non_null(strstr(c, "\"pbx1\",\"8011\",\"5\",\"5\",\"0\",\"1\",\"17\",\"1\",\"40\",\"1\","
                               "\"44.17\",\"1.00\"\r\n"));
@@ -544,7 +490,7 @@ static void html_csv_rerun(void **state)
                               "\"18.00\",\"0.00\"\r\n"));
     free(c);
     snprintf(path, sizeof(path), "%s/a-days.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"2026-11-17\",\"Tue\",\"pbx1\",\"8011\",\"day\","
                               "\"08:30-17:30\",\"08:47\",\"17:30\",\"8.72\",\"0.00\","
                               "\"17\",\"0\",\"late\"\r\n"));
@@ -570,7 +516,7 @@ static void html_csv_rerun(void **state)
 
     o.lang = "zh-CN";
     d = att_doc(r, &o);
-    h = html_of(d);
+    h = rfx_html(d);
     assert_non_null(strstr(h, "lang=\"zh-CN\""));
     assert_non_null(strstr(h, "Watchpost 座席考勤报告 2026-W47"));
     assert_non_null(strstr(h, "迟到"));
@@ -588,8 +534,7 @@ static void no_store(void **state)
     struct att_sched *s = sched();
 
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/wp-attendance-empty-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(rfx_setup(dir, sizeof(dir), "wp-attendance-empty", NULL), 0);
     assert_int_equal(rep_month("2026-11", 0, &c, &p), 0);
     assert_int_equal(att_build(dir, s, &c, INT64_MAX, &r, err, sizeof(err)), 0);
     assert_int_equal(r->nseats, 2); /* 8020 and 8101, named in the schedule */
@@ -649,7 +594,7 @@ static void weekly_with_schedule(void **state)
 
     (void)state;
     struct rdoc *d = health_doc(g_dir, NULL, 0);
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     assert_null(strstr(h, "Seat attendance"));
     assert_non_null(strstr(h, "is in the attendance report"));
     snprintf(out, sizeof(out), "%s/hw0", g_dir);
@@ -658,14 +603,14 @@ static void weekly_with_schedule(void **state)
     rdoc_free(d);
 
     d = health_doc(g_dir, NULL, 1);
-    h = html_of(d);
+    h = rfx_html(d);
     assert_non_null(strstr(h, "Watchpost weekly health report 2026-W47"));
     assert_non_null(strstr(h, "Seat attendance"));
     snprintf(out, sizeof(out), "%s/hw1", g_dir);
     assert_int_equal(csv_of(d, out), n0 + 1); /* one table more: seat_attendance */
     /* the same data again: the same bytes */
     struct rdoc *d2 = health_doc(g_dir, NULL, 1);
-    char *h2 = html_of(d2);
+    char *h2 = rfx_html(d2);
     assert_string_equal(h, h2);
     free(h2);
     rdoc_free(d2);
@@ -673,7 +618,7 @@ static void weekly_with_schedule(void **state)
     rdoc_free(d);
 
     snprintf(path, sizeof(path), "%s/hw1/w-seat_attendance.csv", g_dir);
-    char *c = slurp(path, &len);
+    char *c = rfx_slurp(path, &len);
     assert_memory_equal(c,
                         "\xEF\xBB\xBF\"Host\",\"Seat\",\"Shift\",\"Working days\",\"Logged in "
                         "(h)\",\"Late (times)\",\"Late (min)\",\"Early leave (times)\",\"Early "
@@ -696,7 +641,7 @@ static void weekly_with_schedule(void **state)
     assert_null(strstr(c, "\"9000\"")); /* no shift */
     free(c);
     snprintf(path, sizeof(path), "%s/hw1/w-findings.csv", g_dir);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"8020 (pbx1) absent 5 days (of 5 working days)\",\"5\",\"5\","
                               "\"\xe2\x86\x92\"\r\n"));
     assert_non_null(
@@ -707,7 +652,7 @@ static void weekly_with_schedule(void **state)
     free(c);
 
     d = health_doc(g_dir, "zh-CN", 1);
-    h = html_of(d);
+    h = rfx_html(d);
     assert_non_null(strstr(h, "座席考勤"));
     assert_non_null(strstr(h, "应出勤天数"));
     assert_non_null(strstr(h, "8012（pbx1）缺勤 3 天（应出勤 5 天）"));
@@ -719,15 +664,11 @@ static void weekly_with_schedule(void **state)
 static void weekly_findings_repeated(void **state)
 {
     char dir[64], path[256];
-    struct coll_lines *l = NULL;
     size_t len = 0;
 
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/wp-attendance-late-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/lines.db", dir);
-    assert_int_equal(coll_lines_open(path, &l), 0);
-    assert_int_equal(coll_lines_begin(l), 0);
+    assert_int_equal(rfx_setup(dir, sizeof(dir), "wp-attendance-late", NULL), 0);
+    struct coll_lines *l = rfx_lines_begin(dir);
     struct coll_seats *s = coll_lines_seats(l);
     /* 2026-W46: late once (08:35), otherwise on time */
     session(s, "pbx1", "8011", -7, 8, 35, 17, 30);
@@ -741,8 +682,7 @@ static void weekly_findings_repeated(void **state)
     session(s, "pbx1", "8011", 3, 9, 0, 17, 30);
     session(s, "pbx1", "8011", 4, 8, 30, 17, 0);
     session(s, "pbx1", "8011", 5, 8, 30, 17, 0);
-    assert_int_equal(coll_lines_commit(l), 0);
-    coll_lines_close(l);
+    rfx_lines_end(l);
 
     struct rdoc *d = health_doc(dir, NULL, 1);
     char out[128];
@@ -750,7 +690,7 @@ static void weekly_findings_repeated(void **state)
     csv_of(d, out);
     rdoc_free(d);
     snprintf(path, sizeof(path), "%s/w-findings.csv", out);
-    char *c = slurp(path, &len);
+    char *c = rfx_slurp(path, &len);
     assert_non_null(
         strstr(c, "\"8011 (pbx1) late 3 times (57 min)\",\"3\",\"1\",\"\xe2\x86\x91\"\r\n"));
     assert_non_null(
@@ -763,23 +703,17 @@ static void weekly_findings_repeated(void **state)
     free(c);
     /* logged in 8:43 + 8:50 + 8:30 + 8:30 + 8:30 = 43.05 h */
     snprintf(path, sizeof(path), "%s/w-seat_attendance.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"pbx1\",\"8011\",\"day\",\"5\",\"43.05\",\"3\",\"57\",\"2\","
                               "\"60\",\"0\",\"1\",\"0\"\r\n"));
     free(c);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rfx_rmtree(dir);
 }
 
 int main(void)
 {
-    const char *make = getenv("WP_ATT_MAKE");
-
-    /* the collector's local time zone for the test: UTC+8, no daylight saving */
-    setenv("TZ", "CST-8", 1);
-    tzset();
-    if (make != NULL) {
-        mkdir(make, 0755);
-        make_state(make);
+    rfx_tz();
+    if (rfx_make_only("WP_ATT_MAKE", make_state)) {
         return 0;
     }
     const struct CMUnitTest tests[] = {

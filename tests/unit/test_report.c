@@ -5,7 +5,6 @@
  * data into DIR (tests/integration/test_report.sh runs the CLI on it); `WP_REPORT_BIG=DIR
  * test_report` writes a 1,000-host fortnight for the timing (tests/bench/report.sh). */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +31,7 @@
 #include "lines.h"
 #include "outbox.h"
 #include "report.h"
+#include "report_fixture.h"
 #include "seats.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -170,12 +170,8 @@ static void put_raw(struct coll_lines *l, const char *obj, const char *state, co
 
 static void make_lines(const char *dir)
 {
-    char path[128];
-    struct coll_lines *l = NULL;
+    struct coll_lines *l = rfx_lines_begin(dir);
 
-    snprintf(path, sizeof(path), "%s/lines.db", dir);
-    assert_int_equal(coll_lines_open(path, &l), 0);
-    assert_int_equal(coll_lines_begin(l), 0);
     /* 8011: blocked once in W46, three times 20 min in W47 */
     put(l, "8011", "ext", "idle", PF + HOUR);
     put(l, "8011", "ext", "blocked", PF + 2 * DAY + 10 * HOUR);
@@ -231,29 +227,16 @@ static void make_lines(const char *dir)
     /* 8012: logged in Sunday 20:00, still logged in at the week's end */
     assert_int_equal(
         coll_seats_put(s, "pbx1", "8012", "q1", "login", NULL, F + 6 * DAY + 20 * HOUR, 0, 0), 1);
-    assert_int_equal(coll_lines_commit(l), 0);
-    coll_lines_close(l);
+    rfx_lines_end(l);
 }
 
 static void make_registry(const char *dir)
 {
-    char path[128];
-    struct coll_db *db = NULL;
     static const char *const hosts[] = {"web1", "db1", "app1"};
 
-    snprintf(path, sizeof(path), "%s/watchpost.db", dir);
-    assert_int_equal(coll_db_open(path, &db), 0);
     for (size_t i = 0; i < 3; i++) {
-        struct coll_db_agent a;
-        memset(&a, 0, sizeof(a));
-        a.id = hosts[i];
-        a.host = hosts[i];
-        a.labels = "";
-        a.first_seen = PF / 1000;
-        a.last_seen = F / 1000 + 7 * 86400;
-        assert_int_equal(coll_db_agent_put(db, &a), 0);
+        rfx_agent_put(dir, hosts[i], PF / 1000, F / 1000 + 7 * 86400);
     }
-    coll_db_close(db);
 }
 
 /* A series in the registry (watchpost.db) of agent with one or two fields. */
@@ -261,28 +244,11 @@ static void register_series(const char *dir, const char *agent, uint32_t sid, co
                             const char *inst, const char *file, const char *ds, const char *ds2,
                             uint32_t step)
 {
-    struct coll_db *db = NULL;
-    struct wp_series_def d;
-    char path[256], rel[128];
+    const char *fields[2] = {ds, ds2};
+    char rel[128];
 
-    snprintf(path, sizeof(path), "%s/watchpost.db", dir);
-    assert_int_equal(coll_db_open(path, &db), 0);
-    memset(&d, 0, sizeof(d));
-    d.id = sid;
-    d.group.p = grp;
-    d.group.len = (uint32_t)strlen(grp);
-    d.inst.p = inst;
-    d.inst.len = (uint32_t)strlen(inst);
-    d.nfields = ds2 != NULL ? 2 : 1;
-    d.fields[0].p = ds;
-    d.fields[0].len = (uint32_t)strlen(ds);
-    d.fields[1].p = ds2;
-    d.fields[1].len = ds2 != NULL ? (uint32_t)strlen(ds2) : 0;
-    d.type = WP_DS_GAUGE;
-    d.step_s = step;
     snprintf(rel, sizeof(rel), "%s/%s", agent, file);
-    assert_int_equal(coll_db_series_put(db, agent, &d, rel), 0);
-    coll_db_close(db);
+    rfx_series_put(dir, agent, sid, grp, inst, fields, ds2 != NULL ? 2 : 1, rel, step);
 }
 
 /* One RRD file of data source ds (and ds2 at a constant v2, when not NULL), a row a minute
@@ -294,11 +260,7 @@ static void make_rrd(const char *dir, const char *agent, const char *file, const
     char path[256], def[64], def2[64];
     const char *args[3];
 
-    snprintf(path, sizeof(path), "%s/rrd", dir);
-    mkdir(path, 0755);
-    snprintf(path, sizeof(path), "%s/rrd/%s", dir, agent);
-    mkdir(path, 0755);
-    snprintf(path, sizeof(path), "%s/rrd/%s/%s", dir, agent, file);
+    rfx_rrd_path(dir, agent, file, path, sizeof(path));
     snprintf(def, sizeof(def), "DS:%s:GAUGE:120:U:U", ds);
     snprintf(def2, sizeof(def2), "DS:%s:GAUGE:120:U:U", ds2 != NULL ? ds2 : "");
     args[0] = def;
@@ -366,9 +328,7 @@ static void make_calls(const char *dir)
                           "RRA:AVERAGE:0.5:1:5000"};
     static const double w47[] = {2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 9.8, NAN};
 
-    snprintf(path, sizeof(path), "%s/rrd/app1", dir);
-    mkdir(path, 0755);
-    snprintf(path, sizeof(path), "%s/rrd/app1/sipcall-ivr.rrd", dir);
+    rfx_rrd_path(dir, "app1", "sipcall-ivr.rrd", path, sizeof(path));
     rrd_clear_error();
     assert_int_equal(rrd_create_r(path, 300, (time_t)(PF / 1000 - 300), 3, args), 0);
     for (int w = 0; w < 2; w++) {
@@ -408,24 +368,8 @@ static double java_cpu(int64_t t)
 /* Log events in events.db, made with the schema the collector uses. */
 static void make_events(const char *dir)
 {
-    char path[256];
-    sqlite3 *h = NULL;
+    sqlite3 *h = rfx_events_db(dir);
 
-    snprintf(path, sizeof(path), "%s/events.db", dir);
-    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(h,
-                     "CREATE TABLE log_events(id INTEGER PRIMARY KEY, host TEXT NOT NULL, ts_ms "
-                     "INTEGER NOT NULL, source TEXT NOT NULL, rule TEXT NOT NULL, severity "
-                     "INTEGER NOT NULL, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}');"
-                     "CREATE TABLE check_history(id INTEGER PRIMARY KEY, host TEXT NOT NULL, "
-                     "name TEXT NOT NULL, ts_ms INTEGER NOT NULL, status INTEGER NOT NULL, "
-                     "output TEXT NOT NULL);"
-                     "CREATE TABLE checks(host TEXT NOT NULL, name TEXT NOT NULL, status "
-                     "INTEGER NOT NULL, output TEXT NOT NULL, since_ms INTEGER NOT NULL, ts_ms "
-                     "INTEGER NOT NULL, PRIMARY KEY(host, name));",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
     static const struct {
         const char *host, *rule;
         int sev;
@@ -704,10 +648,7 @@ static void make_big(const char *dir)
     inc_close(st);
 
     /* 3,000 lines on 20 PBX hosts with 20 changes each; the first 1,000 kamreg extensions */
-    struct coll_lines *l = NULL;
-    snprintf(path, sizeof(path), "%s/lines.db", dir);
-    assert_int_equal(coll_lines_open(path, &l), 0);
-    assert_int_equal(coll_lines_begin(l), 0);
+    struct coll_lines *l = rfx_lines_begin(dir);
     static const char *const states[] = {"idle",    "in_use", "idle",
                                          "blocked", "idle",   "unavailable"};
     for (int i = 0; i < 3000; i++) {
@@ -721,8 +662,7 @@ static void make_big(const char *dir)
                                        strcmp(s, "unavailable") == 0 ? "expired" : s, "", at) >= 0);
         }
     }
-    assert_int_equal(coll_lines_commit(l), 0);
-    coll_lines_close(l);
+    rfx_lines_end(l);
     for (int i = 0; i < 1000; i++) {
         char inst[32];
         snprintf(host, sizeof(host), "h%04d", i % 20 + 1);
@@ -732,17 +672,8 @@ static void make_big(const char *dir)
     }
 
     /* 100,000 log events, 300 messages with varying digits */
-    sqlite3 *h = NULL;
-    snprintf(path, sizeof(path), "%s/events.db", dir);
-    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(h,
-                     "CREATE TABLE log_events(id INTEGER PRIMARY KEY, host TEXT NOT NULL, ts_ms "
-                     "INTEGER NOT NULL, source TEXT NOT NULL, rule TEXT NOT NULL, severity "
-                     "INTEGER NOT NULL, text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}');"
-                     "CREATE INDEX log_events_ts ON log_events(ts_ms); BEGIN",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
+    sqlite3 *h = rfx_events_db(dir);
+    rfx_exec(h, "CREATE INDEX log_events_ts ON log_events(ts_ms); BEGIN");
     sqlite3_stmt *q = NULL;
     assert_int_equal(sqlite3_prepare_v2(h,
                                         "INSERT INTO log_events(host, ts_ms, source, rule,"
@@ -770,31 +701,16 @@ static void make_big(const char *dir)
     sqlite3_close(h);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/wp-report-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) {
-        return -1;
-    }
-    make_state(g_dir);
-    return 0;
+    return rfx_setup(g_dir, sizeof(g_dir), "wp-report", make_state);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("WP_KEEP") == NULL) {
-        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    rfx_rmtree(g_dir);
     return 0;
 }
 
@@ -820,20 +736,6 @@ static void unbuild(struct both *b)
     rep_stats_free(b->prev);
 }
 
-/* noinline: inlined at -O2, GCC 12 takes the result for a pointer to the local that
- * open_memstream() wrote it through (-Wdangling-pointer, a false positive) */
-__attribute__((noinline)) static char *html_of(const struct rdoc *d)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-
-    assert_non_null(f);
-    assert_int_equal(rdoc_write_html(d, f), 0);
-    fclose(f);
-    return buf;
-}
-
 static char *health_html(const char *lang)
 {
     struct both b;
@@ -843,7 +745,7 @@ static char *health_html(const char *lang)
     o.lang = lang;
     build(&b);
     struct rdoc *d = rep_health_doc("weekly", b.cur, b.prev, &o);
-    char *html = html_of(d);
+    char *html = rfx_html(d);
     rdoc_free(d);
     unbuild(&b);
     return html;
@@ -901,23 +803,6 @@ static void well_formed(const char *s)
         s = end;
     }
     assert_int_equal(depth, 0);
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = wp_xmalloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 /* ---- tests ---- */
@@ -1245,7 +1130,7 @@ static void registrations_calls_procs(void **state)
     assert_string_equal(buf, "100.00");
 
     struct rdoc *d = rep_health_doc("weekly", b.cur, b.prev, NULL);
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     well_formed(h);
     assert_non_null(strstr(h, "ivr (app1) answer time p95 rose from 2.1 s to 9.8 s</td>"));
     assert_non_null(strstr(h, "Test calls to ivr (app1): 90.00 % answered (9 of 10)</td>"));
@@ -1264,7 +1149,7 @@ static void registrations_calls_procs(void **state)
     memset(&o, 0, sizeof(o));
     o.lang = "zh-CN";
     d = rep_health_doc("weekly", b.cur, b.prev, &o);
-    h = html_of(d);
+    h = rfx_html(d);
     well_formed(h);
     assert_non_null(strstr(h, "ivr（app1）应答时间 p95 由 2.1 秒升至 9.8 秒"));
     assert_non_null(strstr(h, "8014（pbx1）注册丢失 2 次"));
@@ -1327,7 +1212,7 @@ static void html_escapes(void **state)
     (void)state;
     rdoc_para(d, "%s", "<script>alert('x')</script>");
     rtable_cell(rdoc_table(d, "t", "cap & more", 1, cols), "%s", "1 < 2");
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     well_formed(h);
     assert_null(strstr(h, "<script>"));
     assert_non_null(strstr(h, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
@@ -1351,7 +1236,7 @@ static void csv_files(void **state)
     assert_true(n >= 15);
 
     snprintf(path, sizeof(path), "%s/w-findings.csv", out);
-    char *c = slurp(path, &len);
+    char *c = rfx_slurp(path, &len);
     assert_memory_equal(
         c, "\xEF\xBB\xBF\"Finding\",\"This period\",\"Previous\",\"Trend\"\r\n",
         strlen("\xEF\xBB\xBF\"Finding\",\"This period\",\"Previous\",\"Trend\"\r\n"));
@@ -1364,7 +1249,7 @@ static void csv_files(void **state)
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-host_availability.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\xEF\xBB\xBF\"Host\",\"Silences\",\"Unplanned down (min)\","
                               "\"Planned maintenance (min)\",\"Availability (%)\","
                               "\"Previous (%)\",\"Trend\"\r\n"));
@@ -1375,56 +1260,56 @@ static void csv_files(void **state)
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-response_times.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"MTTA\",\"3\",\"20.0\",\"300.0\",\"n/a\",\"n/a\"\r\n"));
     assert_non_null(strstr(c, "\"MTTR\",\"5\",\"120.0\",\"1200.0\",\"30.0\",\"30.0\"\r\n"));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-line_availability.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"pbx1\",\"ext\",\"8011\",\"99.40\",\"3\",\"60.0\",\"0.0\",\"0.0\","
                               "\"0.0\",\"0.0\"\r\n"));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-test_calls.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"app1\",\"ivr\",\"10\",\"90.00\",\"100.00\",\"2.4\",\"9.8\","
                               "\"2.1\",\"\xe2\x86\x91\",\"9.8\",\"300\"\r\n"));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-registration_losses.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"pbx1\",\"8014\",\"kamreg\",\"2\",\"1\",\"\xe2\x86\x91\","
                               "\"60.0\"\r\n"));
     assert_non_null(strstr(c, "\"pbx1\",\"sbc1\",\"sipping\",\"1\",\"0\""));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-log_hosts.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"db1\",\"critical\",\"7\",\"2\",\"\xe2\x86\x91\"\r\n"));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-top_processes_cpu.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"db1\",\"oracle\",\"150.89\",\"300.00\",\"2048.0\","
                               "\"2048.0\",\"100.00\",\"\xe2\x86\x91\"\r\n"));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-sla_breaches.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, ",\"Reason\"\r\n"));
     assert_non_null(strstr(c, "\"acknowledged late\"\r\n"));
     assert_non_null(strstr(c, "\"not acknowledged\"\r\n"));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-tickets.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"4\",\"P2\",\"db1\",\"disk_full\""));
     assert_non_null(strstr(c, "\"rt: RT#1234\"\r\n"));
     free(c);
 
     snprintf(path, sizeof(path), "%s/w-seat_sessions.csv", out);
-    c = slurp(path, &len);
+    c = rfx_slurp(path, &len);
     assert_non_null(strstr(c, "\"pbx1\",\"8011\",\"3\",\"2\",\"17.72\",\"1.00\"\r\n"));
     free(c);
     rdoc_free(d);
@@ -1445,8 +1330,8 @@ static void pdf_rerun(void **state)
     snprintf(p2, sizeof(p2), "%s/b.pdf", g_dir);
     assert_int_equal(rdoc_write_pdf(d, p1, err, sizeof(err)), 0);
     assert_int_equal(rdoc_write_pdf(d, p2, err, sizeof(err)), 0);
-    char *a = slurp(p1, &n1);
-    char *c = slurp(p2, &n2);
+    char *a = rfx_slurp(p1, &n1);
+    char *c = rfx_slurp(p2, &n2);
     assert_true(n1 > 1000);
     assert_memory_equal(a, "%PDF-", 5);
     assert_int_equal(n1, n2);
@@ -1468,7 +1353,7 @@ static void fault_report(void **state)
     memset(&o, 0, sizeof(o));
     /* incident 1 is last week's; 4 is the disk incident of this week */
     assert_int_equal(rep_incident_doc(g_dir, 4, &o, &d, err, sizeof(err)), 0);
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     char *h2 = NULL;
     well_formed(h);
     assert_non_null(strstr(h, "Fault report: incident 4"));
@@ -1482,14 +1367,14 @@ static void fault_report(void **state)
     assert_non_null(strstr(h, ">rt: RT#1234<"));
     rdoc_free(d);
     assert_int_equal(rep_incident_doc(g_dir, 4, &o, &d, err, sizeof(err)), 0);
-    h2 = html_of(d);
+    h2 = rfx_html(d);
     assert_string_equal(h, h2);
     rdoc_free(d);
     free(h);
     free(h2);
     o.lang = "zh-CN";
     assert_int_equal(rep_incident_doc(g_dir, 4, &o, &d, err, sizeof(err)), 0);
-    h = html_of(d);
+    h = rfx_html(d);
     well_formed(h);
     assert_non_null(strstr(h, "故障报告：事件 4"));
     free(h);
@@ -1517,7 +1402,7 @@ static void findings_capped(void **state)
     }
     cur->avail_pct = prev->avail_pct = 100.0;
     struct rdoc *d = rep_health_doc("weekly", cur, prev, NULL);
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     well_formed(h);
     assert_non_null(strstr(h, "8124 (pbx1) blocked 26 times"));
     assert_non_null(strstr(h, "8105 (pbx1) blocked 7 times"));
@@ -1545,7 +1430,7 @@ static void empty_state(void **state)
     assert_int_equal(s->nhosts, 0);
     assert_int_equal(s->have_events, 0);
     struct rdoc *d = rep_health_doc("weekly", s, s, NULL);
-    char *h = html_of(d);
+    char *h = rfx_html(d);
     well_formed(h);
     /* no events.db: the section says so, it is no error */
     assert_non_null(strstr(h, "No log data: there is no events.db in the state directory."));
@@ -1557,19 +1442,8 @@ static void empty_state(void **state)
 
 int main(void)
 {
-    const char *make = getenv("WP_REPORT_MAKE");
-    const char *big = getenv("WP_REPORT_BIG");
-
-    /* the collector's local time zone for the test: UTC+8, no daylight saving */
-    setenv("TZ", "CST-8", 1);
-    tzset();
-    if (make != NULL) {
-        mkdir(make, 0755);
-        make_state(make);
-        return 0;
-    }
-    if (big != NULL) {
-        make_big(big);
+    rfx_tz();
+    if (rfx_make_only("WP_REPORT_MAKE", make_state) || rfx_make_only("WP_REPORT_BIG", make_big)) {
         return 0;
     }
     const struct CMUnitTest tests[] = {

@@ -5,7 +5,6 @@
  * against hand-computed answers. `WP_INSPECT_MAKE=DIR test_report_inspect` only writes the data
  * into DIR (tests/integration/test_report.sh runs the CLI on it). */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include "db.h"
 #include "incident.h"
 #include "lines.h"
+#include "report_fixture.h"
 #include "report_inspect.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -87,6 +87,9 @@ static void make_incidents(const char *dir)
     /* 5: ORA- errors on db1, open */
     fire(st, "ora_errors|db1|source=/u01/alert_ORCL.log", "ora_errors", "db1", "ORA- errors on db1",
          T - 10 * MIN);
+    /* 6: the backup of db1 too old, open */
+    fire(st, "file_stale|db1|check=file_backup", "file_stale", "db1", "db1 backup is 30h old",
+         T - 4 * HOUR);
     inc_close(st);
 }
 
@@ -98,12 +101,8 @@ static void put(struct coll_lines *l, const char *obj, const char *grp, const ch
 
 static void make_lines(const char *dir)
 {
-    char path[128];
-    struct coll_lines *l = NULL;
+    struct coll_lines *l = rfx_lines_begin(dir);
 
-    snprintf(path, sizeof(path), "%s/lines.db", dir);
-    assert_int_equal(coll_lines_open(path, &l), 0);
-    assert_int_equal(coll_lines_begin(l), 0);
     put(l, "8011", "ext", "idle", T - 3 * DAY);
     put(l, "8011", "ext", "blocked", T - 2 * HOUR - 10 * MIN); /* blocked 2 h 10 min */
     put(l, "8012", "ext", "idle", T - 3 * DAY);
@@ -111,56 +110,17 @@ static void make_lines(const char *dir)
     put(l, "8013", "ext", "blocked", T + 10 * MIN); /* after the inspection */
     put(l, "ivr1", "ivr", "in_use", T - 3 * DAY);
     put(l, "9999", "ext", "idle", T + HOUR); /* first seen after the inspection */
-    assert_int_equal(coll_lines_commit(l), 0);
-    coll_lines_close(l);
+    rfx_lines_end(l);
 }
 
 static void make_agents(const char *dir)
 {
-    char path[128];
-    struct coll_db *db = NULL;
     static const char *const hosts[] = {"db1", "web1", "pbx1", "new1"};
 
-    snprintf(path, sizeof(path), "%s/watchpost.db", dir);
-    assert_int_equal(coll_db_open(path, &db), 0);
     for (size_t i = 0; i < 4; i++) {
-        struct coll_db_agent a;
-        memset(&a, 0, sizeof(a));
-        a.id = hosts[i];
-        a.host = hosts[i];
-        a.labels = "";
         /* new1 enrolled after the inspection: not inspected */
-        a.first_seen = (i == 3 ? T + HOUR : T - 30 * DAY) / 1000;
-        a.last_seen = (T + DAY) / 1000;
-        assert_int_equal(coll_db_agent_put(db, &a), 0);
+        rfx_agent_put(dir, hosts[i], (i == 3 ? T + HOUR : T - 30 * DAY) / 1000, (T + DAY) / 1000);
     }
-    coll_db_close(db);
-}
-
-static void series_put(const char *dir, const char *agent, uint32_t sid, const char *grp,
-                       const char *inst, const char *const *fields, int nf, const char *file)
-{
-    char path[256];
-    struct coll_db *db = NULL;
-    struct wp_series_def d;
-
-    snprintf(path, sizeof(path), "%s/watchpost.db", dir);
-    assert_int_equal(coll_db_open(path, &db), 0);
-    memset(&d, 0, sizeof(d));
-    d.id = sid;
-    d.group.p = grp;
-    d.group.len = (uint32_t)strlen(grp);
-    d.inst.p = inst;
-    d.inst.len = (uint32_t)strlen(inst);
-    d.nfields = (uint32_t)nf;
-    for (int i = 0; i < nf; i++) {
-        d.fields[i].p = fields[i];
-        d.fields[i].len = (uint32_t)strlen(fields[i]);
-    }
-    d.type = WP_DS_GAUGE;
-    d.step_s = 60;
-    assert_int_equal(coll_db_series_put(db, agent, &d, file), 0);
-    coll_db_close(db);
 }
 
 /* An RRD file with data sources ds[] at constant values v[], a row a minute over the two days
@@ -172,11 +132,7 @@ static void make_rrd(const char *dir, const char *agent, const char *file, uint3
     char path[256], rel[128], defs[4][64];
     const char *args[5];
 
-    snprintf(path, sizeof(path), "%s/rrd", dir);
-    mkdir(path, 0755);
-    snprintf(path, sizeof(path), "%s/rrd/%s", dir, agent);
-    mkdir(path, 0755);
-    snprintf(path, sizeof(path), "%s/rrd/%s/%s", dir, agent, file);
+    rfx_rrd_path(dir, agent, file, path, sizeof(path));
     for (int i = 0; i < nds; i++) {
         snprintf(defs[i], sizeof(defs[i]), "DS:%s:GAUGE:120:U:U", ds[i]);
         args[i] = defs[i];
@@ -201,16 +157,7 @@ static void make_rrd(const char *dir, const char *agent, const char *file, uint3
         }
     }
     snprintf(rel, sizeof(rel), "%s/%s", agent, file);
-    series_put(dir, agent, sid, grp, inst, ds, nds, rel);
-}
-
-static void exec_sql(sqlite3 *h, const char *sql)
-{
-    char *msg = NULL;
-
-    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fail_msg("%s: %s", sql, msg);
-    }
+    rfx_series_put(dir, agent, sid, grp, inst, ds, nds, rel, 60);
 }
 
 static void check(sqlite3 *h, const char *host, const char *name, int status, const char *output,
@@ -218,7 +165,7 @@ static void check(sqlite3 *h, const char *host, const char *name, int status, co
 {
     char *sql = sqlite3_mprintf("INSERT INTO checks VALUES(%Q, %Q, %d, %Q, %lld, %lld)", host, name,
                                 status, output, (long long)since, (long long)ts);
-    exec_sql(h, sql);
+    rfx_exec(h, sql);
     sqlite3_free(sql);
 }
 
@@ -228,7 +175,7 @@ static void hist(sqlite3 *h, const char *host, const char *name, int status, con
     char *sql = sqlite3_mprintf("INSERT INTO check_history(host, name, ts_ms, status, output)"
                                 " VALUES(%Q, %Q, %lld, %d, %Q)",
                                 host, name, (long long)ts, status, output);
-    exec_sql(h, sql);
+    rfx_exec(h, sql);
     sqlite3_free(sql);
 }
 
@@ -238,31 +185,24 @@ static void logev(sqlite3 *h, const char *host, int64_t ts, const char *rule, in
     char *sql = sqlite3_mprintf("INSERT INTO log_events(host, ts_ms, source, rule, severity, text)"
                                 " VALUES(%Q, %lld, '/u01/alert_ORCL.log', %Q, %d, %Q)",
                                 host, (long long)ts, rule, sev, text);
-    exec_sql(h, sql);
+    rfx_exec(h, sql);
     sqlite3_free(sql);
 }
 
 /* events.db with the schema of the collector's events store */
 static void make_events(const char *dir)
 {
-    char path[128];
-    sqlite3 *h = NULL;
+    sqlite3 *h = rfx_events_db(dir);
 
-    snprintf(path, sizeof(path), "%s/events.db", dir);
-    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-    exec_sql(h, "CREATE TABLE checks(host TEXT NOT NULL, name TEXT NOT NULL, status INTEGER NOT "
-                "NULL, output TEXT NOT NULL, since_ms INTEGER NOT NULL, ts_ms INTEGER NOT NULL, "
-                "PRIMARY KEY(host, name));"
-                "CREATE TABLE check_history(id INTEGER PRIMARY KEY, host TEXT NOT NULL, name TEXT "
-                "NOT NULL, ts_ms INTEGER NOT NULL, status INTEGER NOT NULL, output TEXT NOT NULL);"
-                "CREATE TABLE log_events(id INTEGER PRIMARY KEY, host TEXT NOT NULL, ts_ms INTEGER "
-                "NOT NULL, source TEXT NOT NULL, rule TEXT NOT NULL, severity INTEGER NOT NULL, "
-                "text TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}');");
     /* pmon: CRITICAL since 06:30 */
     check(h, "db1", "proc_ora_pmon", 2,
           "PROCS CRITICAL: 0 processes matching ora_pmon (expected 1..1)", T - 2 * HOUR, T - MIN);
     hist(h, "db1", "proc_ora_pmon", 0, "PROCS OK", T - 10 * DAY);
     hist(h, "db1", "proc_ora_pmon", 2, "PROCS CRITICAL", T - 2 * HOUR);
+    /* the backup: CRITICAL since 04:30 */
+    check(h, "db1", "file_backup", 2,
+          "FILE CRITICAL: newest /backup/db1-2026-11-29.dmp is 30h old (max 26h), 1.2 GiB",
+          T - 4 * HOUR, T - 5 * MIN);
     /* the login page: OK */
     check(h, "db1", "http_login", 0, "HTTP OK: 200 in 0.120 s", T - 10 * DAY, T - 30 * SEC);
     /* the database went CRITICAL an hour after the inspection: OK at the inspection */
@@ -303,39 +243,24 @@ static void make_state(const char *dir)
     make_rrd(dir, "db1", "mem.rrd", 4, "mem", "", mem, memv, 2);
     make_rrd(dir, "db1", "load.rrd", 5, "load", "", load, l1, 1);
     /* two cores (their files are not read) */
-    series_put(dir, "db1", 6, "cpu", "0", cpu, 1, "db1/cpu-0.rrd");
-    series_put(dir, "db1", 7, "cpu", "1", cpu, 1, "db1/cpu-1.rrd");
+    rfx_series_put(dir, "db1", 6, "cpu", "0", cpu, 1, "db1/cpu-0.rrd", 60);
+    rfx_series_put(dir, "db1", 7, "cpu", "1", cpu, 1, "db1/cpu-1.rrd", 60);
     make_rrd(dir, "pbx1", "sipcall-hotline.rrd", 8, "sipcall", "hotline", call, hot, 2);
     make_incidents(dir);
     make_lines(dir);
     make_events(dir);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/wp-inspect-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) {
-        return -1;
-    }
-    make_state(g_dir);
-    return 0;
+    return rfx_setup(g_dir, sizeof(g_dir), "wp-inspect", make_state);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("WP_KEEP") == NULL) {
-        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    rfx_rmtree(g_dir);
     return 0;
 }
 
@@ -385,17 +310,12 @@ static char *html_of(const char *lang)
     struct rep_opts o;
     struct rdoc *d = NULL;
     char err[256] = "";
-    char *buf = NULL;
-    size_t len = 0;
 
     memset(&o, 0, sizeof(o));
     o.lang = lang;
     assert_int_equal(rep_inspection_day("2026-11-30", 0, &p, &pp), 0);
     assert_int_equal(rep_inspection_doc(g_dir, &p, &o, NULL, &d, err, sizeof(err)), 0);
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    assert_int_equal(rdoc_write_html(d, f), 0);
-    fclose(f);
+    char *buf = rfx_html(d);
     rdoc_free(d);
     return buf;
 }
@@ -552,10 +472,35 @@ static void counts_and_order(void **state)
             assert_true(a->site < b->site || (a->site == b->site && strcmp(a->host, b->host) <= 0));
         }
     }
-    /* /u01, pmon, log errors, tcp_app, ext lines */
-    assert_int_equal(fail, 5);
-    assert_int_equal(r->fail, 5);
+    /* /u01, the backup, pmon, log errors, tcp_app, ext lines */
+    assert_int_equal(fail, 6);
+    assert_int_equal(r->fail, 6);
     assert_int_equal(r->pass + r->fail + r->na, r->n);
+    insp_result_free(r);
+}
+
+/* A check of the files probe (file_<name>) is a backup or log file item, after the file
+ * systems and before the processes, and links the incidents of its check. */
+static void file_items(void **state)
+{
+    (void)state;
+    struct insp_result *r = build("en");
+    const struct insp_item *it = item(r, "db1", "Backup/log file backup");
+    size_t k = (size_t)(it - r->items);
+
+    assert_int_equal(it->status, INSP_FAIL);
+    assert_string_equal(it->evidence, "CRITICAL since 2026-11-30 04:30: FILE CRITICAL: newest "
+                                      "/backup/db1-2026-11-29.dmp is 30h old (max 26h), 1.2 GiB");
+    assert_string_equal(it->incidents, "#6 db1 backup is 30h old");
+    assert_true(k > 0 && k + 1 < r->n);
+    assert_string_equal(r->items[k - 1].name, "Inodes /u02");
+    assert_string_equal(r->items[k + 1].name, "Process ora_pmon");
+    insp_result_free(r);
+
+    r = build("zh-CN");
+    it = item(r, "db1", "备份/日志文件 backup");
+    assert_int_equal(it->status, INSP_FAIL);
+    assert_non_null(strstr(it->evidence, "严重，自 2026-11-30 04:30：FILE CRITICAL: newest"));
     insp_result_free(r);
 }
 
@@ -646,8 +591,7 @@ static void empty_state(void **state)
     struct rdoc *d = NULL;
     char err[256];
 
-    snprintf(dir, sizeof(dir), "/tmp/wp-inspect-empty-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(rfx_setup(dir, sizeof(dir), "wp-inspect-empty", NULL), 0);
     assert_int_equal(rep_inspection_day("2026-11-30", 0, &p, &pp), 0);
     assert_int_equal(insp_build(dir, &p, NULL, NULL, &r, err, sizeof(err)), 0);
     assert_int_equal(r->n, 0);
@@ -671,14 +615,8 @@ static void empty_state(void **state)
 
 int main(void)
 {
-    const char *make = getenv("WP_INSPECT_MAKE");
-
-    /* the collector's local time zone for the test: UTC+8, no daylight saving */
-    setenv("TZ", "CST-8", 1);
-    tzset();
-    if (make != NULL) {
-        mkdir(make, 0755);
-        make_state(make);
+    rfx_tz();
+    if (rfx_make_only("WP_INSPECT_MAKE", make_state)) {
         return 0;
     }
     const struct CMUnitTest tests[] = {
@@ -687,6 +625,7 @@ int main(void)
         cmocka_unit_test(host_items),
         cmocka_unit_test(site_items),
         cmocka_unit_test(counts_and_order),
+        cmocka_unit_test(file_items),
         cmocka_unit_test(html_rerun_and_zh),
         cmocka_unit_test(csv_items),
         cmocka_unit_test(no_events),
