@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "wp/buf.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -112,27 +113,6 @@ static int ev_index(const char *name)
 static const char *const ev_words[NEV_N] = {"opened",       "reopened", "updated",  "escalated",
                                             "acknowledged", "resolved", "closed"};
 
-struct sbuf {
-    char *p;
-    size_t n, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = wp_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 /* A digest's variables: count, items (the snapshot's), a subject and a text listing them. */
 static json_t *digest_variables(const struct notify_conf *c, const struct notify_dest *d,
                                 const struct outbox_msg *m, enum notify_lang lang)
@@ -157,10 +137,11 @@ static json_t *digest_variables(const struct notify_conf *c, const struct notify
                  c->domain != NULL ? c->domain : "");
     }
     json_object_set_new(o, "subject", json_string(buf));
-    struct sbuf t = {NULL, 0, 0};
-    sb_add(&t, "", 0);
-    sb_str(&t, lang == NOTIFY_ZH ? "发送速率达到上限，以下事件合并发送：\n"
-                                 : "The rate limit was reached; these events are sent together:\n");
+    struct wp_sb t = {NULL, 0, 0};
+    wp_sb_add(&t, "", 0);
+    wp_sb_puts(&t, lang == NOTIFY_ZH
+                       ? "发送速率达到上限，以下事件合并发送：\n"
+                       : "The rate limit was reached; these events are sent together:\n");
     json_t *items = json_object_get(o, "items");
     for (size_t i = 0; i < json_array_size(items); i++) {
         json_t *it = json_array_get(items, i);
@@ -172,7 +153,7 @@ static json_t *digest_variables(const struct notify_conf *c, const struct notify
                  (long long)json_integer_value(json_object_get(it, "priority")),
                  (long long)json_integer_value(json_object_get(it, "id")), at != NULL ? at : "",
                  ev != NULL ? ev : "", host != NULL ? host : "", sum != NULL ? sum : "");
-        sb_str(&t, buf);
+        wp_sb_puts(&t, buf);
     }
     json_object_set_new(o, "text", json_string(t.p));
     free(t.p);
@@ -252,13 +233,13 @@ static char *plain(json_t *v)
 static int expand(const char *tpl, json_t *vars_o, enum ctx_kind k, char **out, char *why,
                   size_t whylen)
 {
-    struct sbuf b = {NULL, 0, 0};
+    struct wp_sb b = {NULL, 0, 0};
 
-    sb_add(&b, "", 0);
+    wp_sb_add(&b, "", 0);
     for (const char *s = tpl; *s != '\0';) {
         size_t n = placeholder(s);
         if (n == 0) {
-            sb_add(&b, s, 1);
+            wp_sb_add(&b, s, 1);
             s++;
             continue;
         }
@@ -268,13 +249,13 @@ static int expand(const char *tpl, json_t *vars_o, enum ctx_kind k, char **out, 
         if (k == IN_BODY) {
             char *j = json_dumps(v != NULL ? v : json_string(""), JSON_COMPACT | JSON_ENCODE_ANY |
                                                                       JSON_SORT_KEYS);
-            sb_str(&b, j != NULL ? j : "\"\"");
+            wp_sb_puts(&b, j != NULL ? j : "\"\"");
             free(j);
         } else {
             char *t = plain(v);
             if (k == IN_URL) {
                 char *e = curl_easy_escape(NULL, t, 0);
-                sb_str(&b, e != NULL ? e : "");
+                wp_sb_puts(&b, e != NULL ? e : "");
                 curl_free(e);
             } else {
                 for (const char *q = t; *q != '\0'; q++) {
@@ -286,7 +267,7 @@ static int expand(const char *tpl, json_t *vars_o, enum ctx_kind k, char **out, 
                         return -EINVAL;
                     }
                 }
-                sb_str(&b, t);
+                wp_sb_puts(&b, t);
             }
             free(t);
         }
@@ -296,7 +277,7 @@ static int expand(const char *tpl, json_t *vars_o, enum ctx_kind k, char **out, 
     return 0;
 }
 
-static int add_headers(struct sbuf *h, const struct wp_strlist *l, json_t *vo, char *why,
+static int add_headers(struct wp_sb *h, const struct wp_strlist *l, json_t *vo, char *why,
                        size_t whylen)
 {
     for (size_t i = 0; i + 1 < l->n; i += 2) {
@@ -305,10 +286,10 @@ static int add_headers(struct sbuf *h, const struct wp_strlist *l, json_t *vo, c
         if (rc < 0) {
             return rc;
         }
-        sb_str(h, l->v[i]);
-        sb_str(h, ": ");
-        sb_str(h, v);
-        sb_str(h, "\n");
+        wp_sb_puts(h, l->v[i]);
+        wp_sb_puts(h, ": ");
+        wp_sb_puts(h, v);
+        wp_sb_puts(h, "\n");
         free(v);
     }
     return 0;
@@ -318,10 +299,10 @@ static int render_webhook(const struct notify_dest *d, const struct notify_req *
                           const char *default_method, struct notify_request *out, char *why,
                           size_t whylen)
 {
-    struct sbuf h = {NULL, 0, 0};
+    struct wp_sb h = {NULL, 0, 0};
     int rc = 0;
 
-    sb_add(&h, "", 0);
+    wp_sb_add(&h, "", 0);
     out->method = wp_xstrdup(r->method != NULL ? r->method : default_method);
     if (r->url != NULL) {
         rc = expand(r->url, vo, IN_URL, &out->url, why, whylen);
@@ -339,15 +320,15 @@ static int render_webhook(const struct notify_dest *d, const struct notify_req *
             }
             json_decref(chk);
             out->body_len = strlen(out->body);
-            sb_str(&h, "Content-Type: application/json\n");
+            wp_sb_puts(&h, "Content-Type: application/json\n");
         }
     }
     if (rc == 0) {
         /* the same on every retry: receivers drop duplicates by it */
         const char *eid = json_string_value(json_object_get(vo, "event_id"));
-        sb_str(&h, "Idempotency-Key: ");
-        sb_str(&h, eid != NULL ? eid : "");
-        sb_str(&h, "\n");
+        wp_sb_puts(&h, "Idempotency-Key: ");
+        wp_sb_puts(&h, eid != NULL ? eid : "");
+        wp_sb_puts(&h, "\n");
         rc = add_headers(&h, &d->headers, vo, why, whylen);
     }
     if (rc == 0) {
@@ -468,7 +449,7 @@ static int render_rt(const struct notify_dest *d, json_t *vo, int ev, const char
     return 0;
 }
 
-static void b64(struct sbuf *out, const unsigned char *p, size_t n, int wrap)
+static void b64(struct wp_sb *out, const unsigned char *p, size_t n, int wrap)
 {
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t col = 0;
@@ -477,15 +458,15 @@ static void b64(struct sbuf *out, const unsigned char *p, size_t n, int wrap)
                      (i + 2 < n ? p[i + 2] : 0);
         char q[4] = {a[v >> 18 & 63], a[v >> 12 & 63], i + 1 < n ? a[v >> 6 & 63] : '=',
                      i + 2 < n ? a[v & 63] : '='};
-        sb_add(out, q, 4);
+        wp_sb_add(out, q, 4);
         col += 4;
         if (wrap && col >= 76) {
-            sb_str(out, "\r\n");
+            wp_sb_puts(out, "\r\n");
             col = 0;
         }
     }
     if (wrap && col > 0) {
-        sb_str(out, "\r\n");
+        wp_sb_puts(out, "\r\n");
     }
 }
 
@@ -499,47 +480,47 @@ static int render_digest_mail(const struct notify_conf *c, const struct notify_d
     json_t *vo = digest_variables(c, d, m, lang);
     const char *subject = json_string_value(json_object_get(vo, "subject"));
     const char *text = json_string_value(json_object_get(vo, "text"));
-    struct sbuf h = {NULL, 0, 0};
+    struct wp_sb h = {NULL, 0, 0};
     char date[64];
     time_t t = (time_t)(m->created_ms / 1000);
     struct tm tm;
 
     gmtime_r(&t, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    sb_add(&h, "", 0);
-    sb_str(&h, "From: ");
-    sb_str(&h, d->from);
-    sb_str(&h, "\r\nTo: ");
+    wp_sb_add(&h, "", 0);
+    wp_sb_puts(&h, "From: ");
+    wp_sb_puts(&h, d->from);
+    wp_sb_puts(&h, "\r\nTo: ");
     for (size_t i = 0; i < d->to.n; i++) {
-        sb_str(&h, i > 0 ? ", " : "");
-        sb_str(&h, d->to.v[i]);
+        wp_sb_puts(&h, i > 0 ? ", " : "");
+        wp_sb_puts(&h, d->to.v[i]);
     }
-    sb_str(&h, "\r\nSubject:");
+    wp_sb_puts(&h, "\r\nSubject:");
     for (size_t i = 0, len = strlen(subject); i < len;) {
         size_t k = len - i < 45 ? len - i : 45;
         while (i + k < len && ((unsigned char)subject[i + k] & 0xC0) == 0x80) {
             k--; /* never cut a UTF-8 character */
         }
-        sb_str(&h, i > 0 ? "\r\n =?UTF-8?B?" : " =?UTF-8?B?");
+        wp_sb_puts(&h, i > 0 ? "\r\n =?UTF-8?B?" : " =?UTF-8?B?");
         b64(&h, (const unsigned char *)subject + i, k, 0);
-        sb_str(&h, "?=");
+        wp_sb_puts(&h, "?=");
         i += k;
     }
-    sb_str(&h, "\r\nDate: ");
-    sb_str(&h, date);
-    sb_str(&h, "\r\nMessage-ID: <digest-");
-    sb_str(&h, m->event_id);
-    sb_str(&h, "@");
-    sb_str(&h, c->domain);
-    sb_str(&h, ">\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
-               "Content-Type: text/plain; charset=UTF-8\r\n"
-               "Content-Transfer-Encoding: base64\r\n\r\n");
+    wp_sb_puts(&h, "\r\nDate: ");
+    wp_sb_puts(&h, date);
+    wp_sb_puts(&h, "\r\nMessage-ID: <digest-");
+    wp_sb_puts(&h, m->event_id);
+    wp_sb_puts(&h, "@");
+    wp_sb_puts(&h, c->domain);
+    wp_sb_puts(&h, ">\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+                   "Content-Type: text/plain; charset=UTF-8\r\n"
+                   "Content-Transfer-Encoding: base64\r\n\r\n");
     b64(&h, (const unsigned char *)text, strlen(text), 1);
-    struct sbuf r = {NULL, 0, 0};
-    sb_add(&r, "", 0);
+    struct wp_sb r = {NULL, 0, 0};
+    wp_sb_add(&r, "", 0);
     for (size_t i = 0; i < d->to.n; i++) {
-        sb_str(&r, d->to.v[i]);
-        sb_str(&r, "\n");
+        wp_sb_puts(&r, d->to.v[i]);
+        wp_sb_puts(&r, "\n");
     }
     out->method = wp_xstrdup("SMTP");
     out->url = wp_xstrdup(d->url);
@@ -560,7 +541,7 @@ static int render_mail(const struct notify_conf *c, const struct notify_dest *d,
     enum notify_lang lang = NOTIFY_EN;
     char *mail = NULL;
     size_t len = 0;
-    struct sbuf r = {NULL, 0, 0};
+    struct wp_sb r = {NULL, 0, 0};
 
     void *h = notify_inc_from_ctx(m->ctx, &inc);
     inc.event_id = m->event_id;
@@ -577,10 +558,10 @@ static int render_mail(const struct notify_conf *c, const struct notify_dest *d,
         snprintf(why, whylen, "mail not rendered: %s", wp_strerror(rc));
         return rc;
     }
-    sb_add(&r, "", 0);
+    wp_sb_add(&r, "", 0);
     for (size_t i = 0; i < d->to.n; i++) {
-        sb_str(&r, d->to.v[i]);
-        sb_str(&r, "\n");
+        wp_sb_puts(&r, d->to.v[i]);
+        wp_sb_puts(&r, "\n");
     }
     out->method = wp_xstrdup("SMTP");
     out->url = wp_xstrdup(d->url);
@@ -674,13 +655,13 @@ int notify_render_search(const struct notify_conf *c, const struct notify_dest *
         /* TicketSQL: 'CF.{Watchpost-Key}' = 'ref' (quotes and backslashes escaped) */
         json_t *vo = variables(c, d, m, "");
         const char *ref = json_string_value(json_object_get(vo, "ref"));
-        struct sbuf k = {NULL, 0, 0};
-        sb_add(&k, "", 0);
+        struct wp_sb k = {NULL, 0, 0};
+        wp_sb_add(&k, "", 0);
         for (const char *s = ref != NULL ? ref : ""; *s != '\0'; s++) {
             if (*s == '\'' || *s == '\\') {
-                sb_add(&k, "\\", 1);
+                wp_sb_add(&k, "\\", 1);
             }
-            sb_add(&k, s, 1);
+            wp_sb_add(&k, s, 1);
         }
         q = wp_xasprintf("'CF.{%s}' = '%s'", d->key_field, k.p);
         char *esc = curl_easy_escape(NULL, q, 0);

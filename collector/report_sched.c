@@ -26,6 +26,7 @@
 #include "outbox.h"
 #include "report_doc.h"
 #include "report_inspect.h"
+#include "wp/buf.h"
 #include "wp/clock.h"
 #include "wp/err.h"
 #include "wp/log.h"
@@ -44,6 +45,7 @@
 
 struct rsched_job {
     const char *state_dir, *rrd_dir, *lang, *schedule;
+    const struct insp_limits *limits; /* inspection: NULL for the defaults */
     const char *kind;
     struct rep_period cur;
     int unit;
@@ -131,7 +133,7 @@ static int build_attendance(const struct rsched_job *j, struct rdoc **out, char 
 static int build_inspection(const struct rsched_job *j, struct rdoc **out, char *err, size_t errlen)
 {
     struct rep_opts o = {.lang = j->lang, .rrd_dir = j->rrd_dir};
-    return rep_inspection_doc(j->state_dir, &j->cur, &o, NULL, out, err, errlen);
+    return rep_inspection_doc(j->state_dir, &j->cur, &o, j->limits, out, err, errlen);
 }
 
 /* The inspection of the due time: [the same time the day before, due), labelled
@@ -179,6 +181,16 @@ const char *const *rsched_kind_names(void)
         names[i] = kinds[i].name;
     }
     return names;
+}
+
+const struct rsched_kconf *rsched_conf_kind(const struct rsched_conf *c, const char *kind)
+{
+    for (size_t i = 0; c != NULL && i < c->neff; i++) {
+        if (strcmp(c->eff[i].kind, kind) == 0) {
+            return &c->eff[i];
+        }
+    }
+    return NULL;
 }
 
 static const struct rsched_kind *kind_by_name(const char *name)
@@ -413,6 +425,13 @@ static const struct wp_opt kind_opts[] = {
      .help = "attendance: the shifts and holidays file (docs/REPORTS.md); weekly, monthly: "
              "optional, adds seat attendance to the telephony section",
      .offset = offsetof(struct rsched_kconf, schedule)},
+    {.name = "limits",
+     .type = WP_OPT_STRMAP,
+     .help = "inspection: item limits, any of disk, inode, warn (used %), cpu, mem (busy/used %, "
+             "last hour), load (per core), stale (minutes), e.g. {disk: 85, load: 4} "
+             "(default disk 90, inode 90, warn 85, cpu 90, mem 90, load 2, stale 15; the same as "
+             "`watchpost report inspection --limits`)",
+     .offset = offsetof(struct rsched_kconf, limits)},
     WP_OPT_TABLE_END,
 };
 
@@ -513,6 +532,47 @@ static int parse_formats(const struct wp_strlist *l, unsigned *out, char *bad, s
     return 0;
 }
 
+/* The limits: map of kind k (item it of reports.kinds), applied over the defaults with
+ * insp_limits_parse(), the parser of --limits; an error names the offending value's position. */
+static int decode_limits(struct wp_conf_doc *doc, struct wp_conf_node *it, struct rsched_kconf *k,
+                         const char *path, struct wp_conf_err *err)
+{
+    struct wp_conf_node *ln = wp_conf_map_get(doc, it, "limits");
+    char why[256];
+
+    insp_limits_default(&k->lim);
+    if (ln == NULL) {
+        return 0;
+    }
+    if (k->k->build != build_inspection) {
+        return wp_conf_errorf(doc, ln, err, "%s.limits: only the inspection report has limits",
+                              path);
+    }
+    for (size_t i = 0; i + 1 < k->limits.n; i += 2) {
+        const char *name = k->limits.v[i], *val = k->limits.v[i + 1];
+        struct wp_conf_node *vn = wp_conf_map_get(doc, ln, name);
+        /* one NAME=NUMBER at a time: a value may not smuggle in a second pair */
+        char *spec = wp_xasprintf("%s=%s", name, val);
+        int rc = -EINVAL;
+        if (strpbrk(name, ",=") != NULL || strchr(val, ',') != NULL) {
+            snprintf(why, sizeof(why), "limits: %s: expected a number", name);
+        } else {
+            rc = insp_limits_parse(spec, &k->lim, why, sizeof(why));
+        }
+        free(spec);
+        if (rc < 0) {
+            const char *w = strncmp(why, "limits: ", 8) == 0 ? why + 8 : why;
+            if (strncmp(w, "unknown", 7) == 0) {
+                return wp_conf_errorf(doc, vn != NULL ? vn : ln, err, "%s.limits: %s", path, w);
+            }
+            return wp_conf_errorf(doc, vn != NULL ? vn : ln, err, "%s.limits: %s, got \"%s\"",
+                                  path, w, val);
+        }
+    }
+    k->has_limits = 1;
+    return 0;
+}
+
 static int decode_kinds(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                         struct wp_conf_err *err)
 {
@@ -573,6 +633,10 @@ static int decode_kinds(struct wp_conf_doc *doc, struct wp_conf_node *node, void
         if (k->lang != NULL && strcmp(k->lang, "en") != 0 && strcmp(k->lang, "zh-CN") != 0) {
             return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "lang"), err,
                                   "%s.lang: expected en or zh-CN, got \"%s\"", path, k->lang);
+        }
+        rc = decode_limits(doc, it, k, path, err);
+        if (rc < 0) {
+            return rc;
         }
     }
     return 0;
@@ -643,6 +707,12 @@ int rsched_conf_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void 
         e->lang = w != NULL && w->lang != NULL ? w->lang : c->lang;
         e->recipients = w != NULL && w->recipients.n > 0 ? w->recipients : c->recipients;
         e->schedule = w != NULL ? w->schedule : NULL;
+        e->has_limits = w != NULL && w->has_limits;
+        if (e->has_limits) {
+            e->lim = w->lim;
+        } else {
+            insp_limits_default(&e->lim);
+        }
         if (e->enabled && e->k->build == build_attendance && e->schedule == NULL) {
             return wp_conf_errorf(doc, node, err,
                                   "reports.kinds: attendance needs schedule: (the shifts file)");
@@ -974,29 +1044,8 @@ int rsched_list(const char *state_dir, size_t limit,
  * -----------------------------------------------------------------------------
  */
 
-struct sb {
-    char *p;
-    size_t n, cap;
-};
-
-static void sb_add(struct sb *b, const void *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = wp_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(struct sb *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 /* Base64 in 76-column CRLF lines. */
-static void sb_b64(struct sb *b, const unsigned char *s, size_t n)
+static void sb_b64(struct wp_sb *b, const unsigned char *s, size_t n)
 {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char q[4];
@@ -1009,42 +1058,42 @@ static void sb_b64(struct sb *b, const unsigned char *s, size_t n)
         q[1] = t[v >> 12 & 63];
         q[2] = i + 1 < n ? t[v >> 6 & 63] : '=';
         q[3] = i + 2 < n ? t[v & 63] : '=';
-        sb_add(b, q, 4);
+        wp_sb_add(b, q, 4);
         col += 4;
         if (col >= 76) {
-            sb_str(b, "\r\n");
+            wp_sb_puts(b, "\r\n");
             col = 0;
         }
     }
     if (col > 0) {
-        sb_str(b, "\r\n");
+        wp_sb_puts(b, "\r\n");
     }
 }
 
-static void sb_b64_line(struct sb *b, const char *s, size_t n)
+static void sb_b64_line(struct wp_sb *b, const char *s, size_t n)
 {
-    struct sb t = {NULL, 0, 0};
+    struct wp_sb t = {NULL, 0, 0};
     sb_b64(&t, (const unsigned char *)s, n);
-    sb_add(b, t.p, t.n - 2); /* one line: short input, no CRLF */
+    wp_sb_add(b, t.p, t.n - 2); /* one line: short input, no CRLF */
     free(t.p);
 }
 
 /* The subject as UTF-8 encoded-words (whole characters, at most 45 bytes each).
  */
-static void sb_subject(struct sb *b, const char *subject)
+static void sb_subject(struct wp_sb *b, const char *subject)
 {
-    sb_str(b, "Subject:");
+    wp_sb_puts(b, "Subject:");
     for (size_t i = 0, len = strlen(subject); i < len;) {
         size_t k = len - i < 45 ? len - i : 45;
         while (i + k < len && ((unsigned char)subject[i + k] & 0xC0) == 0x80) {
             k--;
         }
-        sb_str(b, i > 0 ? "\r\n =?UTF-8?B?" : " =?UTF-8?B?");
+        wp_sb_puts(b, i > 0 ? "\r\n =?UTF-8?B?" : " =?UTF-8?B?");
         sb_b64_line(b, subject + i, k);
-        sb_str(b, "?=");
+        wp_sb_puts(b, "?=");
         i += k;
     }
-    sb_str(b, "\r\n");
+    wp_sb_puts(b, "\r\n");
 }
 
 /* The attachment's MIME type by its extension. */
@@ -1069,7 +1118,7 @@ static const char *mime_of(const char *name)
 static int render_report_mail(const struct rsched_kconf *k, const struct rep_period *p,
                               const char *dir, const char *files, const char *from,
                               const char *const *to, size_t nto, const char *domain,
-                              const char *dest, int64_t created_ms, struct sb *out, char *err,
+                              const char *dest, int64_t created_ms, struct wp_sb *out, char *err,
                               size_t errlen)
 {
     char subject[256], date[64], boundary[128];
@@ -1084,50 +1133,50 @@ static int render_report_mail(const struct rsched_kconf *k, const struct rep_per
     snprintf(boundary, sizeof(boundary), "=_wp-report-%s-%s", k->kind, p->label);
     gmtime_r(&t, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    sb_str(out, "From: ");
-    sb_str(out, from);
-    sb_str(out, "\r\nTo: ");
+    wp_sb_puts(out, "From: ");
+    wp_sb_puts(out, from);
+    wp_sb_puts(out, "\r\nTo: ");
     for (size_t i = 0; i < nto; i++) {
-        sb_str(out, i > 0 ? ", " : "");
-        sb_str(out, to[i]);
+        wp_sb_puts(out, i > 0 ? ", " : "");
+        wp_sb_puts(out, to[i]);
     }
-    sb_str(out, "\r\n");
+    wp_sb_puts(out, "\r\n");
     sb_subject(out, subject);
-    sb_str(out, "Date: ");
-    sb_str(out, date);
-    sb_str(out, "\r\nMessage-ID: <report-");
-    sb_str(out, k->kind);
-    sb_str(out, "-");
-    sb_str(out, p->label);
-    sb_str(out, ".");
-    sb_str(out, dest);
-    sb_str(out, "@");
-    sb_str(out, domain);
-    sb_str(out, ">\r\nAuto-Submitted: auto-generated\r\nContent-Language: ");
-    sb_str(out, k->lang);
-    sb_str(out, "\r\nX-Watchpost-Report: ");
-    sb_str(out, k->kind);
-    sb_str(out, "/");
-    sb_str(out, p->label);
-    sb_str(out, "\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"");
-    sb_str(out, boundary);
-    sb_str(out, "\"\r\n\r\nThis is a MIME message.\r\n");
+    wp_sb_puts(out, "Date: ");
+    wp_sb_puts(out, date);
+    wp_sb_puts(out, "\r\nMessage-ID: <report-");
+    wp_sb_puts(out, k->kind);
+    wp_sb_puts(out, "-");
+    wp_sb_puts(out, p->label);
+    wp_sb_puts(out, ".");
+    wp_sb_puts(out, dest);
+    wp_sb_puts(out, "@");
+    wp_sb_puts(out, domain);
+    wp_sb_puts(out, ">\r\nAuto-Submitted: auto-generated\r\nContent-Language: ");
+    wp_sb_puts(out, k->lang);
+    wp_sb_puts(out, "\r\nX-Watchpost-Report: ");
+    wp_sb_puts(out, k->kind);
+    wp_sb_puts(out, "/");
+    wp_sb_puts(out, p->label);
+    wp_sb_puts(out, "\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"");
+    wp_sb_puts(out, boundary);
+    wp_sb_puts(out, "\"\r\n\r\nThis is a MIME message.\r\n");
     /* the body: the HTML report (self-contained), or a short text without it */
     char *body = NULL;
     size_t blen = 0;
     char *hp = wp_xasprintf("%s/report.html", dir);
     int have_html = read_file(hp, &body, &blen) == 0;
     free(hp);
-    sb_str(out, "--");
-    sb_str(out, boundary);
+    wp_sb_puts(out, "--");
+    wp_sb_puts(out, boundary);
     if (have_html) {
-        sb_str(out, "\r\nContent-Type: text/html; charset=UTF-8\r\n"
-                    "Content-Transfer-Encoding: base64\r\n\r\n");
+        wp_sb_puts(out, "\r\nContent-Type: text/html; charset=UTF-8\r\n"
+                        "Content-Transfer-Encoding: base64\r\n\r\n");
         sb_b64(out, (const unsigned char *)body, blen);
     } else {
         char *txt = wp_xasprintf("%s: see the attachments.\r\n", subject);
-        sb_str(out, "\r\nContent-Type: text/plain; charset=UTF-8\r\n"
-                    "Content-Transfer-Encoding: base64\r\n\r\n");
+        wp_sb_puts(out, "\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+                        "Content-Transfer-Encoding: base64\r\n\r\n");
         sb_b64(out, (const unsigned char *)txt, strlen(txt));
         free(txt);
     }
@@ -1150,24 +1199,24 @@ static int render_report_mail(const struct rsched_kconf *k, const struct rep_per
             /* report.pdf -> watchpost-weekly-2026-W47.pdf, report-x.csv -> ...-x.csv
              */
             char *name = wp_xasprintf("watchpost-%s-%s%s", k->kind, p->label, f + strlen("report"));
-            sb_str(out, "--");
-            sb_str(out, boundary);
-            sb_str(out, "\r\nContent-Type: ");
-            sb_str(out, mime_of(f));
-            sb_str(out, "; name=\"");
-            sb_str(out, name);
-            sb_str(out, "\"\r\nContent-Disposition: attachment; filename=\"");
-            sb_str(out, name);
-            sb_str(out, "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+            wp_sb_puts(out, "--");
+            wp_sb_puts(out, boundary);
+            wp_sb_puts(out, "\r\nContent-Type: ");
+            wp_sb_puts(out, mime_of(f));
+            wp_sb_puts(out, "; name=\"");
+            wp_sb_puts(out, name);
+            wp_sb_puts(out, "\"\r\nContent-Disposition: attachment; filename=\"");
+            wp_sb_puts(out, name);
+            wp_sb_puts(out, "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
             sb_b64(out, (const unsigned char *)body, blen);
             free(name);
             free(body);
             body = NULL;
         }
     }
-    sb_str(out, "--");
-    sb_str(out, boundary);
-    sb_str(out, "--\r\n");
+    wp_sb_puts(out, "--");
+    wp_sb_puts(out, boundary);
+    wp_sb_puts(out, "--\r\n");
     free(copy);
     return rc;
 }
@@ -1216,12 +1265,12 @@ static int queue_mails(const struct coll_conf *conf, const struct rsched_kconf *
             nto = d->to.n;
             snprintf(event_id, sizeof(event_id), "%s-report-%s-%s", d->name, k->kind, p->label);
         }
-        struct sb mail = {NULL, 0, 0};
-        struct sb rcpt = {NULL, 0, 0};
-        sb_add(&rcpt, "", 0);
+        struct wp_sb mail = {NULL, 0, 0};
+        struct wp_sb rcpt = {NULL, 0, 0};
+        wp_sb_add(&rcpt, "", 0);
         for (size_t j = 0; j < nto; j++) {
-            sb_str(&rcpt, to[j]);
-            sb_str(&rcpt, "\n");
+            wp_sb_puts(&rcpt, to[j]);
+            wp_sb_puts(&rcpt, "\n");
         }
         /* the Message-ID's tag: the destination, and the address of a single recipient */
         char tag[300];
@@ -1270,6 +1319,7 @@ static int generate(const struct coll_conf *conf, const struct rsched_kconf *k,
                            .rrd_dir = conf->rrd.dir,
                            .lang = k->lang,
                            .schedule = k->schedule,
+                           .limits = k->has_limits ? &k->lim : NULL,
                            .kind = k->kind,
                            .cur = *p,
                            .unit = k->when.unit};

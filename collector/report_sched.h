@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "report.h"
+#include "report_inspect.h"
 #include "wp/conf.h"
 
 /* ---- schedules (pure, any thread; local time of the process) ---- */
@@ -66,11 +67,14 @@ struct rsched_kconf {
     char *at;
     struct wp_strlist formats, recipients;
     char *lang;
-    char *schedule; /* attendance: the shifts and holidays file */
+    char *schedule;           /* attendance: the shifts and holidays file */
+    struct wp_strlist limits; /* inspection: name, value pairs (insp_limits_parse names) */
     /* decoded */
     const struct rsched_kind *k;
     struct rsched_at when;
     unsigned fmts;
+    int has_limits;         /* inspection: limits: was given */
+    struct insp_limits lim; /* the defaults overridden by limits: */
 };
 
 struct rsched_conf {
@@ -101,6 +105,8 @@ int rsched_conf_finish(struct rsched_conf *c, const struct notify_conf *n, const
                        struct wp_conf_err *err);
 /* The option tables, for docs/CONFIG.md: "top", "kinds". */
 const struct wp_opt *rsched_conf_opts(const char *which);
+/* The effective settings of kind (defaults filled in), NULL for c NULL or an unknown kind. */
+const struct rsched_kconf *rsched_conf_kind(const struct rsched_conf *c, const char *kind);
 /* Names of the report kinds, NULL-terminated ("weekly", "monthly", ...). */
 const char *const *rsched_kind_names(void);
 

@@ -68,3 +68,19 @@ void wp_buf_reset(struct wp_buf *b)
 {
     b->off = b->len = 0;
 }
+
+void wp_sb_add(struct wp_sb *b, const void *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = wp_xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void wp_sb_puts(struct wp_sb *b, const char *s)
+{
+    wp_sb_add(b, s, strlen(s));
+}

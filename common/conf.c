@@ -13,6 +13,7 @@
 
 #include <yaml.h>
 
+#include "wp/buf.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -1320,36 +1321,20 @@ void wp_conf_resolve_path(const char *conf_path, char **path)
 
 /* ---- node text (what a reload compares) ---- */
 
-struct node_text {
-    char *s;
-    size_t len, cap;
-};
-
-static void nt_put(struct node_text *t, const char *p, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        t->s = wp_xrealloc(t->s, t->cap);
-    }
-    memcpy(t->s + t->len, p, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
 /* A scalar as a length-prefixed string, so no content can imitate the structure. */
-static void nt_scalar(struct node_text *t, const yaml_node_t *n)
+static void nt_scalar(struct wp_sb *t, const yaml_node_t *n)
 {
     char head[32];
     int k = snprintf(head, sizeof(head), "%zu:", n->data.scalar.length);
 
-    nt_put(t, head, (size_t)k);
-    nt_put(t, (const char *)n->data.scalar.value, n->data.scalar.length);
+    wp_sb_add(t, head, (size_t)k);
+    wp_sb_add(t, (const char *)n->data.scalar.value, n->data.scalar.length);
 }
 
-static void nt_node(struct wp_conf_doc *doc, struct node_text *t, yaml_node_t *n, int depth)
+static void nt_node(struct wp_conf_doc *doc, struct wp_sb *t, yaml_node_t *n, int depth)
 {
     if (n == NULL || depth > CONF_MAX_DEPTH) {
-        nt_put(t, "~", 1);
+        wp_sb_add(t, "~", 1);
         return;
     }
     switch (n->type) {
@@ -1357,36 +1342,36 @@ static void nt_node(struct wp_conf_doc *doc, struct node_text *t, yaml_node_t *n
         nt_scalar(t, n);
         break;
     case YAML_MAPPING_NODE:
-        nt_put(t, "{", 1);
+        wp_sb_add(t, "{", 1);
         for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
              pr++) {
             nt_node(doc, t, doc_node(doc, pr->key), depth + 1);
-            nt_put(t, "=", 1);
+            wp_sb_add(t, "=", 1);
             nt_node(doc, t, doc_node(doc, pr->value), depth + 1);
-            nt_put(t, ",", 1);
+            wp_sb_add(t, ",", 1);
         }
-        nt_put(t, "}", 1);
+        wp_sb_add(t, "}", 1);
         break;
     case YAML_SEQUENCE_NODE:
-        nt_put(t, "[", 1);
+        wp_sb_add(t, "[", 1);
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++) {
             nt_node(doc, t, doc_node(doc, *it), depth + 1);
-            nt_put(t, ",", 1);
+            wp_sb_add(t, ",", 1);
         }
-        nt_put(t, "]", 1);
+        wp_sb_add(t, "]", 1);
         break;
     default:
-        nt_put(t, "~", 1);
+        wp_sb_add(t, "~", 1);
         break;
     }
 }
 
 char *wp_conf_node_text(struct wp_conf_doc *doc, struct wp_conf_node *n)
 {
-    struct node_text t = {NULL, 0, 0};
+    struct wp_sb t = {NULL, 0, 0};
 
-    nt_put(&t, "", 0);
+    wp_sb_add(&t, "", 0);
     nt_node(doc, &t, n != NULL ? ynode(n) : NULL, 0);
-    return t.s;
+    return t.p;
 }

@@ -16,6 +16,7 @@
 #include "coll_conf.h"
 #include "report.h"
 #include "report_inspect.h"
+#include "report_sched.h"
 #include "wp/clock.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -30,6 +31,8 @@ static void usage(FILE *f)
             "       watchpost report incident ID\n"
             "       watchpost report inspection [--date 2026-11-30] [--time 08:30]\n"
             "                                   [--limits disk=90,inode=90,cpu=90,mem=90,load=2]\n"
+            "                                   (default: limits: of the inspection kind in\n"
+            "                                   collector.yaml with -c, else these values)\n"
             "  options: --out DIR (default .) --format html,csv,pdf (default html)\n"
             "           [--lang en|zh-CN] [--silence-rules host_silent,...]\n"
             "           [--state-dir DIR | -c collector.yaml]\n"
@@ -248,6 +251,14 @@ int cli_report(int argc, char **argv)
     }
     if (conf != NULL && conf->rrd.dir != NULL) {
         o.rrd_dir = conf->rrd.dir;
+    }
+    if (inspection && ilimits == NULL) {
+        /* the limits the scheduled inspection uses, so that a rerun by hand matches it */
+        const struct rsched_kconf *k =
+            rsched_conf_kind(conf != NULL ? conf->reports : NULL, "inspection");
+        if (k != NULL && k->has_limits) {
+            lim = k->lim;
+        }
     }
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "report: cannot create %s: %s\n", out, strerror(errno));

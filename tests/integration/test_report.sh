@@ -299,6 +299,25 @@ python3 "$T/check_csv.py" "$T/iz/watchpost-inspection-2026-11-30-items.csv" \
 inspect --time 09:00 --limits disk=95 --out "$T/it" --format csv > /dev/null || fail "--time"
 python3 "$T/check_csv.py" "$T/it/watchpost-inspection-2026-11-30-0900-items.csv" "$ICOLS" \
     "db1|Disk space /u01|PASS|93.0 % used (above 85 %, limit 95 %)|" || fail "--limits disk=95"
+# limits: of the inspection kind in collector.yaml: the scheduled job and `report inspection
+# -c` use them (the same bytes as --limits disk=95); --limits still wins
+printf '%s\n' "listen: 127.0.0.1:0" "state_dir: $T/insp" "tls:" "  ca: $T/sched/ca.crt" \
+    "  cert: $T/sched/c.crt" "  key: $T/sched/c.key" "reports:" "  formats: [csv]" \
+    "  archive_dir: $T/insp-archive" "  kinds:" \
+    "    - {kind: inspection, at: '09:00', limits: {disk: 95}}" > "$T/insp.yaml"
+IT=$T/it/watchpost-inspection-2026-11-30-0900-items.csv
+"$BIN_COLL" --report-job inspection --period 2026-11-30-0900 --no-mail -c "$T/insp.yaml" \
+    > "$T/insp-job.log" 2>&1 || fail "inspection job: $(cat "$T/insp-job.log")"
+cmp "$T/insp-archive/inspection/2026-11-30-0900/report-items.csv" "$IT" ||
+    fail "the scheduled inspection does not use limits:"
+icfg() { "$BIN_CLI" report inspection -c "$T/insp.yaml" --date 2026-11-30 --time 09:00 "$@"; }
+icfg --out "$T/icf" --format csv > /dev/null || fail "report inspection -c"
+cmp "$T/icf/watchpost-inspection-2026-11-30-0900-items.csv" "$IT" ||
+    fail "report inspection -c does not use limits:"
+icfg --limits disk=90 --out "$T/icl" --format csv > /dev/null || fail "-c with --limits"
+python3 "$T/check_csv.py" "$T/icl/watchpost-inspection-2026-11-30-0900-items.csv" "$ICOLS" \
+    "db1|Disk space /u01|FAIL|93.0 % used (limit 90 %)|#3 Disk /u01 on db1 is 93% full" \
+    || fail "--limits does not override limits:"
 if inspect --out "$T/ip" --format pdf > /dev/null 2>&1; then
     inspect --out "$T/ip2" --format pdf --lang en > /dev/null || fail "inspection pdf rerun"
     cmp "$T/ip/watchpost-inspection-2026-11-30.pdf" "$T/ip2/watchpost-inspection-2026-11-30.pdf" \

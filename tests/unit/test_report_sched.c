@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Scheduled reports (report_sched.h): schedules parsed, the most recent due time and the
  * period it reports on, across year ends, month ends and (Europe/Berlin) DST changes; period
- * labels; archive name checks. No clock is read: every "now" is given. */
+ * labels; archive name checks; limits: of the inspection kind. No clock is read: every "now"
+ * is given. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,13 +203,92 @@ static void test_names(void **state)
     assert_false(rsched_valid_name(NULL));
 }
 
+/* `reports:` of the YAML text decoded; the rc, with *out (free with rsched_conf_free). */
+static int decode(const char *yaml, struct rsched_conf **out, struct wp_conf_err *err)
+{
+    struct wp_conf_doc *doc = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    memset(err, 0, sizeof(*err));
+    assert_int_equal(wp_conf_parse("collector.yaml", yaml, strlen(yaml), err, &doc), 0);
+    rc = rsched_conf_decode(doc, wp_conf_map_get(doc, wp_conf_root(doc), "reports"), out, err);
+    wp_conf_free(doc);
+    return rc;
+}
+
+static void test_limits(void **state)
+{
+    struct rsched_conf *c = NULL;
+    struct wp_conf_err err;
+    const struct rsched_kconf *k = NULL;
+
+    (void)state;
+    assert_int_equal(decode("reports:\n"
+                            "  kinds:\n"
+                            "    - kind: inspection\n"
+                            "      limits: {disk: 85, load: 3.5, stale: 30}\n",
+                            &c, &err),
+                     0);
+    k = rsched_conf_kind(c, "inspection");
+    assert_non_null(k);
+    assert_true(k->has_limits);
+    assert_true(k->lim.disk_pct == 85);
+    assert_true(k->lim.load_per_core == 3.5);
+    assert_int_equal(k->lim.stale_ms, 30 * 60000);
+    assert_true(k->lim.inode_pct == 90); /* not given: the default */
+    assert_true(k->lim.cpu_pct == 90);
+    assert_false(rsched_conf_kind(c, "weekly")->has_limits);
+    assert_null(rsched_conf_kind(c, "nosuch"));
+    rsched_conf_free(&c);
+
+    /* without limits: the defaults, and the scheduler passes none */
+    assert_int_equal(decode("reports:\n  kinds: [{kind: inspection}]\n", &c, &err), 0);
+    assert_false(rsched_conf_kind(c, "inspection")->has_limits);
+    assert_true(rsched_conf_kind(c, "inspection")->lim.disk_pct == 90);
+    rsched_conf_free(&c);
+}
+
+static void test_limits_bad(void **state)
+{
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"reports:\n  kinds:\n    - kind: inspection\n      limits: {disk: 85, cpu: 120}\n",
+         "collector.yaml:4:31: reports.kinds[0].limits: cpu: expected a positive number up to 100, "
+         "got \"120\""},
+        {"reports:\n  kinds:\n    - kind: inspection\n      limits:\n        load: lots\n",
+         "collector.yaml:5:15: reports.kinds[0].limits: load: expected a positive number, got "
+         "\"lots\""},
+        {"reports:\n  kinds:\n    - kind: inspection\n      limits: {disks: 85}\n",
+         "collector.yaml:4:23: reports.kinds[0].limits: unknown \"disks\""},
+        {"reports:\n  kinds:\n    - kind: inspection\n      limits: {mem: \"50,cpu=1\"}\n",
+         "collector.yaml:4:21: reports.kinds[0].limits: mem: expected a number"},
+        {"reports:\n  kinds:\n    - kind: weekly\n      limits: {disk: 80}\n",
+         "collector.yaml:4:15: reports.kinds[0].limits: only the inspection report has limits"},
+        {"reports:\n  kinds:\n    - kind: inspection\n      limits: 90\n", "collector.yaml:4:"},
+    };
+    struct rsched_conf *c = NULL;
+    struct wp_conf_err err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_true(decode(bad[i].yaml, &c, &err) < 0);
+        if (strncmp(err.msg, bad[i].want, strlen(bad[i].want)) != 0) {
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err.msg, bad[i].want);
+        }
+        rsched_conf_free(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),        cmocka_unit_test(test_weekly_year_end),
         cmocka_unit_test(test_monthly_ends), cmocka_unit_test(test_daily),
         cmocka_unit_test(test_berlin_dst),   cmocka_unit_test(test_period_parse),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_names),        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_limits_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2101,9 +2101,34 @@ static void failed_decode_leaves_no_message(void **state)
     wp_batch_enc_cleanup(&e);
 }
 
+/* wp_sb (wp/buf.h): appended text stays NUL-terminated across growth, bytes after a NUL too. */
+static void sb_builds_text(void **state)
+{
+    struct wp_sb b = {NULL, 0, 0};
+    char want[1200];
+
+    (void)state;
+    wp_sb_add(&b, "", 0);
+    assert_non_null(b.p);
+    assert_string_equal(b.p, "");
+    for (int i = 0; i < 100; i++) {
+        wp_sb_puts(&b, "0123456789");
+        memcpy(want + i * 10, "0123456789", 10);
+    }
+    want[1000] = '\0';
+    assert_int_equal(b.n, 1000);
+    assert_true(b.cap > b.n);
+    assert_string_equal(b.p, want);
+    wp_sb_add(&b, "a\0b", 3);
+    assert_int_equal(b.n, 1003);
+    assert_memory_equal(b.p + 1000, "a\0b\0", 4);
+    free(b.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sb_builds_text),
         cmocka_unit_test(hello_round_trip),
         cmocka_unit_test(small_messages_round_trip),
         cmocka_unit_test(defs_round_trip),

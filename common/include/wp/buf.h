@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A growable byte buffer with a read offset (consume from the front, append at the back). */
+/* A growable byte buffer with a read offset (consume from the front, append at the back), and a
+ * growable NUL-terminated string for text built piece by piece. */
 #ifndef WP_COMMON_BUF_H
 #define WP_COMMON_BUF_H
 
@@ -21,6 +22,20 @@ void wp_buf_append(struct wp_buf *b, const void *p, size_t n);
 /* Drop n unread bytes from the front. */
 void wp_buf_consume(struct wp_buf *b, size_t n);
 void wp_buf_reset(struct wp_buf *b);
+
+/* A growable NUL-terminated string built piece by piece (a mail, a config node's text). Start
+ * from {NULL, 0, 0}; p stays NULL until the first add and then belongs to the caller, who frees
+ * it with free(). */
+struct wp_sb {
+    char *p;
+    size_t n;   /* length, without the NUL */
+    size_t cap; /* bytes allocated */
+};
+
+/* Append n bytes of s and keep a NUL after them (aborts when out of memory, as wp_xrealloc). */
+void wp_sb_add(struct wp_sb *b, const void *s, size_t n);
+/* Append the C string s. */
+void wp_sb_puts(struct wp_sb *b, const char *s);
 
 static inline size_t wp_buf_unread(const struct wp_buf *b)
 {
