@@ -108,17 +108,15 @@ int cli_enroll_token(int argc, char **argv)
     static const struct option longopts[] = {
         {"ttl", required_argument, NULL, 't'},
         {"name", required_argument, NULL, 'n'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_STD_LONGOPTS,
     };
-    const char *dir = NULL, *config = NULL, *ttl_s = NULL, *name = NULL;
+    struct cli_std so = {.cmd = "enroll-token"};
+    const char *ttl_s = NULL, *name = NULL;
     struct coll_conf *conf = NULL;
     struct enroll_store *s = NULL;
     int64_t ttl = 0;
     int rc = 1;
-    int o;
+    int o, stop;
 
     optind = 1;
     while ((o = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -129,18 +127,10 @@ int cli_enroll_token(int argc, char **argv)
         case 'n':
             name = optarg;
             break;
-        case 'd':
-            dir = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
         default:
-            usage(stderr);
-            return 2;
+            if ((stop = cli_std_opt(&so, o, optarg, usage)) >= 0) {
+                return stop;
+            }
         }
     }
     const char *sub = optind < argc ? argv[optind++] : "list";
@@ -173,7 +163,7 @@ int cli_enroll_token(int argc, char **argv)
             return 2;
         }
     }
-    const char *sd = cli_state_dir(config, dir, &conf);
+    const char *sd = cli_state_dir(so.config, so.dir, &conf);
     if (sd == NULL || open_db(sd, &s) < 0) {
         goto out;
     }

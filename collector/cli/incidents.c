@@ -239,10 +239,7 @@ int cli_incidents(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},
         {"by", required_argument, NULL, 'b'},
         {"note", required_argument, NULL, 'n'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_STD_LONGOPTS,
     };
     static const struct {
         const char *name;
@@ -252,8 +249,7 @@ int cli_incidents(int argc, char **argv)
         {"resolved", INC_RESOLVED}, {"closed", INC_CLOSED},
         {"active", ST_ACTIVE},      {"all", ST_ALL},
     };
-    const char *state = getenv("WATCHPOST_STATE_DIR");
-    const char *config = NULL;
+    struct cli_std so = {.cmd = "incidents"};
     const char *by = NULL;
     const char *note = NULL;
     const char *cmd = NULL;
@@ -266,7 +262,7 @@ int cli_incidents(int argc, char **argv)
     int list_opts = 0;
     enum fmt fmt = FMT_TEXT;
     int64_t id = 0;
-    int opt = 0;
+    int opt = 0, stop = 0;
     int rc = 2;
 
     optind = 1;
@@ -312,18 +308,10 @@ int cli_incidents(int argc, char **argv)
         case 'n':
             note = optarg;
             break;
-        case 'd':
-            state = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
         default:
-            usage(stderr);
-            return 2;
+            if ((stop = cli_std_opt(&so, opt, optarg, usage)) >= 0) {
+                return stop;
+            }
         }
     }
     if (optind >= argc) {
@@ -371,16 +359,9 @@ int cli_incidents(int argc, char **argv)
     }
 
     rc = 1;
-    if (config != NULL) {
-        struct wp_conf_err cerr;
-        if (coll_conf_load(config, &cerr, &conf) < 0) {
-            fprintf(stderr, "%s\n", cerr.msg);
-            goto out;
-        }
-        state = conf->state_dir;
-    }
+    const char *state = cli_state_dir(so.config, so.dir, &conf);
     if (state == NULL) {
-        state = "/var/lib/watchpost";
+        goto out;
     }
     path = wp_xasprintf("%s/incidents.db", state);
     if (access(path, F_OK) != 0) {

@@ -28,7 +28,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: watchpost maintenance add NAME [--hosts H,H] [--groups G,G] [--from TIME]\n"
                "                                 (--to TIME | --for DURATION) [--reason TEXT]\n"
                "                                 [--by NAME]\n"
-               "       watchpost maintenance list [--all] [--format text|csv]\n"
+               "       watchpost maintenance list [--all] [--csv | --format text|csv]\n"
                "       watchpost maintenance end ID [--by NAME]\n"
                "  TIME: now, +30m, 2026-03-01T22:00:00+08:00, 2026-03-01 22:00 (local)\n"
                "  list shows active, upcoming and the last 30 days' ended windows (--all: every "
@@ -172,14 +172,11 @@ int cli_maintenance(int argc, char **argv)
         {"reason", required_argument, NULL, 'r'},
         {"by", required_argument, NULL, 'b'},
         {"all", no_argument, NULL, 'a'},
-        {"format", required_argument, NULL, 'f'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_CSV_LONGOPTS,
+        CLI_STD_LONGOPTS,
     };
+    struct cli_std so = {.cmd = "maintenance"};
     const char *from = NULL, *to = NULL, *dur = NULL, *reason = NULL, *by = NULL;
-    const char *dir = NULL, *config = NULL;
     char *hosts_arg = NULL, *groups_arg = NULL;
     int all = 0, csv = 0;
     struct coll_conf *conf = NULL;
@@ -218,35 +215,22 @@ int cli_maintenance(int argc, char **argv)
         case 'a':
             all = 1;
             break;
-        case 'f':
-            csv = strcmp(optarg, "csv") == 0;
-            if (!csv && strcmp(optarg, "text") != 0) {
-                usage(stderr);
-                goto out_usage;
-            }
-            break;
-        case 'd':
-            dir = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            rc = 0;
-            goto out;
         default:
-            usage(stderr);
-            goto out_usage;
+            rc = cli_std_opt(&so, o, optarg, usage);
+            if (rc >= 0) {
+                goto out;
+            }
+            rc = 1;
         }
     }
+    csv = so.csv;
     const char *cmd = optind < argc ? argv[optind++] : "list";
     if (strcmp(cmd, "add") != 0 && strcmp(cmd, "list") != 0 && strcmp(cmd, "end") != 0) {
         fprintf(stderr, "maintenance: unknown subcommand \"%s\"\n", cmd);
         usage(stderr);
         goto out_usage;
     }
-    const char *sd = cli_state_dir(config, dir, &conf);
+    const char *sd = cli_state_dir(so.config, so.dir, &conf);
     if (sd == NULL) {
         goto out;
     }

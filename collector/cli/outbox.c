@@ -18,7 +18,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: watchpost outbox [list] [--state queued|sent|dead|coalesced|skipped|digested]\n"
-               "                        [--limit N] [--format text|csv]\n"
+               "                        [--limit N] [--csv | --format text|csv]\n"
                "       watchpost outbox retry ID     queue a dead message again\n"
                "  options for all: [--state-dir DIR | -c collector.yaml]\n");
 }
@@ -63,19 +63,20 @@ static int row_cb(void *arg, const struct outbox_msg *m)
 int cli_outbox(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"state", required_argument, NULL, 's'},     {"limit", required_argument, NULL, 'n'},
-        {"format", required_argument, NULL, 'f'},    {"state-dir", required_argument, NULL, 'd'},
-        {"config", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"state", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'n'},
+        CLI_CSV_LONGOPTS,
+        CLI_STD_LONGOPTS,
     };
-    const char *state = NULL, *dir = NULL, *config = NULL;
+    struct cli_std so = {.cmd = "outbox"};
+    const char *state = NULL;
     struct show sh = {0, 0};
     long limit = 100;
     struct coll_conf *conf = NULL;
     struct outbox *ob = NULL;
     char path[4096];
     int rc = 1;
-    int o;
+    int o, stop;
 
     optind = 1;
     while ((o = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -86,30 +87,16 @@ int cli_outbox(int argc, char **argv)
         case 'n':
             limit = strtol(optarg, NULL, 10);
             break;
-        case 'f':
-            sh.csv = strcmp(optarg, "csv") == 0;
-            if (!sh.csv && strcmp(optarg, "text") != 0) {
-                usage(stderr);
-                return 2;
-            }
-            break;
-        case 'd':
-            dir = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
         default:
-            usage(stderr);
-            return 2;
+            if ((stop = cli_std_opt(&so, o, optarg, usage)) >= 0) {
+                return stop;
+            }
         }
     }
+    sh.csv = so.csv;
     /* getopt moved the operands to the end: [list | retry ID] */
     const char *cmd = optind < argc ? argv[optind++] : "list";
-    const char *sd = cli_state_dir(config, dir, &conf);
+    const char *sd = cli_state_dir(so.config, so.dir, &conf);
     if (sd == NULL) {
         return 1;
     }

@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `watchpost seats`: seat sessions (queue members and agents logged in) with their pauses,
  * from STATE_DIR/lines.db, as a table or as CSV for Excel. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cliutil.h"
@@ -15,9 +12,7 @@
 #include "lines.h"
 #include "seats.h"
 #include "wp/clock.h"
-#include "wp/conf.h"
 #include "wp/log.h"
-#include "wp/mem.h"
 
 struct show {
     int csv;
@@ -82,54 +77,22 @@ static int row_cb(void *arg, const struct coll_seat_session *ss)
     return 0;
 }
 
-/* --since: a duration back from now, or a local date YYYY-MM-DD[THH:MM]. 0 or -1. */
-static int parse_since(const char *s, int64_t now_ms, int64_t *out)
-{
-    int64_t d = 0;
-    struct tm tm;
-    const char *end = NULL;
-
-    if (wp_parse_duration_ms(s, &d) == 0) {
-        *out = now_ms - d;
-        return 0;
-    }
-    memset(&tm, 0, sizeof(tm));
-    end = strptime(s, "%Y-%m-%dT%H:%M", &tm);
-    if (end == NULL || *end != '\0') {
-        memset(&tm, 0, sizeof(tm));
-        end = strptime(s, "%Y-%m-%d", &tm);
-    }
-    if (end == NULL || *end != '\0') {
-        return -1;
-    }
-    tm.tm_isdst = -1;
-    time_t t = mktime(&tm);
-    if (t == (time_t)-1) {
-        return -1;
-    }
-    *out = (int64_t)t * 1000;
-    return 0;
-}
-
 int cli_seats(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"since", required_argument, NULL, 'S'},
-        {"csv", no_argument, NULL, 'C'},
-        {"format", required_argument, NULL, 'f'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_CSV_LONGOPTS,
+        CLI_STD_LONGOPTS,
     };
-    const char *host = NULL, *since = "24h", *dir = NULL, *config = NULL;
+    struct cli_std so = {.cmd = "seats"};
+    const char *host = NULL, *since = "24h";
     struct coll_conf *conf = NULL;
     struct coll_lines *store = NULL;
     struct show sh;
     char *path = NULL;
     int64_t since_ms = 0;
-    int opt = 0;
+    int opt = 0, stop = 0;
     int rc = 1;
 
     memset(&sh, 0, sizeof(sh));
@@ -142,47 +105,24 @@ int cli_seats(int argc, char **argv)
         case 'S':
             since = optarg;
             break;
-        case 'C':
-            sh.csv = 1;
-            break;
-        case 'd':
-            dir = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'f':
-            if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "text") != 0) {
-                fprintf(stderr, "seats: --format must be text or csv\n");
-                return 2;
-            }
-            sh.csv = strcmp(optarg, "csv") == 0;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
         default:
-            usage(stderr);
-            return 2;
+            if ((stop = cli_std_opt(&so, opt, optarg, usage)) >= 0) {
+                return stop;
+            }
         }
     }
+    sh.csv = so.csv;
     if (optind < argc) {
         usage(stderr);
         return 2;
     }
     sh.now_ms = wp_clock_now_ms();
-    if (parse_since(since, sh.now_ms, &since_ms) < 0) {
+    if (cli_parse_since(since, sh.now_ms, &since_ms) < 0) {
         fprintf(stderr, "seats: --since takes a duration like 24h or 7d, or a date YYYY-MM-DD\n");
         return 2;
     }
-    const char *sdir = cli_state_dir(config, dir, &conf);
-    if (sdir == NULL) {
-        goto out;
-    }
-    path = wp_xasprintf("%s/lines.db", sdir);
-    if (access(path, F_OK) != 0) {
-        fprintf(stderr, "seats: no seat sessions at %s (%s): no agent reported one yet\n", path,
-                strerror(errno));
+    path = cli_store_path(&so, &conf, "lines.db", "no agent reported a seat session yet");
+    if (path == NULL) {
         goto out;
     }
     wp_log_set_level(WP_LOG_ERROR);

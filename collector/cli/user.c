@@ -140,21 +140,29 @@ static int open_db(const char *sd, struct http_auth **a)
     return 0;
 }
 
+static void usage_user(FILE *f)
+{
+    usage(f, 0);
+}
+
+static void usage_token(FILE *f)
+{
+    usage(f, 1);
+}
+
 static int cmd(int argc, char **argv, int token)
 {
     static const struct option longopts[] = {
         {"role", required_argument, NULL, 'r'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_STD_LONGOPTS,
     };
-    const char *dir = NULL, *config = NULL, *role_s = NULL;
+    struct cli_std so = {.cmd = token ? "token" : "user"};
+    const char *role_s = NULL;
     struct coll_conf *conf = NULL;
     struct http_auth *a = NULL;
     char pw[HTTP_AUTH_PASS_MAX + 2];
     int rc = 1;
-    int o;
+    int o, stop;
 
     optind = 1;
     while ((o = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -162,18 +170,10 @@ static int cmd(int argc, char **argv, int token)
         case 'r':
             role_s = optarg;
             break;
-        case 'd':
-            dir = optarg;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout, token);
-            return 0;
         default:
-            usage(stderr, token);
-            return 2;
+            if ((stop = cli_std_opt(&so, o, optarg, token ? usage_token : usage_user)) >= 0) {
+                return stop;
+            }
         }
     }
     const char *sub = optind < argc ? argv[optind++] : "list";
@@ -197,7 +197,7 @@ static int cmd(int argc, char **argv, int token)
         return 2;
     }
     enum http_role role = http_role_parse(role_s);
-    const char *sd = cli_state_dir(config, dir, &conf);
+    const char *sd = cli_state_dir(so.config, so.dir, &conf);
     if (sd == NULL || open_db(sd, &a) < 0) {
         goto out;
     }
