@@ -113,6 +113,25 @@ out:
     return rc;
 }
 
+int coll_events_open_ro(const char *path, struct coll_events **out, char *err, size_t errlen)
+{
+    struct coll_events *e = wp_xcalloc(1, sizeof(*e));
+    sqlite3_stmt *q = NULL;
+
+    *out = NULL;
+    if (sqlite3_open_v2(path, &e->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(e->db, 5000) != SQLITE_OK ||
+        sqlite3_prepare_v2(e->db, "SELECT 1 FROM checks, log_events LIMIT 0", -1, &q, NULL) !=
+            SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, e->db != NULL ? sqlite3_errmsg(e->db) : "no memory");
+        coll_events_close(e);
+        return WP_EDB;
+    }
+    sqlite3_finalize(q);
+    *out = e;
+    return 0;
+}
+
 void coll_events_close(struct coll_events *e)
 {
     if (e == NULL) {
@@ -443,12 +462,20 @@ int coll_events_checks_each(struct coll_events *e, const char *host, int status,
 int coll_events_log_each(struct coll_events *e, const char *host, int64_t since_ms, size_t limit,
                          int (*fn)(void *arg, const struct coll_logevent *ev), void *arg)
 {
+    return coll_events_log_rule_each(e, host, NULL, since_ms, limit, fn, arg);
+}
+
+int coll_events_log_rule_each(struct coll_events *e, const char *host, const char *rule,
+                              int64_t since_ms, size_t limit,
+                              int (*fn)(void *arg, const struct coll_logevent *ev), void *arg)
+{
     sqlite3_stmt *q = NULL;
     int rc = 0;
 
     if (sqlite3_prepare_v2(e->db,
                            "SELECT id, host, ts_ms, source, rule, severity, text, fields "
                            "FROM log_events WHERE (?1 IS NULL OR host = ?1) AND ts_ms >= ?2 "
+                           "AND (?4 IS NULL OR rule = ?4) "
                            "ORDER BY ts_ms DESC, id DESC LIMIT ?3",
                            -1, &q, NULL) != SQLITE_OK) {
         return WP_EDB;
@@ -456,6 +483,7 @@ int coll_events_log_each(struct coll_events *e, const char *host, int64_t since_
     sqlite3_bind_text(q, 1, host, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, since_ms);
     sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+    sqlite3_bind_text(q, 4, rule, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         struct coll_logevent ev = {
             .id = sqlite3_column_int64(q, 0),

@@ -39,6 +39,9 @@ struct coll_logevent {
 /* Open (creating the schema) the store at path; flood_per_min <= 0 takes the default.
  * 0 or WP_EDB (logged). */
 int coll_events_open(const char *path, int flood_per_min, struct coll_events **out);
+/* Open an existing store at path read-only (the CLI, beside a running collector): no schema is
+ * created, only the *_each queries work. 0 or WP_EDB with the reason in err. */
+int coll_events_open_ro(const char *path, struct coll_events **out, char *err, size_t errlen);
 void coll_events_close(struct coll_events *e);
 
 /* Wrap a batch's puts in one transaction. 0 or WP_EDB. */
@@ -84,6 +87,10 @@ int coll_events_checks_each(struct coll_events *e, const char *host, int status,
 /* Log events of host (NULL: any) with ts_ms >= since_ms, newest first, at most limit. */
 int coll_events_log_each(struct coll_events *e, const char *host, int64_t since_ms, size_t limit,
                          int (*fn)(void *arg, const struct coll_logevent *ev), void *arg);
+/* The same, of rule only (NULL: any rule). */
+int coll_events_log_rule_each(struct coll_events *e, const char *host, const char *rule,
+                              int64_t since_ms, size_t limit,
+                              int (*fn)(void *arg, const struct coll_logevent *ev), void *arg);
 
 const char *coll_events_errmsg(struct coll_events *e);
 

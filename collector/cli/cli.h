@@ -19,6 +19,10 @@ int cli_reload(int argc, char **argv);
 int cli_lines(int argc, char **argv);
 /* watchpost seats: seat sessions with their pauses (seats.c) */
 int cli_seats(int argc, char **argv);
+/* watchpost checks: the latest check results (checks.c) */
+int cli_checks(int argc, char **argv);
+/* watchpost logevents: the stored log events, newest first (checks.c) */
+int cli_logevents(int argc, char **argv);
 /* watchpost rules test FILE... --at TIME (rules.c) */
 int cli_rules(int argc, char **argv);
 /* watchpost incidents list|show|ack|resolve|close (incidents.c) */
