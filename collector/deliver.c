@@ -753,6 +753,43 @@ static ssize_t dest_index(const struct deliver *dl, const char *name)
     return -1;
 }
 
+/*
+ * Message m needs the incident's ticket at d (RT after the open, a webhook request with
+ * {remote_id}) and none is kept. The messages of one (destination, incident) go one at a
+ * time in order, so an open queued before m has gone out (or been given up) by now. When no
+ * open went to d before m (skipped while the incident was suppressed, not routed then),
+ * there is no ticket and nothing to act on: m is skipped, which is no delivery failure.
+ * Returns 1 then; 0 when it is a failure (an open went out or was given up, and no ticket id
+ * came of it), with what became of the open added to why.
+ */
+static int skip_ticketless(struct deliver *dl, const struct notify_dest *d,
+                           const struct outbox_msg *m, char *why, size_t whylen, int64_t now)
+{
+    int64_t oid = 0;
+    char ostate[16] = "";
+    int rc =
+        outbox_open_state(dl->ob, d->name, m->incident_id, m->id, &oid, ostate, sizeof(ostate));
+
+    if (rc == WP_ENOTFOUND) {
+        char w[300];
+        snprintf(w, sizeof(w), "no ticket at %s: the incident's open was never sent", d->name);
+        if (outbox_skip(dl->ob, m->id, w, now) < 0) {
+            /* still queued: looked at again at the next pump */
+            WP_ERROR("notify", "message %" PRId64 " to %s: %s", m->id, d->name,
+                     outbox_errmsg(dl->ob));
+        } else {
+            WP_INFO("notify", "message %" PRId64 " (%s) to %s skipped: %s", m->id, m->event,
+                    d->name, w);
+        }
+        return 1;
+    }
+    if (rc == 0) {
+        size_t n = strlen(why);
+        snprintf(why + n, whylen - n, "; its open (message %" PRId64 ") is %s", oid, ostate);
+    }
+    return 0;
+}
+
 /* Start message m (fetched again: the due list may be stale after earlier starts). */
 static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t now)
 {
@@ -823,6 +860,10 @@ static void start_one(struct deliver *dl, const struct outbox_msg *m, int64_t no
     }
     if (m->method == NULL) {
         rc = notify_render(dl->conf, d, m, rid, &rq, why, sizeof(why));
+        if (rc == WP_ENOTFOUND && skip_ticketless(dl, d, m, why, sizeof(why), now)) {
+            flight_free(f);
+            return;
+        }
         if (rc < 0) {
             flight_free(f);
             outbox_dead(dl->ob, m->id, 0, why, now);

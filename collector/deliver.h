@@ -9,7 +9,9 @@
  * honoured, capped at retry_after_max), 5xx and SMTP 4xx retried with jittered exponential
  * backoff until the message is max_age old; other 4xx and SMTP 5xx dead-lettered at once.
  * A dead letter opens (or updates) the incident "notify_dead_letter" of that destination,
- * which resolves when a message to it goes through again.
+ * which resolves when a message to it goes through again. A message for a ticket the
+ * destination never got (RT after the open, a webhook request with {remote_id}, and no open
+ * of the incident went there before it) is skipped instead: nothing failed.
  *
  * Tickets: before an open goes to a destination that keeps a remote id (RT, a webhook with
  * store:), the outbox records "creating"; when a retry of that open finds "creating" (the

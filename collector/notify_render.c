@@ -429,7 +429,7 @@ static int render_rt(const struct notify_dest *d, json_t *vo, int ev, const char
                      "sent to this destination)");
             json_decref(o);
             free(base);
-            return -EINVAL;
+            return WP_ENOTFOUND;
         }
         char *esc = curl_easy_escape(NULL, remote_id, 0);
         json_object_set_new(o, "Content", json_string(text != NULL ? text : ""));
@@ -609,7 +609,7 @@ int notify_render(const struct notify_conf *c, const struct notify_dest *d,
         if (needs_id && (remote_id == NULL || *remote_id == '\0')) {
             snprintf(why, whylen, "the %s request needs {remote_id} and none is stored for this "
                      "incident (was its open sent to this destination?)", m->event);
-            rc = -EINVAL;
+            rc = WP_ENOTFOUND;
         } else {
             rc = render_webhook(d, r, vo, "POST", out, why, whylen);
         }

@@ -35,7 +35,9 @@ void notify_request_free(struct notify_request *r);
 int notify_dest_sends(const struct notify_dest *d, int ev);
 
 /* Render message m for destination d. remote_id: the ticket id kept for the incident ("" =
- * none yet). Returns 0, or <0 with why (a template needing {remote_id} without one, ...). */
+ * none yet). Returns 0; WP_ENOTFOUND with why when the event goes to the incident's ticket
+ * (RT after the open, a webhook request with {remote_id}) and remote_id is empty; or another
+ * <0 with why (a template that cannot be rendered, ...). */
 int notify_render(const struct notify_conf *c, const struct notify_dest *d,
                   const struct outbox_msg *m, const char *remote_id, struct notify_request *out,
                   char *why, size_t whylen);

@@ -60,6 +60,8 @@ enum {
     S_GET,
     S_TOLD,
     S_SUPP_REASON,
+    S_SKIP,
+    S_OPEN_STATE,
     S_COUNT
 };
 
@@ -105,6 +107,12 @@ static const char *const sqls[S_COUNT] = {
                " WHERE incident_id = ?2 AND dest = ?1 AND state != 'skipped'",
     [S_SUPP_REASON] = "SELECT text, at_ms FROM timeline WHERE incident_id = ?1"
                       " AND kind = 'suppressed' AND id < ?2 ORDER BY id DESC LIMIT 1",
+    [S_SKIP] = "UPDATE outbox SET state = 'skipped', last_code = ?2, last_error = ?3 WHERE id = ?1",
+    /* the newest open of (destination, incident) before a message that went out or is on
+     * its way */
+    [S_OPEN_STATE] = "SELECT id, state FROM outbox WHERE dest = ?1 AND incident_id = ?2"
+                     " AND id < ?3 AND event = 'open' AND state IN ('queued', 'sent', 'dead')"
+                     " ORDER BY id DESC LIMIT 1",
 };
 
 struct outbox {
@@ -470,7 +478,15 @@ static void lifted_text(struct outbox *ob, const struct gen *g, json_t *ctx)
     }
     sqlite3_reset(s);
     iso_time(until, sizeof(until), g->at_ms);
-    if (reason[0] != '\0') {
+    /* lifted at the first pass after a restart (rules_eval.c): it ended at some time while
+     * the collector was down, noticed now */
+    int down = g->text != NULL && strstr(g->text, "while the collector was down") != NULL;
+    if (reason[0] != '\0' && down) {
+        snprintf(text, sizeof(text),
+                 "still open when its suppression (%s, since %s) ended while the collector was "
+                 "down (noticed at %s); nothing was sent while it was suppressed",
+                 reason, since, until);
+    } else if (reason[0] != '\0') {
         snprintf(text, sizeof(text),
                  "still open when its suppression (%s, since %s) ended at %s; nothing was sent "
                  "while it was suppressed",
@@ -727,7 +743,9 @@ static int outcome(struct outbox *ob, int which, int64_t id, int code, const cha
     }
     rc = sqlite3_step(s) == SQLITE_DONE ? 0 : dberr(ob, "outcome");
     if (rc == 0 && inc > 0) { /* a digest (incident 0) has no timeline of its own */
-        if (which == S_SENT) {
+        if (which == S_SKIP) {
+            rc = tl_add(ob, inc, now_ms, "notify skipped", "%s to %s not sent: %s", ev, dest, err);
+        } else if (which == S_SENT) {
             rc = tl_add(ob, inc, now_ms, "notify sent", "%s sent to %s%s%s (attempt %d)", ev,
                         dest, err != NULL && *err ? ": " : "", err != NULL ? err : "",
                         attempts + 1);
@@ -763,6 +781,35 @@ int outbox_retry(struct outbox *ob, int64_t id, int code, const char *err, int64
 int outbox_dead(struct outbox *ob, int64_t id, int code, const char *err, int64_t now_ms)
 {
     return outcome(ob, S_DEAD, id, code, err, 0, now_ms);
+}
+
+int outbox_skip(struct outbox *ob, int64_t id, const char *why, int64_t now_ms)
+{
+    return outcome(ob, S_SKIP, id, 0, why, 0, now_ms);
+}
+
+int outbox_open_state(struct outbox *ob, const char *dest, int64_t incident_id, int64_t before,
+                      int64_t *id, char *state, size_t statelen)
+{
+    sqlite3_stmt *s = stmt(ob, S_OPEN_STATE);
+    int rc = 0;
+
+    bind_text(s, 1, dest);
+    sqlite3_bind_int64(s, 2, incident_id);
+    sqlite3_bind_int64(s, 3, before);
+    switch (sqlite3_step(s)) {
+    case SQLITE_ROW:
+        *id = sqlite3_column_int64(s, 0);
+        snprintf(state, statelen, "%s", col_text(s, 1));
+        break;
+    case SQLITE_DONE:
+        rc = WP_ENOTFOUND;
+        break;
+    default:
+        rc = dberr(ob, "open state");
+    }
+    sqlite3_reset(s);
+    return rc;
 }
 
 int outbox_remote_get(struct outbox *ob, const char *dest, int64_t incident_id, char *id,

@@ -19,7 +19,8 @@
  * coalesces an older queued one.
  *
  * States: queued -> sent | dead; queued -> coalesced (by a newer update) | skipped (the
- * incident was suppressed or flapping when the event came) | digested (folded into a
+ * incident was suppressed or flapping when the event came, or, at delivery, the message is
+ * for a ticket its destination never got because the open was never sent) | digested (folded into a
  * summary message, event "digest", incident 0, when the destination was over its limit). `watchpost outbox retry ID`
  * puts a dead message back in the queue.
  */
@@ -78,6 +79,15 @@ int outbox_sent(struct outbox *ob, int64_t id, int code, const char *note, int64
 int outbox_retry(struct outbox *ob, int64_t id, int code, const char *err, int64_t next_ms,
                  int64_t now_ms);
 int outbox_dead(struct outbox *ob, int64_t id, int code, const char *err, int64_t now_ms);
+/* Not sent, and nothing failed: a message that has nothing to act on at its destination (an
+ * ack, update or resolve for a ticket that was never created there, its open having been
+ * skipped). State "skipped" with why in last_error, and a "notify skipped" timeline entry. */
+int outbox_skip(struct outbox *ob, int64_t id, const char *why, int64_t now_ms);
+/* The newest open message of (dest, incident_id) queued before message id `before` that went
+ * out or may still go (state sent, dead or queued): 0 with its id and state, WP_ENOTFOUND
+ * when there is none (never queued, or skipped, coalesced, digested), or <0. */
+int outbox_open_state(struct outbox *ob, const char *dest, int64_t incident_id, int64_t before,
+                      int64_t *id, char *state, size_t statelen);
 
 /* The remote ticket id a destination keeps for an incident. state: "creating" before the
  * create call goes out, "linked" once its id is known. get: 0, or WP_ENOTFOUND. */

@@ -17,6 +17,9 @@
 #define UPDATE_EVERY_MS 60000 /* a firing problem re-signals its value at most this often */
 #define MAX_WINDOW_SAMPLES 100000u /* per series: bounds memory whatever the window */
 #define MAX_LOG_EVENTS 10000u      /* per problem */
+/* The reason of an "unsuppressed" entry written at the first pass after a restart: the
+ * suppression the store recorded no longer holds, and it ended while nobody was looking. */
+#define RESTART_LIFT "suppression ended while the collector was down"
 
 /* ---- a small string-keyed hash table ----------------------------------------------------- */
 
@@ -122,13 +125,27 @@ static void hmap_clear(struct hmap *m, void (*fr)(void *))
     memset(m, 0, sizeof(*m));
 }
 
+static int state_active(int st)
+{
+    return st == RS_FIRING || st == RS_RECOVERING;
+}
+
 /* ---- model ----------------------------------------------------------------------------------- */
 
 struct saved {
     int state;
     int64_t since;
     int64_t last_signal;
+    int supp;     /* -1 unknown (a restart: only the store knows), else the suppressed flag */
+    char *reason; /* its reason when supp is 1 */
 };
+
+static void saved_free(void *v)
+{
+    struct saved *sv = v;
+    free(sv->reason);
+    free(sv);
+}
 
 struct lgroup;
 
@@ -189,6 +206,10 @@ struct prob {
     int has_value;
     int suppressed;
     char *supp_reason;
+    /* restored after a restart while firing: what the store recorded of its suppression is
+     * unknown here, so its first pass reports the suppression either way (the store writes
+     * only a change) */
+    int supp_sync;
     int64_t *ev; /* log: match times (ring-less, compacted) */
     size_t nev, evcap;
     int64_t consecutive; /* check */
@@ -212,6 +233,10 @@ struct rules_eng {
     struct hmap hosts;   /* host \x1f agent -> rules_host */
     struct hmap probs;   /* fp -> prob */
     struct hmap restore; /* fp -> saved */
+    /* rule \x1f host -> how many of the saved states in restore are firing or recovering:
+     * a restored parent or mass change not yet seen again still counts (silence resolves
+     * nothing; its data will say when it clears) */
+    struct hmap rest_active;
     struct hmap lines;   /* host \x1f line -> line */
     struct hmap lgroups; /* host \x1f group -> lgroup */
     struct rules_host *hlist;
@@ -224,6 +249,59 @@ struct rules_eng {
     const char *(*maint_fn)(void *arg, const char *host, int64_t now_ms);
     void *maint_arg;
 };
+
+/* ---- saved states not seen again yet ---------------------------------------------------- */
+
+/* "rule\x1fhost" of a fingerprint "rule|host[|k=v...]". */
+static void fp_rule_host(const char *fp, char *buf, size_t len)
+{
+    const char *a = strchr(fp, '|');
+    const char *b = a != NULL ? strchr(a + 1, '|') : NULL;
+
+    if (a == NULL) {
+        snprintf(buf, len, "%s\x1f", fp);
+        return;
+    }
+    snprintf(buf, len, "%.*s\x1f%.*s", (int)(a - fp), fp,
+             (int)(b != NULL ? (size_t)(b - a - 1) : strlen(a + 1)), a + 1);
+}
+
+/* A saved state of fp enters (delta 1) or leaves (-1) the restore map. */
+static void rest_count(struct rules_eng *e, const char *fp, int state, int delta)
+{
+    char key[600];
+
+    if (!state_active(state)) {
+        return;
+    }
+    fp_rule_host(fp, key, sizeof(key));
+    size_t *n = hmap_get(&e->rest_active, key);
+    if (n == NULL) {
+        if (delta < 0) {
+            return;
+        }
+        n = wp_xcalloc(1, sizeof(*n));
+        hmap_put(&e->rest_active, key, n);
+    }
+    if (delta > 0) {
+        (*n)++;
+    } else if (--*n == 0) {
+        hmap_del(&e->rest_active, key);
+        free(n);
+    }
+}
+
+/* Does a saved, not yet seen again state say that rule fires on host? */
+static int rest_firing(struct rules_eng *e, const char *rule, const char *host)
+{
+    char key[600];
+
+    if (e->rest_active.n == 0) {
+        return 0;
+    }
+    snprintf(key, sizeof(key), "%s\x1f%s", rule, host);
+    return hmap_get(&e->rest_active, key) != NULL;
+}
 
 /* ---- labels and templates ---------------------------------------------------------------- */
 
@@ -527,9 +605,14 @@ struct host_supp {
     const struct prob *silent; /* the firing host-wide no-data problem, or NULL */
 };
 
-static void host_supp_get(struct rules_eng *e, const struct rules_host *h, int64_t now,
+static void host_bind(struct rules_eng *e, struct rules_host *h);
+
+static void host_supp_get(struct rules_eng *e, struct rules_host *h, int64_t now,
                           struct host_supp *hs)
 {
+    /* its host-wide no-data problems first: a silence saved before a restart counts from the
+     * first pass, not only after the next tick */
+    host_bind(e, h);
     hs->maint = rules_in_maintenance(e->rs, h->host, now);
     if (hs->maint == NULL && e->maint_fn != NULL) {
         hs->maint = e->maint_fn(e->maint_arg, h->host, now);
@@ -572,6 +655,28 @@ static const char *mass_change_of(struct rules_eng *e, const struct prob *p,
             return q->r->name;
         }
     }
+    /* a mass change saved before a restart whose lines have not all reported again: it
+     * still holds (the first report of a line is no change, so nothing else can tell) */
+    for (size_t i = 0; i < e->rs->nrules; i++) {
+        const struct rule *m = &e->rs->rules[i];
+        if (m->kind != RULE_LINE_MASS || !rest_firing(e, m->name, p->h->host)) {
+            continue;
+        }
+        if (*group == NULL) {
+            *group = p->r->kind == RULE_LINE_SHARE ? (p->key_value != NULL ? p->key_value : "")
+                                                   : line_group(e, p);
+        }
+        struct ctx c;
+        memset(&c, 0, sizeof(c));
+        c.h = p->h;
+        c.group = *group;
+        char *fp = fingerprint(m, &c);
+        const struct saved *sv = hmap_get(&e->restore, fp);
+        free(fp);
+        if (sv != NULL && state_active(sv->state)) {
+            return m->name;
+        }
+    }
     return NULL;
 }
 
@@ -612,6 +717,11 @@ static const char *suppress_reason(struct rules_eng *e, struct prob *p,
                 return buf;
             }
         }
+        /* a parent firing when the collector stopped that has not reported again */
+        if (rest_firing(e, dep->parent, p->h->host)) {
+            snprintf(buf, len, "%s on %s", dep->parent, p->h->host);
+            return buf;
+        }
     }
     return NULL;
 }
@@ -627,6 +737,20 @@ static void update_suppression(struct rules_eng *e, struct prob *p, const struct
         return;
     }
     why = suppress_reason(e, p, hs, buf, sizeof(buf));
+    if (p->supp_sync) {
+        /* The first pass of a problem restored after a restart: the store may hold a
+         * suppression that ended while the collector was down (or none where one began),
+         * so it is told either way and writes only a change. What this pass knows: the
+         * windows, and the saved states of the host's silence, parents and mass changes
+         * (kept until their own data says otherwise). */
+        p->supp_sync = 0;
+        p->suppressed = why != NULL;
+        free(p->supp_reason);
+        p->supp_reason = why != NULL ? wp_xstrdup(why) : NULL;
+        e->st.suppressed += why != NULL ? 1 : 0;
+        e->sink.suppress(e->sink.arg, p->fp, why != NULL, why != NULL ? why : RESTART_LIFT, now);
+        return;
+    }
     if ((why != NULL) == (p->suppressed != 0) &&
         (why == NULL || (p->supp_reason != NULL && strcmp(p->supp_reason, why) == 0))) {
         return;
@@ -764,8 +888,16 @@ static struct prob *prob_get(struct rules_eng *e, const struct rule *r, struct r
         p->st = (enum rules_state)sv->state;
         p->since = sv->since;
         p->last_signal = sv->last_signal;
+        if (sv->supp < 0) {
+            p->supp_sync = state_active(sv->state);
+        } else {
+            p->suppressed = sv->supp;
+            p->supp_reason = sv->reason;
+            sv->reason = NULL;
+        }
+        rest_count(e, fp, sv->state, -1);
         hmap_del(&e->restore, fp);
-        free(sv);
+        saved_free(sv);
     }
     hmap_put(&e->probs, fp, p);
     p->hnext = h->probs;
@@ -870,11 +1002,16 @@ static void free_probs_all(struct rules_eng *e, int keep_state)
     for (struct prob *p = e->plist; p != NULL;) {
         struct prob *nx = p->next;
         if (keep_state && p->st != RS_OK && hmap_get(&e->restore, p->fp) == NULL) {
-            struct saved *sv = wp_xmalloc(sizeof(*sv));
+            struct saved *sv = wp_xcalloc(1, sizeof(*sv));
             sv->state = (int)p->st;
             sv->since = p->since;
             sv->last_signal = p->last_signal;
+            /* a reload keeps what the store was told of its suppression */
+            sv->supp = p->supp_sync ? -1 : p->suppressed;
+            sv->reason =
+                sv->supp == 1 && p->supp_reason != NULL ? wp_xstrdup(p->supp_reason) : NULL;
             hmap_put(&e->restore, p->fp, sv);
+            rest_count(e, p->fp, sv->state, 1);
         }
         prob_free(p);
         p = nx;
@@ -921,7 +1058,8 @@ void rules_eng_free(struct rules_eng *e)
     free_probs_all(e, 0);
     hmap_clear(&e->by_metric, rlist_free);
     free(e->glob_rules.idx);
-    hmap_clear(&e->restore, free);
+    hmap_clear(&e->restore, saved_free);
+    hmap_clear(&e->rest_active, free);
     hmap_clear(&e->lines, line_free);
     hmap_clear(&e->lgroups, lgroup_free);
     hmap_clear(&e->hosts, NULL);
@@ -946,17 +1084,24 @@ void rules_eng_restore(struct rules_eng *e, const char *fp, int state, int64_t s
     if (p != NULL) {
         p->st = (enum rules_state)state;
         p->since = since_ms;
+        p->supp_sync = state_active(state);
         active_sync(p);
         return;
     }
     struct saved *sv = hmap_get(&e->restore, fp);
     if (sv == NULL) {
-        sv = wp_xmalloc(sizeof(*sv));
+        sv = wp_xcalloc(1, sizeof(*sv));
         hmap_put(&e->restore, fp, sv);
+    } else {
+        rest_count(e, fp, sv->state, -1);
+        free(sv->reason);
+        sv->reason = NULL;
     }
     sv->last_signal = 0;
     sv->state = state;
     sv->since = since_ms;
+    sv->supp = -1; /* only the store knows: the first pass tells it either way */
+    rest_count(e, fp, state, 1);
 }
 
 void rules_eng_set(struct rules_eng *e, const struct rule_set *rs)
@@ -1029,9 +1174,30 @@ struct rules_host *rules_eng_host(struct rules_eng *e, const char *host, const c
     return h;
 }
 
+/* Make the host-wide no-data problems of h exist (with their saved states). */
+static void host_bind(struct rules_eng *e, struct rules_host *h)
+{
+    struct ctx c;
+
+    if (h->bound) {
+        return;
+    }
+    memset(&c, 0, sizeof(c));
+    c.h = h;
+    for (size_t i = 0; i < e->rs->nrules; i++) {
+        const struct rule *r = &e->rs->rules[i];
+        if (r->kind == RULE_NODATA && r->metric == NULL && selects(e->rs, r, &c)) {
+            prob_get(e, r, h, NULL, &c, NULL);
+        }
+    }
+    h->bound = 1;
+}
+
 void rules_host_seen(struct rules_eng *e, struct rules_host *h, int64_t now_ms)
 {
     h->last_seen = now_ms;
+    /* a silence saved before a restart ends with the host's first report */
+    host_bind(e, h);
     for (size_t i = 0; i < h->nnodata; i++) {
         if (h->nodata[i]->st != RS_OK) {
             step(e, h->nodata[i], 0, 1, now_ms, now_ms);
@@ -1442,18 +1608,7 @@ void rules_eng_tick(struct rules_eng *e, int64_t now)
 {
     /* host-wide no-data: make the problems exist for every host */
     for (struct rules_host *h = e->hlist; h != NULL; h = h->next) {
-        if (!h->bound) {
-            struct ctx c;
-            memset(&c, 0, sizeof(c));
-            c.h = h;
-            for (size_t i = 0; i < e->rs->nrules; i++) {
-                const struct rule *r = &e->rs->rules[i];
-                if (r->kind == RULE_NODATA && r->metric == NULL && selects(e->rs, r, &c)) {
-                    prob_get(e, r, h, NULL, &c, NULL);
-                }
-            }
-            h->bound = 1;
-        }
+        host_bind(e, h);
         for (size_t i = 0; i < h->nnodata; i++) {
             struct prob *p = h->nodata[i];
             const struct rule *r = p->r;

@@ -10,7 +10,9 @@
 # ends; the silent host's time inside the window is planned maintenance in `watchpost report
 # weekly`; the agent returns; ending the window through the API lifts the suppression
 # within 2 s; ending it
-# again is 409; `watchpost maintenance list` shows both windows ended.
+# again is 409; `watchpost maintenance list` shows both windows ended; a window that ends while
+# the collector is down is lifted ("suppression ended while the collector was down") at its
+# first pass after the restart, before the host reports again.
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 0; }
@@ -191,5 +193,20 @@ r = [x for x in rows if x["Host"] == "db-1"]
 assert len(r) == 1, rows
 assert float(r[0]["Planned maintenance (min)"]) >= 0.1, r
 PY
+
+# ---- a window that ends while the collector is down: lifted at its first pass after the start,
+# before the host reports again (the collector listens on a new port: the agent stays away)
+mcli add "Rack check" --hosts db-1 --for 1h > "$T/add3.out" || fail "maintenance add 3 failed"
+W3=$(sed -n 's/^maintenance window \([0-9]*\) .*/\1/p' "$T/add3.out")
+[ -n "$W3" ] || fail "add 3: $(cat "$T/add3.out")"
+wait_for 5 "selftest_high suppressed by window $W3" inc_has selftest_high suppressed 1
+stop collector
+mcli end "$W3" --by "Li Wei" > /dev/null || fail "maintenance end $W3 while the collector is down"
+start_collector_http
+lifted() { inc show "$ID" | grep -q "unsuppressed.*suppression ended while the collector was down"; }
+wait_for 10 "selftest_high unsuppressed after the restart" lifted
+n=$(inc show "$ID" | grep -c "ended while the collector was down")
+[ "$n" = 1 ] || { inc show "$ID"; fail "$n restart lifts on the timeline of $ID, want 1"; }
+log "a window that ended while the collector was down was lifted after the restart"
 stop collector
 log "PASS"

@@ -20,6 +20,10 @@
 #      is a dead letter with RT's reason (not "sent"), a notify_dead_letter incident opens;
 #      once the blocker is resolved, `watchpost outbox retry` resolves the ticket and the
 #      notify_dead_letter incident.
+#   4. A fourth incident opens inside a maintenance window (`watchpost maintenance add`): its
+#      open is skipped, RT never gets a ticket. Its acknowledgement and resolution have no
+#      ticket to go to: they are skipped ("no ticket at rt: the incident's open was never
+#      sent", on the timeline), not dead letters, and no notify_dead_letter incident opens.
 # At the end: no dead letters, nothing queued. RT and its workers are stopped on exit, also
 # on failure.
 # Needs request-tracker5 and rt5-db-sqlite (scripts/deps.sh), like test_rt_rig.sh.
@@ -308,6 +312,39 @@ want=(open)
 for _ in $(seq 1 "$n"); do want+=(escalate); done
 # the refused resolve's comment is in RT, and the retry comments again
 check_ticket "$ID3" "$T3" "${want[@]}" resolve resolve
+
+# ---- 4. opened, acknowledged and resolved inside a maintenance window: no ticket, no dead letter
+HOST=$(inc_field host_silent host)
+"$BIN_CLI" maintenance -c "$T/collector.yaml" add "RT quiet" --hosts "$HOST" --for 1h \
+    > /dev/null || fail "maintenance add for $HOST"
+wait_for 5 "the collector takes up the window" grep -q '"RT quiet" started' "$T/collector.log"
+crash agent1
+fourth() { [ "$(incident_ids | wc -l)" -ge 4 ]; }
+wait_for 20 "a fourth host_silent incident" fourth
+ID4=$(incident_ids | tail -n 1)
+msg() { # msg N EVENT COLUMN: a column of incident N's EVENT message to rt
+    sqlite3 "$T/state/incidents.db" "select $3 from outbox where incident_id = $1
+        and dest = 'rt' and event = '$2'"
+}
+open_skipped() { [ "$(msg "$ID4" open state)" = skipped ]; }
+wait_for 10 "the open of INC-$ID4 skipped (maintenance)" open_skipped
+inc ack "$ID4" --by alice --note "part of the maintenance" > /dev/null
+start_agent agent1
+wait_for 20 "INC-$ID4 resolved" resolved "$ID4"
+ack_resolve_skipped() {
+    [ "$(msg "$ID4" ack state)" = skipped ] && [ "$(msg "$ID4" resolve state)" = skipped ]
+}
+wait_for 20 "the ack and resolve of INC-$ID4 skipped" ack_resolve_skipped
+for ev in ack resolve; do
+    why=$(msg "$ID4" $ev last_error)
+    [ "$why" = "no ticket at rt: the incident's open was never sent" ] ||
+        fail "the $ev of INC-$ID4 was skipped with '$why'"
+    inc show "$ID4" | grep -q "$ev to rt not sent: no ticket at rt" ||
+        { inc show "$ID4"; fail "no 'notify skipped' for the $ev of INC-$ID4 on its timeline"; }
+done
+[ -z "$(remote "$ID4")" ] || fail "INC-$ID4 has a ticket: $(remote "$ID4")"
+[ "$(dl_status)" = resolved ] || fail "notify_dead_letter incidents: $(dl_status), want resolved"
+log "INC-$ID4: ack and resolve skipped (no ticket), no dead letter"
 
 # every ticket in NOC is one incident's, or the blocker
 rt_get all /tickets --data-urlencode "query=Queue = 'NOC'" --data-urlencode per_page=100

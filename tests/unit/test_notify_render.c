@@ -131,7 +131,7 @@ static void test_comments(void **state)
     }
     /* without a ticket id: refused (its open never went to RT) */
     struct outbox_msg m = msg("resolve");
-    assert_int_equal(notify_render(&c, &d, &m, "", &rq, why, sizeof(why)), -EINVAL);
+    assert_int_equal(notify_render(&c, &d, &m, "", &rq, why, sizeof(why)), WP_ENOTFOUND);
 }
 
 static void test_search(void **state)

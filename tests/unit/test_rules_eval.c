@@ -15,9 +15,11 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "incident.h"
 #include "rules.h"
 #include "rules_eval.h"
 #include "wp/err.h"
+#include "wp/mem.h"
 
 #define MIN_MS  60000LL
 #define HOUR_MS (60 * MIN_MS)
@@ -674,6 +676,204 @@ static void test_restart_mid_for(void **state)
     teardown_rules(&f);
 }
 
+/* ---- a restart while a suppression ends ------------------------------------------------- */
+
+/* The collector's sink, on a real incidents.db (coll_rules.c does the same). */
+static int st_fire(void *arg, const struct inc_signal *sig, int64_t now)
+{
+    return inc_fire(arg, sig, now, NULL) < 0 ? -1 : 0;
+}
+
+static int st_clear(void *arg, const char *fp, int64_t now)
+{
+    return inc_clear(arg, fp, now);
+}
+
+static int st_suppress(void *arg, const char *fp, int on, const char *reason, int64_t now)
+{
+    return inc_suppress(arg, fp, on, reason, now);
+}
+
+static int st_state_put(void *arg, const char *fp, int state, int64_t since)
+{
+    return inc_state_put(arg, fp, state, since);
+}
+
+static int st_state_del(void *arg, const char *fp)
+{
+    return inc_state_del(arg, fp);
+}
+
+static int st_restore(void *arg, const char *fp, int state, int64_t since)
+{
+    rules_eng_restore(arg, fp, state, since);
+    return 0;
+}
+
+struct tl {
+    char text[4096]; /* "kind: text\n"... */
+};
+
+static int tl_cb(void *arg, int64_t at, const char *kind, const char *by, const char *text)
+{
+    struct tl *t = arg;
+    (void)at;
+    (void)by;
+    snprintf(t->text + strlen(t->text), sizeof(t->text) - strlen(t->text), "%s: %s\n", kind, text);
+    return 0;
+}
+
+/* The open incident of fp: its suppressed flag, and its timeline in t. */
+static int open_supp(struct inc_store *st, const char *fp, struct tl *t)
+{
+    struct inc_row row;
+    memset(&row, 0, sizeof(row));
+    memset(t, 0, sizeof(*t));
+    assert_int_equal(inc_find_open(st, fp, &row), 0);
+    assert_int_equal(inc_timeline(st, row.id, tl_cb, t), 0);
+    int s = row.suppressed;
+    inc_row_cleanup(&row);
+    return s;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+static const char *const RESTART_RULES =
+    "groups:\n"
+    "  watched: [db-3]\n"
+    "maintenance:\n"
+    "  - {name: SAN move, hosts: [db-1], from: \"2026-01-01T00:00:00Z\","
+    " to: \"2026-01-01T02:00:00Z\"}\n"
+    "  - {name: long job, hosts: [db-2], from: \"2026-01-01T00:00:00Z\","
+    " to: \"2026-01-01T06:00:00Z\"}\n"
+    "  - {name: night, hosts: [db-4], from: \"2026-01-01T02:00:00Z\","
+    " to: \"2026-01-01T04:00:00Z\"}\n"
+    "dependencies:\n"
+    "  - {parent: db_down, suppress: [disk_full]}\n"
+    "rules:\n"
+    "  - {name: disk_full, metric: df.used_pct, when: \"last > 90\", impact: high}\n"
+    "  - {name: host_silent, nodata: 2m, groups: [watched], impact: high}\n"
+    "  - {name: db_down, check: {status: critical, consecutive: 1}, impact: high}\n";
+
+/* Incidents suppressed when the collector stopped, whose suppression ended while it was down,
+ * are unsuppressed (through the store, on the timeline) at the first pass after the restart;
+ * those still covered stay suppressed; one a window began to cover meanwhile is suppressed;
+ * a silent host's suppression, and a parent's that has not reported again, hold until their
+ * data says otherwise. */
+static void test_restart_after_suppression_ended(void **state)
+{
+    char dir[] = "/tmp/wp-rules-eval-XXXXXX";
+    struct inc_store *st = NULL;
+    struct rule_set *rs = NULL;
+    struct wp_conf_err err;
+    struct tl t;
+    static const char *const hosts[] = {"db-1", "db-2", "db-3", "db-4", "db-5"};
+    struct rules_host *h[5];
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    char *path = wp_xasprintf("%s/incidents.db", dir);
+    assert_int_equal(inc_open(path, NULL, &st), 0);
+    memset(&err, 0, sizeof(err));
+    if (rules_parse("restart.yaml", RESTART_RULES, strlen(RESTART_RULES), &err, &rs) < 0) {
+        fail_msg("rules did not parse: %s", err.msg);
+    }
+    struct rules_sink sink = {.arg = st,
+                              .fire = st_fire,
+                              .clear = st_clear,
+                              .suppress = st_suppress,
+                              .state_put = st_state_put,
+                              .state_del = st_state_del};
+
+    /* before the stop: every disk fills at 00:10; db-1 and db-2 are in maintenance, db-3 is
+     * silent (its disk's late sample comes first), db-4 is in no window yet, db-5's database
+     * is down (the parent of its disk's problem) */
+    struct rules_eng *e = rules_eng_new(rs, &sink);
+    for (int i = 0; i < 5; i++) {
+        h[i] = rules_eng_host(e, hosts[i], hosts[i], NULL, T0);
+    }
+    rules_check(e, h[4], "oracle", CHECK_CRITICAL, "ORA-12541", T0 + 5 * MIN_MS);
+    for (int i = 0; i < 5; i++) {
+        rules_sample(e, rules_eng_series(e, h[i], "df.used_pct", "/"), T0 + 10 * MIN_MS, 97);
+    }
+    for (int i = 0; i < 5; i++) {
+        if (i != 2) {
+            rules_host_seen(e, h[i], T0 + 11 * MIN_MS);
+        }
+    }
+    rules_eng_tick(e, T0 + 12 * MIN_MS);
+    assert_int_equal(open_supp(st, "disk_full|db-1|instance=/", &t), 1);
+    assert_non_null(strstr(t.text, "suppressed: maintenance SAN move"));
+    assert_int_equal(open_supp(st, "disk_full|db-2|instance=/", &t), 1);
+    assert_int_equal(open_supp(st, "disk_full|db-3|instance=/", &t), 1);
+    assert_non_null(strstr(t.text, "suppressed: host db-3 silent (host_silent)"));
+    assert_int_equal(open_supp(st, "disk_full|db-4|instance=/", &t), 0);
+    assert_int_equal(open_supp(st, "disk_full|db-5|instance=/", &t), 1);
+    assert_non_null(strstr(t.text, "suppressed: db_down on db-5"));
+    rules_eng_free(e);
+
+    /* the collector is down from 00:12 to 03:00: SAN move ends at 02:00, night begins */
+    const int64_t t1 = T0 + 3 * HOUR_MS;
+    e = rules_eng_new(rs, &sink);
+    assert_int_equal(inc_state_each(st, st_restore, e), 0);
+    for (int i = 0; i < 5; i++) { /* the registry's agents and series, none reporting yet */
+        h[i] = rules_eng_host(e, hosts[i], hosts[i], NULL, t1);
+        assert_non_null(rules_eng_series(e, h[i], "df.used_pct", "/"));
+    }
+    rules_eng_tick(e, t1);
+
+    /* the window that ended while the collector was down: unsuppressed, once */
+    assert_int_equal(open_supp(st, "disk_full|db-1|instance=/", &t), 0);
+    assert_non_null(strstr(t.text, "unsuppressed: suppression ended while the collector was down"));
+    /* still in its window: suppressed, nothing written */
+    assert_int_equal(open_supp(st, "disk_full|db-2|instance=/", &t), 1);
+    assert_int_equal(count_of(t.text, "suppressed:"), 1);
+    /* silent when the collector stopped and not heard from since: still suppressed */
+    assert_int_equal(open_supp(st, "disk_full|db-3|instance=/", &t), 1);
+    assert_int_equal(count_of(t.text, "unsuppressed"), 0);
+    /* a window began while it was down: suppressed now */
+    assert_int_equal(open_supp(st, "disk_full|db-4|instance=/", &t), 1);
+    assert_non_null(strstr(t.text, "suppressed: maintenance night"));
+    /* its parent (a check) fired when the collector stopped and has not reported since */
+    assert_int_equal(open_supp(st, "disk_full|db-5|instance=/", &t), 1);
+    assert_int_equal(count_of(t.text, "unsuppressed"), 0);
+
+    /* later passes write nothing more */
+    rules_eng_tick(e, t1 + 1000);
+    assert_int_equal(open_supp(st, "disk_full|db-1|instance=/", &t), 0);
+    assert_int_equal(count_of(t.text, "unsuppressed"), 1);
+    assert_int_equal(open_supp(st, "disk_full|db-4|instance=/", &t), 1);
+    assert_int_equal(count_of(t.text, "suppressed:"), 1);
+    /* db-3 reports again: its silence ends, and so does its disk's suppression */
+    rules_host_seen(e, h[2], t1 + 2000);
+    assert_int_equal(open_supp(st, "disk_full|db-3|instance=/", &t), 0);
+    assert_int_equal(count_of(t.text, "unsuppressed"), 1);
+    /* db-5's check passes again: the parent resolves, its child is no longer suppressed */
+    rules_eng_tick(e, t1 + 2500);
+    assert_int_equal(open_supp(st, "disk_full|db-5|instance=/", &t), 1);
+    rules_check(e, h[4], "oracle", CHECK_OK, "", t1 + 3000);
+    assert_int_equal(open_supp(st, "disk_full|db-5|instance=/", &t), 0);
+    assert_int_equal(count_of(t.text, "unsuppressed"), 1);
+    /* night ends: db-4 too */
+    rules_eng_tick(e, T0 + 4 * HOUR_MS);
+    assert_int_equal(open_supp(st, "disk_full|db-4|instance=/", &t), 0);
+
+    rules_eng_free(e);
+    rules_free(rs);
+    inc_close(st);
+    free(path);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -690,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_line_mass_change_not),
         cmocka_unit_test(test_forecast_linear_fill),
         cmocka_unit_test(test_restart_mid_for),
+        cmocka_unit_test(test_restart_after_suppression_ended),
     };
     setenv("TZ", "UTC", 1);
     return cmocka_run_group_tests(tests, NULL, NULL);
