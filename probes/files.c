@@ -107,57 +107,46 @@ static const struct wp_series_kind kind_file = {"file", file_fields, 3, WP_DS_GA
 
 /* ---- config ---- */
 
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err)
+{
+    struct files_target *t = item;
+
+    if (t->path[0] != '/') {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "path"), err,
+                              "%s.path: expected an absolute path or pattern, got \"%s\"", path,
+                              t->path);
+    }
+    t->check = wp_xasprintf("file_%s", t->name);
+    return 0;
+}
+
+static void free_target(void *item)
+{
+    struct files_target *t = item;
+
+    free(t->check);
+}
+
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: db_dump, path: \"/backup/db1-*.dmp\", max_age: 26h}]",
+    .opts = target_opts,
+    .size = sizeof(struct files_target),
+    .name_off = TO(name),
+    .name_max = FILES_NAME_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                           struct wp_conf_err *err)
 {
-    struct files_targets *ts = field;
-    size_t n = wp_conf_seq_len(doc, node);
-    char path[48];
-    int rc = 0;
-
-    if (!wp_conf_is_seq(node) || n == 0) {
-        return wp_conf_errorf(doc, node, err,
-                              "targets: expected a list like [{name: db_dump, path: "
-                              "\"/backup/db1-*.dmp\", max_age: 26h}]");
-    }
-    free_targets(ts);
-    ts->v = wp_xcalloc(n, sizeof(*ts->v));
-    for (size_t i = 0; i < n; i++) {
-        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
-        struct files_target *t = &ts->v[i];
-
-        ts->n = i + 1; /* free_targets frees what this item got, even half decoded */
-        snprintf(path, sizeof(path), "targets[%zu]", i);
-        rc = wp_opts_apply(doc, it, target_opts, t, path, err);
-        if (rc < 0) {
-            return rc;
-        }
-        rc = wp_probe_target_name(doc, it, err, path, t->name, FILES_NAME_MAX, &ts->v[0].name,
-                                  sizeof(ts->v[0]), i);
-        if (rc < 0) {
-            return rc;
-        }
-        if (t->path[0] != '/') {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "path"), err,
-                                  "%s.path: expected an absolute path or pattern, got \"%s\"", path,
-                                  t->path);
-        }
-        t->check = wp_xasprintf("file_%s", t->name);
-    }
-    return 0;
+    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
 }
 
 static void free_targets(void *field)
 {
-    struct files_targets *ts = field;
-
-    for (size_t i = 0; i < ts->n; i++) {
-        wp_opts_free(target_opts, &ts->v[i]);
-        free(ts->v[i].check);
-    }
-    free(ts->v);
-    ts->v = NULL;
-    ts->n = 0;
+    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* ---- formatting ---- */

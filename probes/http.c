@@ -338,17 +338,12 @@ out:
 
 /* Check one decoded target and derive what does not need curl to run. */
 static int target_check(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
-                        struct http_target *t, const struct http_targets *all, size_t idx,
-                        struct wp_conf_err *err)
+                        void *item, struct wp_conf_err *err)
 {
+    struct http_target *t = item;
     int rc = 0;
     size_t tl = 0;
 
-    rc = wp_probe_target_name(doc, it, err, path, t->name, HTTP_NAME_MAX, &all->v[0].name,
-                              sizeof(all->v[0]), idx);
-    if (rc < 0) {
-        return rc;
-    }
     rc = check_url(doc, it, path, t->url, err);
     if (rc < 0) {
         return rc;
@@ -418,65 +413,46 @@ static int target_check(struct wp_conf_doc *doc, struct wp_conf_node *it, const 
     return 0;
 }
 
+static void free_target(void *item)
+{
+    struct http_target *t = item;
+
+    /* wipe secrets before they go back to the allocator */
+    if (t->password != NULL) {
+        memset(t->password, 0, strlen(t->password));
+    }
+    if (t->bearer != NULL) {
+        memset(t->bearer, 0, strlen(t->bearer));
+    }
+    free(t->check);
+    free(t->expect_text);
+    pcre2_match_data_free(t->md);
+    pcre2_code_free(t->re);
+    curl_slist_free_all(t->hdrs);
+}
+
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: web, url: \"https://example.org/\"}]",
+    .opts = target_opts,
+    .size = sizeof(struct http_target),
+    .name_off = TO(name),
+    .name_max = HTTP_NAME_MAX,
+    .check = target_check,
+    .item_free = free_target,
+};
+
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                           struct wp_conf_err *err)
 {
-    struct http_targets *ts = field;
-    size_t n = wp_conf_seq_len(doc, node);
-    char path[48];
-    int rc = 0;
-
-    if (!wp_conf_is_seq(node) || n == 0) {
-        return wp_conf_errorf(doc, node, err,
-                              "targets: expected a list like [{name: web, url: "
-                              "\"https://example.org/\"}]");
-    }
     if (http_global_init() < 0) {
         return wp_conf_errorf(doc, node, err, "targets: libcurl failed to initialise");
     }
-    free_targets(ts);
-    ts->v = wp_xcalloc(n, sizeof(*ts->v));
-    for (size_t i = 0; i < n; i++) {
-        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
-        struct http_target *t = &ts->v[i];
-
-        ts->n = i + 1; /* free_targets frees what this item got, even half decoded */
-        snprintf(path, sizeof(path), "targets[%zu]", i);
-        rc = wp_opts_apply(doc, it, target_opts, t, path, err);
-        if (rc < 0) {
-            return rc;
-        }
-        rc = target_check(doc, it, path, t, ts, i, err);
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    return 0;
+    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
 }
 
 static void free_targets(void *field)
 {
-    struct http_targets *ts = field;
-
-    for (size_t i = 0; i < ts->n; i++) {
-        struct http_target *t = &ts->v[i];
-        /* wipe secrets before they go back to the allocator */
-        if (t->password != NULL) {
-            memset(t->password, 0, strlen(t->password));
-        }
-        if (t->bearer != NULL) {
-            memset(t->bearer, 0, strlen(t->bearer));
-        }
-        wp_opts_free(target_opts, t);
-        free(t->check);
-        free(t->expect_text);
-        pcre2_match_data_free(t->md);
-        pcre2_code_free(t->re);
-        curl_slist_free_all(t->hdrs);
-    }
-    free(ts->v);
-    ts->v = NULL;
-    ts->n = 0;
+    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* ---- one transfer ---- */

@@ -263,23 +263,6 @@ static void rules_in_free(void *field)
     ri->n = 0;
 }
 
-static int valid_rule_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > LT_RULE_NAME_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int decode_rules(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                         struct wp_conf_err *err)
 {
@@ -308,7 +291,7 @@ static int decode_rules(struct wp_conf_doc *doc, struct wp_conf_node *node, void
         if (rc < 0) {
             return rc;
         }
-        if (!valid_rule_name(ri->v[i].name)) {
+        if (!wp_probe_name_ok(ri->v[i].name, LT_RULE_NAME_MAX)) {
             return wp_conf_errorf(doc, wp_conf_map_get(doc, it, "name"), err,
                                   "%s.name: expected 1 to %d letters, digits, '_', '-' or '.'",
                                   label, LT_RULE_NAME_MAX);

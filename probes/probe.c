@@ -98,23 +98,6 @@ static void probe_label(struct wp_conf_doc *doc, struct wp_conf_node *node,
     }
 }
 
-static int valid_instance(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > PROBE_INSTANCE_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int wp_probe_new(const struct wp_probe_ops *ops, struct wp_conf_doc *doc, struct wp_conf_node *node,
                  struct wp_conf_err *err, struct wp_probe **out)
 {
@@ -138,7 +121,7 @@ int wp_probe_new(const struct wp_probe_ops *ops, struct wp_conf_doc *doc, struct
                             "%s.kind: expected \"%s\", got \"%s\"", label, ops->name, com->kind);
         goto out;
     }
-    if (com->name != NULL && !valid_instance(com->name)) {
+    if (com->name != NULL && !wp_probe_name_ok(com->name, PROBE_INSTANCE_MAX)) {
         rc =
             wp_conf_errorf(doc, wp_conf_map_get(doc, node, "name"), err,
                            "%s.name: expected 1 to %d letters, digits, '_', '-' or '.', got \"%s\"",
@@ -372,6 +355,77 @@ int wp_probe_target_name(struct wp_conf_doc *doc, struct wp_conf_node *item,
                                   name, j);
         }
     }
+    return 0;
+}
+
+/* The layout of a probe's targets field: the array (a T *, same representation as void *),
+ * then the count. Copied with memcpy, as the field's own type is the probe's. */
+struct probe_targets {
+    void *v;
+    size_t n;
+};
+
+static void free_items(const struct wp_probe_targets_spec *spec, char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        void *item = v + i * spec->size;
+        if (spec->item_free != NULL) {
+            spec->item_free(item);
+        }
+        wp_opts_free(spec->opts, item);
+    }
+    free(v);
+}
+
+void wp_probe_targets_free(const struct wp_probe_targets_spec *spec, void *field)
+{
+    struct probe_targets ts;
+
+    memcpy(&ts, field, sizeof(ts));
+    free_items(spec, ts.v, ts.n);
+    memset(field, 0, sizeof(ts));
+}
+
+int wp_probe_targets_decode(struct wp_conf_doc *doc, struct wp_conf_node *node,
+                            struct wp_conf_err *err, const struct wp_probe_targets_spec *spec,
+                            void *field)
+{
+    size_t len = wp_conf_seq_len(doc, node);
+    struct probe_targets ts = {NULL, 0};
+    char *items = NULL;
+    char path[48];
+
+    wp_probe_targets_free(spec, field);
+    if (!wp_conf_is_seq(node) || len == 0) {
+        return wp_conf_errorf(doc, node, err, "targets: expected a list like %s", spec->example);
+    }
+    if (spec->max != 0 && len > spec->max) {
+        return wp_conf_errorf(doc, node, err, "targets: %zu targets, at most %zu", len, spec->max);
+    }
+    items = wp_xcalloc(len, spec->size);
+    for (size_t i = 0; i < len; i++) {
+        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
+        char *item = items + i * spec->size;
+        int rc = 0;
+
+        snprintf(path, sizeof(path), "targets[%zu]", i);
+        rc = wp_opts_apply(doc, it, spec->opts, item, path, err);
+        if (rc == 0) {
+            rc = wp_probe_target_name(
+                doc, it, err, path, *(char **)(void *)(item + spec->name_off), spec->name_max,
+                (char *const *)(void *)(items + spec->name_off), spec->size, i);
+        }
+        if (rc == 0 && spec->check != NULL) {
+            rc = spec->check(doc, it, path, item, err);
+        }
+        if (rc < 0) {
+            free_items(spec, items, i + 1); /* item i too, even half decoded */
+            return rc;
+        }
+    }
+    ts.v = items;
+    ts.n = len;
+    memcpy(field, &ts, sizeof(ts));
     return 0;
 }
 

@@ -149,6 +149,35 @@ struct wp_conf_node *wp_probe_at_key(struct wp_conf_doc *doc, struct wp_conf_nod
 int wp_probe_target_name(struct wp_conf_doc *doc, struct wp_conf_node *item,
                          struct wp_conf_err *err, const char *path, const char *name, size_t max,
                          char *const *names, size_t stride, size_t i);
+/*
+ * How wp_probe_targets_decode() reads a probe's option "targets": a list of mappings, each
+ * decoded with opts into one item of size bytes whose char * at name_off is its name.
+ */
+struct wp_probe_targets_spec {
+    const char *example;       /* a short valid list, for the error when the node is not one */
+    const struct wp_opt *opts; /* each item's option table */
+    size_t size;               /* sizeof one item */
+    size_t name_off;           /* offsetof(item, name) */
+    size_t name_max;           /* for wp_probe_target_name() */
+    size_t max;                /* at most this many items; 0: no limit */
+    /* After item i's options and name: check the rest, derive fields (path is
+     * "targets[i]"). 0 or the error in err. */
+    int (*check)(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path, void *item,
+                 struct wp_conf_err *err);
+    /* Free what check derived and wipe secrets, before the options are freed; or NULL. */
+    void (*item_free)(void *item);
+};
+/*
+ * The custom decode and free of a probe's option "targets" call these with their field, a
+ * struct { T *v; size_t n; } in the probe's ctx (that layout: the item array, then the
+ * count). Decode replaces what field held with the items of node, a list (spec); on error
+ * it leaves nothing (v NULL, n 0) and err names the item and key. 0 or WP_ECONFIG.
+ */
+int wp_probe_targets_decode(struct wp_conf_doc *doc, struct wp_conf_node *node,
+                            struct wp_conf_err *err, const struct wp_probe_targets_spec *spec,
+                            void *field);
+/* Free the items of field (spec->item_free, then the options) and the array; v NULL, n 0. */
+void wp_probe_targets_free(const struct wp_probe_targets_spec *spec, void *field);
 /* "host:port", or "[host]:port" for an IPv6 address (malloc'd). */
 char *wp_probe_hostport(const char *host, int64_t port);
 

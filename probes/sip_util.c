@@ -7,6 +7,7 @@
  */
 #include "sip_util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +95,32 @@ void wp_sip_rand_hex(char *out, size_t len)
     out[2 * len] = '\0';
 }
 
+/* ---- local address ---- */
+
+void wp_sip_local_host(const struct sockaddr_storage *addr, socklen_t alen, char *out, size_t len)
+{
+    struct sockaddr_storage me;
+    socklen_t mlen = sizeof(me);
+    char ip[INET6_ADDRSTRLEN] = "";
+    int fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    snprintf(out, len, "%s", addr->ss_family == AF_INET6 ? "[::1]" : "127.0.0.1");
+    if (fd < 0) {
+        return;
+    }
+    if (connect(fd, (const struct sockaddr *)addr, alen) == 0 &&
+        getsockname(fd, (struct sockaddr *)&me, &mlen) == 0) {
+        if (me.ss_family == AF_INET6 &&
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&me)->sin6_addr, ip, sizeof(ip))) {
+            snprintf(out, len, "[%s]", ip);
+        } else if (me.ss_family == AF_INET &&
+                   inet_ntop(AF_INET, &((struct sockaddr_in *)&me)->sin_addr, ip, sizeof(ip))) {
+            snprintf(out, len, "%s", ip);
+        }
+    }
+    close(fd);
+}
+
 /* ---- response ---- */
 
 /* Copy src (NULL: "") into dst of size len: -1 when it does not fit or holds a control
@@ -135,8 +163,7 @@ static int copy_unquoted(char *dst, size_t len, const char *src)
     return copy_tok(dst, len, src);
 }
 
-/* A reason phrase: printable, cut to fit. */
-static void copy_reason(char *dst, size_t len, const char *src)
+void wp_sip_copy_reason(char *dst, size_t len, const char *src)
 {
     size_t j = 0;
 
@@ -292,7 +319,7 @@ int wp_sip_parse_response(const char *buf, size_t len, struct wp_sip_resp *r)
     if (r->code < 100 || r->code > 699) {
         goto out;
     }
-    copy_reason(r->reason, sizeof(r->reason), osip_message_get_reason_phrase(m));
+    wp_sip_copy_reason(r->reason, sizeof(r->reason), osip_message_get_reason_phrase(m));
     if (osip_message_get_call_id(m) == NULL ||
         osip_call_id_to_str(osip_message_get_call_id(m), &cid) != 0 || cid == NULL ||
         copy_tok(r->call_id, sizeof(r->call_id), cid) < 0) {

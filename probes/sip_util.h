@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* SIP helpers for the SIP probes: response and SDP parsing, digest auth, RTP and G.711. */
+/* SIP helpers for the SIP probes: response and SDP parsing, digest auth, the local address,
+ * RTP and G.711. */
 #ifndef WP_PROBES_SIP_UTIL_H
 #define WP_PROBES_SIP_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define WP_SIP_TOKEN_MAX 128 /* Call-ID, tags, branch, user parts */
 #define WP_SIP_URI_MAX   256
@@ -59,6 +61,15 @@ void wp_sip_init(void);
 
 /* len random bytes as 2*len hex digits into out (2*len+1 bytes); len at most 32. */
 void wp_sip_rand_hex(char *out, size_t len);
+
+/* The local address the kernel would send from to addr (alen bytes), for Via and Contact, as
+ * URI host text ("[v6]" for IPv6) into out; the loopback address when it cannot tell. A
+ * connected UDP socket sends nothing. */
+void wp_sip_local_host(const struct sockaddr_storage *addr, socklen_t alen, char *out, size_t len);
+
+/* src (NULL: "") as a reason phrase into dst of size len: non-printable bytes become '?', cut
+ * to fit. */
+void wp_sip_copy_reason(char *dst, size_t len, const char *src);
 
 /*
  * Parse a SIP response of len bytes (buf need not be NUL-terminated) into *r. 0, or

@@ -430,101 +430,86 @@ static int split_uri(struct sc_target *t)
     return 0;
 }
 
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err)
+{
+    struct sc_target *t = item;
+
+    if (t->uri != NULL) {
+        if (t->host != NULL) {
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
+                                  "%s: expected uri or host, not both", path);
+        }
+        if (split_uri(t) < 0) {
+            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "uri"), err,
+                                  "%s.uri: expected sip:user@host[:port], got \"%s\"", path,
+                                  t->uri);
+        }
+    } else if (t->host == NULL) {
+        return wp_conf_errorf(doc, it, err, "%s: expected uri or host", path);
+    } else if (!host_ok(t->host)) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
+                              "%s.host: expected a host name or an IP address", path);
+    }
+    if (t->user != NULL && !user_ok(t->user)) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "user"), err,
+                              "%s.user: expected 1 to %d of letters, digits and ._-+*#", path,
+                              SC_NAME_MAX);
+    }
+    if (t->forward_to != NULL && !user_ok(t->forward_to)) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "forward_to"), err,
+                              "%s.forward_to: expected 1 to %d of letters, digits and ._-+*#", path,
+                              SC_NAME_MAX);
+    }
+    if ((t->auth_user == NULL) != (t->password_file == NULL)) {
+        return wp_conf_errorf(doc, it, err, "%s: expected auth_user and password_file together",
+                              path);
+    }
+    if (t->auth_user != NULL && !user_ok(t->auth_user)) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "auth_user"), err,
+                              "%s.auth_user: expected 1 to %d of letters, digits and ._-+*#", path,
+                              SC_NAME_MAX);
+    }
+    t->check = wp_xasprintf("sipcall_%s", t->name);
+    t->where = wp_probe_hostport(t->host, t->port);
+    t->ruri = wp_xasprintf("sip:%s%s%s", t->user != NULL ? t->user : "", t->user != NULL ? "@" : "",
+                           t->where);
+    t->dhost = wp_xstrdup(t->host);
+    t->dport = (int)t->port;
+    return 0;
+}
+
+static void free_target(void *item)
+{
+    struct sc_target *t = item;
+
+    free(t->check);
+    free(t->where);
+    free(t->ruri);
+    free(t->dhost);
+    explicit_bzero(t->password, sizeof(t->password));
+}
+
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: hotline, uri: \"sip:4000@10.1.2.3\"}]",
+    .opts = target_opts,
+    .size = sizeof(struct sc_target),
+    .name_off = TGT(name),
+    .name_max = SC_NAME_MAX,
+    .max = SC_TARGETS_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                           struct wp_conf_err *err)
 {
-    struct sc_targets *ts = field;
-    size_t n = wp_conf_seq_len(doc, node);
-    char path[48];
-    int rc = 0;
-
-    if (!wp_conf_is_seq(node) || n == 0) {
-        return wp_conf_errorf(doc, node, err,
-                              "targets: expected a list like [{name: hotline, uri: "
-                              "\"sip:4000@10.1.2.3\"}]");
-    }
-    if (n > SC_TARGETS_MAX) {
-        return wp_conf_errorf(doc, node, err, "targets: %zu targets, at most %d", n,
-                              SC_TARGETS_MAX);
-    }
-    free_targets(ts);
-    ts->v = wp_xcalloc(n, sizeof(*ts->v));
-    for (size_t i = 0; i < n; i++) {
-        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
-        struct sc_target *t = &ts->v[i];
-
-        ts->n = i + 1;
-        snprintf(path, sizeof(path), "targets[%zu]", i);
-        rc = wp_opts_apply(doc, it, target_opts, t, path, err);
-        if (rc < 0) {
-            return rc;
-        }
-        rc = wp_probe_target_name(doc, it, err, path, t->name, SC_NAME_MAX, &ts->v[0].name,
-                                  sizeof(ts->v[0]), i);
-        if (rc < 0) {
-            return rc;
-        }
-        if (t->uri != NULL) {
-            if (t->host != NULL) {
-                return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
-                                      "%s: expected uri or host, not both", path);
-            }
-            if (split_uri(t) < 0) {
-                return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "uri"), err,
-                                      "%s.uri: expected sip:user@host[:port], got \"%s\"", path,
-                                      t->uri);
-            }
-        } else if (t->host == NULL) {
-            return wp_conf_errorf(doc, it, err, "%s: expected uri or host", path);
-        } else if (!host_ok(t->host)) {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
-                                  "%s.host: expected a host name or an IP address", path);
-        }
-        if (t->user != NULL && !user_ok(t->user)) {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "user"), err,
-                                  "%s.user: expected 1 to %d of letters, digits and ._-+*#", path,
-                                  SC_NAME_MAX);
-        }
-        if (t->forward_to != NULL && !user_ok(t->forward_to)) {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "forward_to"), err,
-                                  "%s.forward_to: expected 1 to %d of letters, digits and ._-+*#",
-                                  path, SC_NAME_MAX);
-        }
-        if ((t->auth_user == NULL) != (t->password_file == NULL)) {
-            return wp_conf_errorf(doc, it, err, "%s: expected auth_user and password_file together",
-                                  path);
-        }
-        if (t->auth_user != NULL && !user_ok(t->auth_user)) {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "auth_user"), err,
-                                  "%s.auth_user: expected 1 to %d of letters, digits and ._-+*#",
-                                  path, SC_NAME_MAX);
-        }
-        t->check = wp_xasprintf("sipcall_%s", t->name);
-        t->where = wp_probe_hostport(t->host, t->port);
-        t->ruri = wp_xasprintf("sip:%s%s%s", t->user != NULL ? t->user : "",
-                               t->user != NULL ? "@" : "", t->where);
-        t->dhost = wp_xstrdup(t->host);
-        t->dport = (int)t->port;
-    }
-    return 0;
+    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
 }
 
 static void free_targets(void *field)
 {
-    struct sc_targets *ts = field;
-
-    for (size_t i = 0; i < ts->n; i++) {
-        struct sc_target *t = &ts->v[i];
-        wp_opts_free(target_opts, t);
-        free(t->check);
-        free(t->where);
-        free(t->ruri);
-        free(t->dhost);
-        explicit_bzero(t->password, sizeof(t->password));
-    }
-    free(ts->v);
-    ts->v = NULL;
-    ts->n = 0;
+    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* ---- helpers ---- */
@@ -537,31 +522,6 @@ static uint64_t now_ns(void)
 static double since_s(uint64_t t0, uint64_t t)
 {
     return t == 0 || t < t0 ? NAN : (double)(t - t0) / 1e9;
-}
-
-/* The local address the kernel would send from to addr, as URI host text. */
-static void local_host(const struct sockaddr_storage *addr, socklen_t alen, char *out, size_t len)
-{
-    struct sockaddr_storage me;
-    socklen_t mlen = sizeof(me);
-    char ip[INET6_ADDRSTRLEN] = "";
-    int fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-    snprintf(out, len, "%s", addr->ss_family == AF_INET6 ? "[::1]" : "127.0.0.1");
-    if (fd < 0) {
-        return;
-    }
-    if (connect(fd, (const struct sockaddr *)addr, alen) == 0 &&
-        getsockname(fd, (struct sockaddr *)&me, &mlen) == 0) {
-        if (me.ss_family == AF_INET6 &&
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&me)->sin6_addr, ip, sizeof(ip))) {
-            snprintf(out, len, "[%s]", ip);
-        } else if (me.ss_family == AF_INET &&
-                   inet_ntop(AF_INET, &((struct sockaddr_in *)&me)->sin_addr, ip, sizeof(ip))) {
-            snprintf(out, len, "%s", ip);
-        }
-    }
-    close(fd);
 }
 
 /* ---- call lifetime ---- */
@@ -1204,7 +1164,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
     k->dstlen = ai->ai_addrlen;
     uv_freeaddrinfo(ai);
     if (!k->socks_open) {
-        local_host(&k->dst, k->dstlen, k->me, sizeof(k->me));
+        wp_sip_local_host(&k->dst, k->dstlen, k->me, sizeof(k->me));
         rc = open_sockets(k);
         if (rc < 0) {
             snprintf(k->res.error, sizeof(k->res.error), "cannot open a UDP socket: %s",

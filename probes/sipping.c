@@ -51,14 +51,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +67,7 @@
 #include <osipparser2/osip_port.h>
 
 #include "probe.h"
+#include "sip_util.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -257,57 +255,59 @@ static int host_ok(const char *h)
     return 1;
 }
 
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err)
+{
+    struct sip_target *t = item;
+
+    if (!host_ok(t->host)) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
+                              "%s.host: expected a host name or an IP address", path);
+    }
+    if (t->user != NULL && !wp_probe_name_ok(t->user, SIP_NAME_MAX)) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "user"), err,
+                              "%s.user: expected 1 to %d letters, digits, '_', '-' or '.'", path,
+                              SIP_NAME_MAX);
+    }
+    t->check = wp_xasprintf("sipping_%s", t->name);
+    t->where = wp_probe_hostport(t->host, t->port);
+    t->uri =
+        wp_xasprintf("sip:%s%s%s%s", t->user != NULL ? t->user : "", t->user != NULL ? "@" : "",
+                     t->where, t->transport == SIP_TCP ? ";transport=tcp" : "");
+    t->info = wp_xasprintf("%s%s", t->where, t->transport == SIP_TCP ? "/tcp" : "");
+    return 0;
+}
+
+static void free_target(void *item)
+{
+    struct sip_target *t = item;
+
+    free(t->check);
+    free(t->where);
+    free(t->uri);
+    free(t->info);
+}
+
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: \"8001\", host: 10.1.2.31, port: 5060}]",
+    .opts = target_opts,
+    .size = sizeof(struct sip_target),
+    .name_off = TGT(name),
+    .name_max = SIP_NAME_MAX,
+    .max = SIP_TARGETS_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                           struct wp_conf_err *err)
 {
-    struct sip_targets *ts = field;
-    size_t n = wp_conf_seq_len(doc, node);
-    char path[48];
-    int rc = 0;
+    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
+}
 
-    if (!wp_conf_is_seq(node) || n == 0) {
-        return wp_conf_errorf(doc, node, err,
-                              "targets: expected a list like [{name: \"8001\", host: 10.1.2.31, "
-                              "port: 5060}]");
-    }
-    if (n > SIP_TARGETS_MAX) {
-        return wp_conf_errorf(doc, node, err, "targets: %zu targets, at most %d", n,
-                              SIP_TARGETS_MAX);
-    }
-    free_targets(ts);
-    ts->v = wp_xcalloc(n, sizeof(*ts->v));
-    for (size_t i = 0; i < n; i++) {
-        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
-        struct sip_target *t = &ts->v[i];
-
-        ts->n = i + 1; /* free_targets frees what this item got, even half decoded */
-        snprintf(path, sizeof(path), "targets[%zu]", i);
-        rc = wp_opts_apply(doc, it, target_opts, t, path, err);
-        if (rc < 0) {
-            return rc;
-        }
-        rc = wp_probe_target_name(doc, it, err, path, t->name, SIP_NAME_MAX, &ts->v[0].name,
-                                  sizeof(ts->v[0]), i);
-        if (rc < 0) {
-            return rc;
-        }
-        if (!host_ok(t->host)) {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
-                                  "%s.host: expected a host name or an IP address", path);
-        }
-        if (t->user != NULL && !wp_probe_name_ok(t->user, SIP_NAME_MAX)) {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "user"), err,
-                                  "%s.user: expected 1 to %d letters, digits, '_', '-' or '.'",
-                                  path, SIP_NAME_MAX);
-        }
-        t->check = wp_xasprintf("sipping_%s", t->name);
-        t->where = wp_probe_hostport(t->host, t->port);
-        t->uri =
-            wp_xasprintf("sip:%s%s%s%s", t->user != NULL ? t->user : "", t->user != NULL ? "@" : "",
-                         t->where, t->transport == SIP_TCP ? ";transport=tcp" : "");
-        t->info = wp_xasprintf("%s%s", t->where, t->transport == SIP_TCP ? "/tcp" : "");
-    }
-    return 0;
+static void free_targets(void *field)
+{
+    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* group and from_user: a name (it goes into SIP headers and state records). */
@@ -346,22 +346,6 @@ static void free_name(void *field)
     *s = NULL;
 }
 
-static void free_targets(void *field)
-{
-    struct sip_targets *ts = field;
-
-    for (size_t i = 0; i < ts->n; i++) {
-        wp_opts_free(target_opts, &ts->v[i]);
-        free(ts->v[i].check);
-        free(ts->v[i].where);
-        free(ts->v[i].uri);
-        free(ts->v[i].info);
-    }
-    free(ts->v);
-    ts->v = NULL;
-    ts->n = 0;
-}
-
 /* ---- helpers ---- */
 
 static int64_t mono_ns(void)
@@ -370,88 +354,6 @@ static int64_t mono_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* len random bytes as 2*len hex digits into out (2*len+1 bytes). */
-static void rand_hex(char *out, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    uint8_t b[32];
-    size_t got = 0;
-
-    if (len > sizeof(b)) {
-        len = sizeof(b);
-    }
-    while (got < len) {
-        ssize_t r = getrandom(b + got, len - got, 0);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            /* no entropy source: uniqueness still comes from the time and the index */
-            uint64_t x = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
-            for (; got < len; got++) {
-                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-                b[got] = (uint8_t)(x >> 56);
-            }
-            break;
-        }
-        got += (size_t)r;
-    }
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
-static pthread_once_t osip_once = PTHREAD_ONCE_INIT;
-
-static void osip_trace_none(const char *file, int line, osip_trace_level_t level, const char *fmt,
-                            va_list ap)
-{
-    (void)file;
-    (void)line;
-    (void)level;
-    (void)fmt;
-    (void)ap;
-}
-
-static void osip_init_once(void)
-{
-    parser_init();
-    /* libosip2 traces every malformed datagram to stdout (even with its levels disabled, for
-     * some messages); peers control what we read, so drop its traces */
-    osip_trace_initialize_func(END_TRACE_LEVEL, osip_trace_none);
-    for (int l = TRACE_LEVEL0; l < END_TRACE_LEVEL; l++) {
-        osip_trace_disable_level((osip_trace_level_t)l);
-    }
-}
-
-/* The local address the kernel would send from to addr (for Via and Contact), as URI host
- * text ("[v6]" for IPv6). A connected UDP socket sends nothing. */
-static void local_host(const struct sockaddr_storage *addr, socklen_t alen, char *out, size_t len)
-{
-    struct sockaddr_storage me;
-    socklen_t mlen = sizeof(me);
-    char ip[INET6_ADDRSTRLEN] = "";
-    int fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-    snprintf(out, len, "%s", addr->ss_family == AF_INET6 ? "[::1]" : "127.0.0.1");
-    if (fd < 0) {
-        return;
-    }
-    if (connect(fd, (const struct sockaddr *)addr, alen) == 0 &&
-        getsockname(fd, (struct sockaddr *)&me, &mlen) == 0) {
-        if (me.ss_family == AF_INET6 &&
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&me)->sin6_addr, ip, sizeof(ip))) {
-            snprintf(out, len, "[%s]", ip);
-        } else if (me.ss_family == AF_INET &&
-                   inet_ntop(AF_INET, &((struct sockaddr_in *)&me)->sin_addr, ip, sizeof(ip))) {
-            snprintf(out, len, "%s", ip);
-        }
-    }
-    close(fd);
 }
 
 /* A non-blocking UDP socket of family bound to an ephemeral port; its port in *port.
@@ -559,10 +461,10 @@ static void run_prepare(struct sip_round *rd, struct sip_run *r, size_t idx)
     memcpy(&r->addr, ai->ai_addr, ai->ai_addrlen);
     r->addrlen = ai->ai_addrlen;
     freeaddrinfo(ai);
-    rand_hex(r->branch, 10);
+    wp_sip_rand_hex(r->branch, 10);
     {
         char rnd[33];
-        rand_hex(rnd, 8);
+        wp_sip_rand_hex(rnd, 8);
         snprintf(r->call_id, sizeof(r->call_id), "wp%zu.%s", idx, rnd);
     }
     if (r->tcp) {
@@ -592,7 +494,7 @@ static size_t build_request(struct sip_round *rd, const struct sip_run *r, const
     char tag[17];
     int n = 0;
 
-    rand_hex(tag, 8);
+    wp_sip_rand_hex(tag, 8);
     n = snprintf(buf, len,
                  "OPTIONS %s SIP/2.0\r\n"
                  "Via: SIP/2.0/%s %s:%u;branch=z9hG4bK%s%s\r\n"
@@ -613,18 +515,6 @@ static size_t build_request(struct sip_round *rd, const struct sip_run *r, const
         return 0;
     }
     return (size_t)n;
-}
-
-/* Keep the reason phrase printable and short. */
-static void copy_reason(char *dst, size_t len, const char *src)
-{
-    size_t j = 0;
-
-    for (size_t i = 0; src != NULL && src[i] != '\0' && j + 1 < len; i++) {
-        unsigned char ch = (unsigned char)src[i];
-        dst[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    dst[j] = '\0';
 }
 
 /* Parse one datagram; a final response to one of our requests marks that run answered. */
@@ -682,7 +572,7 @@ static void handle_datagram(struct sip_round *rd, const char *buf, size_t len, i
     r->done = 1;
     r->code = code;
     r->rtt_s = (double)(now - r->t0_ns) / 1e9;
-    copy_reason(r->reason, sizeof(r->reason), osip_message_get_reason_phrase(m));
+    wp_sip_copy_reason(r->reason, sizeof(r->reason), osip_message_get_reason_phrase(m));
 out:
     if (cid != NULL) {
         osip_free(cid);
@@ -1043,7 +933,7 @@ static void run_round(struct sip_round *rd)
                 next++;
                 continue;
             }
-            local_host(&r->addr, r->addrlen, me, sizeof(me));
+            wp_sip_local_host(&r->addr, r->addrlen, me, sizeof(me));
             len = build_request(rd, r, me, rd->ports[r->sock], req, sizeof(req));
             if (len == 0) {
                 r->err = -EMSGSIZE;
@@ -1229,7 +1119,7 @@ static int sip_sample(struct wp_probe *p, struct wp_sink *out)
     struct sip_round *rd = wp_xcalloc(1, sizeof(*rd));
     size_t n = c->targets.n;
 
-    pthread_once(&osip_once, osip_init_once);
+    wp_sip_init();
     rd->c = c;
     rd->n = n;
     rd->fds[0] = -1;
@@ -1294,7 +1184,7 @@ static int sip_init(struct wp_probe *p)
 {
     struct sip_ctx *c = p->ctx;
 
-    pthread_once(&osip_once, osip_init_once);
+    wp_sip_init();
     /* the defaults of the custom options (freed by free_name with the options) */
     if (c->group == NULL) {
         c->group = wp_xstrdup("sip");

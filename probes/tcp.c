@@ -123,58 +123,47 @@ static const struct wp_series_kind kind_tcp = {"tcp", tcp_fields, 2, WP_DS_GAUGE
 
 /* ---- config ---- */
 
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err)
+{
+    struct tcp_target *t = item;
+
+    if (t->host[0] == '\0' || strlen(t->host) > 253) {
+        return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
+                              "%s.host: expected a host name or an IP address", path);
+    }
+    t->check = wp_xasprintf("tcp_%s", t->name);
+    t->where = wp_probe_hostport(t->host, t->port);
+    return 0;
+}
+
+static void free_target(void *item)
+{
+    struct tcp_target *t = item;
+
+    free(t->check);
+    free(t->where);
+}
+
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: db, host: 127.0.0.1, port: 5432}]",
+    .opts = target_opts,
+    .size = sizeof(struct tcp_target),
+    .name_off = TO(name),
+    .name_max = TCP_NAME_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                           struct wp_conf_err *err)
 {
-    struct tcp_targets *ts = field;
-    size_t n = wp_conf_seq_len(doc, node);
-    char path[48];
-    int rc = 0;
-
-    if (!wp_conf_is_seq(node) || n == 0) {
-        return wp_conf_errorf(doc, node, err,
-                              "targets: expected a list like [{name: db, host: 127.0.0.1, port: "
-                              "5432}]");
-    }
-    free_targets(ts);
-    ts->v = wp_xcalloc(n, sizeof(*ts->v));
-    for (size_t i = 0; i < n; i++) {
-        struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
-        struct tcp_target *t = &ts->v[i];
-
-        ts->n = i + 1; /* free_targets frees what this item got, even half decoded */
-        snprintf(path, sizeof(path), "targets[%zu]", i);
-        rc = wp_opts_apply(doc, it, target_opts, t, path, err);
-        if (rc < 0) {
-            return rc;
-        }
-        rc = wp_probe_target_name(doc, it, err, path, t->name, TCP_NAME_MAX, &ts->v[0].name,
-                                  sizeof(ts->v[0]), i);
-        if (rc < 0) {
-            return rc;
-        }
-        if (t->host[0] == '\0' || strlen(t->host) > 253) {
-            return wp_conf_errorf(doc, wp_probe_at_key(doc, it, "host"), err,
-                                  "%s.host: expected a host name or an IP address", path);
-        }
-        t->check = wp_xasprintf("tcp_%s", t->name);
-        t->where = wp_probe_hostport(t->host, t->port);
-    }
-    return 0;
+    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
 }
 
 static void free_targets(void *field)
 {
-    struct tcp_targets *ts = field;
-
-    for (size_t i = 0; i < ts->n; i++) {
-        wp_opts_free(target_opts, &ts->v[i]);
-        free(ts->v[i].check);
-        free(ts->v[i].where);
-    }
-    free(ts->v);
-    ts->v = NULL;
-    ts->n = 0;
+    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* ---- connecting ---- */
