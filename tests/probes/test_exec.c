@@ -23,6 +23,7 @@
 
 #include "capture.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/clock.h"
 #include "wp/conf.h"
 #include "wp/err.h"
@@ -90,45 +91,14 @@ static int teardown(void **state)
     return 0;
 }
 
-static char *read_all(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf = NULL;
-    long n = 0;
-
-    if (fp == NULL) {
-        return NULL;
-    }
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    rewind(fp);
-    buf = wp_xmalloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
-}
-
 static void log_begin(struct env *e)
 {
-    int fd = open(e->logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-    assert_true(fd >= 0);
-    fflush(stderr);
-    e->saved_stderr = dup(STDERR_FILENO);
-    assert_true(e->saved_stderr >= 0);
-    assert_true(dup2(fd, STDERR_FILENO) >= 0);
-    close(fd);
+    fixture_stderr_begin(e->logpath, &e->saved_stderr);
 }
 
 static void log_end(struct env *e)
 {
-    if (e->saved_stderr >= 0) {
-        fflush(stderr);
-        dup2(e->saved_stderr, STDERR_FILENO);
-        close(e->saved_stderr);
-        e->saved_stderr = -1;
-    }
+    fixture_stderr_end(&e->saved_stderr);
 }
 
 static char *log_text(struct env *e)
@@ -136,24 +106,14 @@ static char *log_text(struct env *e)
     char *s = NULL;
 
     log_end(e);
-    s = read_all(e->logpath);
-    assert_non_null(s);
+    s = fixture_read_file(e->logpath, NULL);
     return s;
 }
 
 /* Create the probe from YAML text; returns wp_probe_new()'s code (err in e->err). */
 static int make(struct env *e, const char *yaml)
 {
-    struct wp_conf_doc *doc = NULL;
-    int rc = 0;
-
-    wp_probe_free(e->p);
-    e->p = NULL;
-    memset(&e->err, 0, sizeof(e->err));
-    assert_int_equal(wp_conf_parse(IN_TEST, yaml, strlen(yaml), &e->err, &doc), 0);
-    rc = wp_probe_new(&wp_probe_exec, doc, wp_conf_root(doc), &e->err, &e->p);
-    wp_conf_free(doc);
-    return rc;
+    return fixture_probe_remake(&wp_probe_exec, IN_TEST, yaml, &e->err, &e->p);
 }
 
 static void make_ok(struct env *e, const char *yaml)
@@ -266,7 +226,7 @@ static int group_gone(pid_t pgid)
 /* The two pids a hang/leftover plugin wrote: its own (the group) and its child's. */
 static void read_pids(const char *path, pid_t *leader, pid_t *child)
 {
-    char *s = read_all(path);
+    char *s = fixture_read_file(path, NULL);
     long a = 0;
     long b = 0;
 
@@ -663,7 +623,7 @@ static void exec_perf_data_parsing(void **state)
 /* The most "+" lines without their "-" at any point of the file. */
 static int max_running(const char *path)
 {
-    char *s = read_all(path);
+    char *s = fixture_read_file(path, NULL);
     int cur = 0;
     int max = 0;
 

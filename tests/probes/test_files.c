@@ -20,6 +20,7 @@
 
 #include "capture.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -79,10 +80,8 @@ static void mkfile(struct env *e, const char *name, uint64_t size, int64_t age)
 /* Create the probe from YAML text, "@" standing for the fixture directory. */
 static int make(struct env *e, const char *yaml_tmpl)
 {
-    struct wp_conf_doc *doc = NULL;
     char yaml[4096];
     size_t n = 0;
-    int rc = 0;
 
     for (const char *c = yaml_tmpl; *c != '\0' && n + 64 < sizeof(yaml); c++) {
         if (*c == '@') {
@@ -92,13 +91,7 @@ static int make(struct env *e, const char *yaml_tmpl)
         }
     }
     yaml[n] = '\0';
-    wp_probe_free(e->p);
-    e->p = NULL;
-    memset(&e->err, 0, sizeof(e->err));
-    assert_int_equal(wp_conf_parse("files.yaml", yaml, strlen(yaml), &e->err, &doc), 0);
-    rc = wp_probe_new(&wp_probe_files, doc, wp_conf_root(doc), &e->err, &e->p);
-    wp_conf_free(doc);
-    return rc;
+    return fixture_probe_remake(&wp_probe_files, "files.yaml", yaml, &e->err, &e->p);
 }
 
 static void make_ok(struct env *e, const char *yaml)

@@ -19,7 +19,9 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -57,25 +59,6 @@ static void write_text(const struct env *e, const char *rel, const char *text)
     write_file(path, text, strlen(text));
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf = NULL;
-    long n = 0;
-
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    assert_true(n >= 0);
-    rewind(fp);
-    buf = wp_xmalloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* Copy snapshot snap's proc files over the scratch proc tree (in place). */
 static void load_snapshot(const struct env *e, const char *snap)
 {
@@ -87,7 +70,7 @@ static void load_snapshot(const struct env *e, const char *snap)
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(src, sizeof(src), "%s/%s/proc/%s", e->fix, snap, files[i]);
         snprintf(dst, sizeof(dst), "%s/%s", e->proc, files[i]);
-        char *data = read_file(src, &len);
+        char *data = fixture_read_file(src, &len);
         write_file(dst, data, len);
         free(data);
     }
@@ -99,14 +82,6 @@ static void mkdir_in(const struct env *e, const char *rel)
 
     snprintf(path, sizeof(path), "%s/%s", e->proc, rel);
     assert_int_equal(mkdir(path, 0755), 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static int setup(void **state)
@@ -152,7 +127,7 @@ static int teardown(void **state)
     log_end(e);
     wp_probe_free(e->p);
     capture_cleanup(&e->cap);
-    nftw(e->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    peers_rmtree(e->dir);
     free(e->fix);
     free(e);
     return 0;
@@ -161,24 +136,12 @@ static int teardown(void **state)
 /* Send stderr (the log) to a file until log_end(). */
 static void log_begin(struct env *e)
 {
-    int fd = open(e->logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-    assert_true(fd >= 0);
-    fflush(stderr);
-    e->saved_stderr = dup(STDERR_FILENO);
-    assert_true(e->saved_stderr >= 0);
-    assert_true(dup2(fd, STDERR_FILENO) >= 0);
-    close(fd);
+    fixture_stderr_begin(e->logpath, &e->saved_stderr);
 }
 
 static void log_end(struct env *e)
 {
-    if (e->saved_stderr >= 0) {
-        fflush(stderr);
-        dup2(e->saved_stderr, STDERR_FILENO);
-        close(e->saved_stderr);
-        e->saved_stderr = -1;
-    }
+    fixture_stderr_end(&e->saved_stderr);
 }
 
 /* The log written since log_begin() (ends it); free() it. */
@@ -187,7 +150,7 @@ static char *log_text(struct env *e)
     size_t len = 0;
 
     log_end(e);
-    return read_file(e->logpath, &len);
+    return fixture_read_file(e->logpath, &len);
 }
 
 /* How often needle occurs in hay. */
@@ -226,21 +189,11 @@ static int has_line(const char *log, const char *lvl, const char *msg)
 /* Create a host probe through the registry from YAML options (proc/sys/root set here). */
 static int new_probe(struct env *e, const char *proc, const char *extra, struct wp_probe **out)
 {
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
     char *yaml = wp_xasprintf("kind: host\nproc_root: \"%s\"\nsys_root: \"%s/a/sys\"\n"
                               "root_fs: \"%s/a/root\"\n%s",
                               proc, e->fix, e->fix, extra != NULL ? extra : "");
-    int rc = wp_conf_parse("host.yaml", yaml, strlen(yaml), &err, &doc);
+    int rc = fixture_probe_new(&wp_probe_host, "host.yaml", yaml, out);
 
-    if (rc < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    rc = wp_probe_new(&wp_probe_host, doc, wp_conf_root(doc), &err, out);
-    if (rc < 0) {
-        fprintf(stderr, "wp_probe_new: %s\n", err.msg);
-    }
-    wp_conf_free(doc);
     free(yaml);
     return rc;
 }

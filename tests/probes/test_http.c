@@ -31,6 +31,7 @@
 #include "capture.h"
 #include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/err.h"
 #include "wp/log.h"
@@ -609,15 +610,7 @@ static void https_without_ca(void **state)
 static void expect_config_error(const struct wp_probe_ops *ops, const char *yaml,
                                 const char *prefix, const char *what)
 {
-    struct wp_conf_err err;
-    struct wp_probe *p = NULL;
-
-    assert_int_equal(probe_from(ops, yaml, &err, &p), WP_ECONFIG);
-    assert_null(p);
-    if (strncmp(err.msg, prefix, strlen(prefix)) != 0) {
-        fail_msg("error \"%s\" does not start with \"%s\"", err.msg, prefix);
-    }
-    assert_contains(err.msg, what);
+    fixture_expect_config_error(ops, "http.yaml", yaml, prefix, what);
 }
 
 static void http_config_errors(void **state)

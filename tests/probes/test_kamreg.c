@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,6 +33,7 @@
 #include "capture.h"
 #include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -187,45 +187,18 @@ static pid_t kam_spawn(void)
     char cfg[160];
     char pidf[160];
     char logf[160];
-    pid_t parent = getpid();
-    pid_t pid = 0;
 
     snprintf(cfg, sizeof(cfg), "%s/kamailio.cfg", g_env.dir);
     snprintf(pidf, sizeof(pidf), "%s/kamailio.pid", g_env.dir);
     snprintf(logf, sizeof(logf), "%s/kamailio.log", g_env.dir);
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        int fd = -1;
-        setpgid(0, 0); /* its children in its group: kam_stop reaches them all */
-        /* SIGTERM, not SIGKILL: Kamailio's main process stops its children on SIGTERM, while
-         * a killed one leaves them running (and holding the port) */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-        fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 0);
-        }
-        if (chdir(g_env.dir) != 0) {
-            _exit(127);
-        }
-        /* -DD: no daemon, the main process stays our child; -E: log to stderr */
-        execlp("kamailio", "kamailio", "-DD", "-E", "-f", cfg, "-P", pidf, "-Y", g_env.dir, "-w",
-               g_env.dir, "-m", "32", "-M", "8", (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    return pid;
+    /* -DD: no daemon, the main process stays our child; -E: log to stderr. Its own process
+     * group: kam_stop reaches its children. SIGTERM, not SIGKILL, when the test dies:
+     * Kamailio's main process stops its children on SIGTERM, while a killed one leaves them
+     * running (and holding the port) */
+    const char *const argv[] = {"kamailio", "-DD", "-E",      "-f", cfg,  "-P", pidf, "-Y",
+                                g_env.dir,  "-w",  g_env.dir, "-m", "32", "-M", "8",  NULL};
+
+    return fixture_spawn(g_env.dir, logf, FIXTURE_APPEND | FIXTURE_PGROUP, SIGTERM, argv);
 }
 
 /* Start Kamailio on port (0: a free one, retried when it fails to start); 0 or -1. */
@@ -272,7 +245,6 @@ static int sipp_register_once(const char *ext, int lport, int expires)
     char lp[16];
     char ex[16];
     char logf[160];
-    pid_t parent = getpid();
     pid_t pid = 0;
     int st = 0;
     int64_t end = peers_mono_ms() + SIPP_WAIT_MS;
@@ -282,33 +254,15 @@ static int sipp_register_once(const char *ext, int lport, int expires)
     snprintf(lp, sizeof(lp), "%d", lport);
     snprintf(ex, sizeof(ex), "%d", expires);
     snprintf(logf, sizeof(logf), "%s/sipp-%s.out", g_env.dir, ext);
-    fflush(NULL);
-    pid = fork();
+    const char *const argv[] = {"sipp", target,     "-sf",       sf,   "-s",
+                                ext,    "-key",     "expires",   ex,   "-m",
+                                "1",    "-i",       "127.0.0.1", "-p", lp,
+                                "-nd",  "-nostdin", "-timeout",  "4s", "-timeout_error",
+                                NULL};
+
+    pid = fixture_spawn(g_env.dir, logf, FIXTURE_APPEND, SIGKILL, argv);
     if (pid < 0) {
         return -1;
-    }
-    if (pid == 0) {
-        int fd = -1;
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-        fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 0);
-        }
-        if (chdir(g_env.dir) != 0) {
-            _exit(127);
-        }
-        execlp("sipp", "sipp", target, "-sf", sf, "-s", ext, "-key", "expires", ex, "-m", "1", "-i",
-               "127.0.0.1", "-p", lp, "-nd", "-nostdin", "-timeout", "4s", "-timeout_error",
-               (char *)NULL);
-        _exit(127);
     }
     while (waitpid(pid, &st, WNOHANG) == 0) {
         if (peers_mono_ms() >= end) {
@@ -594,8 +548,6 @@ static pid_t baresip_spawn(const char *ext, int port, int regint)
     char file[192];
     char logf[160];
     FILE *f = NULL;
-    pid_t parent = getpid();
-    pid_t pid = 0;
 
     snprintf(cdir, sizeof(cdir), "%s/baresip", g_env.dir);
     mkdir(cdir, 0700);
@@ -618,34 +570,10 @@ static pid_t baresip_spawn(const char *ext, int port, int regint)
     fprintf(f, "<sip:%s@127.0.0.1:%d;transport=udp>;regint=%d\n", ext, g_env.port, regint);
     fclose(f);
     snprintf(logf, sizeof(logf), "%s/baresip.log", g_env.dir);
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        int fd = -1;
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-        fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 0);
-        }
-        if (chdir(g_env.dir) != 0) {
-            _exit(127);
-        }
-        /* -t: quits by itself should the test die without killing it */
-        execlp("baresip", "baresip", "-f", cdir, "-t", "60", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    /* -t: quits by itself should the test die without killing it */
+    const char *const argv[] = {"baresip", "-f", cdir, "-t", "60", NULL};
+
+    return fixture_spawn(g_env.dir, logf, FIXTURE_APPEND, SIGKILL, argv);
 }
 
 /* Is aor in Kamailio's location table? */
@@ -939,17 +867,7 @@ static void kamreg_garbage(void **state)
 
 static void expect_config_error(const char *yaml, const char *what)
 {
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
-    struct wp_probe *p = NULL;
-
-    if (wp_conf_parse("kam.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    assert_int_equal(wp_probe_new(&wp_probe_kamreg, doc, wp_conf_root(doc), &err, &p), WP_ECONFIG);
-    wp_conf_free(doc);
-    assert_null(p);
-    assert_contains(err.msg, what);
+    fixture_expect_config_error(&wp_probe_kamreg, "kam.yaml", yaml, NULL, what);
 }
 
 static void kamreg_config_errors(void **state)

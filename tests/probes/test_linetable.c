@@ -20,6 +20,7 @@
 
 #include "capture.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -39,32 +40,6 @@ struct env {
     struct wp_probe *p;
     struct wp_conf_err err;
 };
-
-static char *read_all(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf = NULL;
-    long n = 0;
-
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    rewind(fp);
-    buf = wp_xmalloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
-}
-
-static void write_all(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "wb");
-
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
-    assert_int_equal(fclose(fp), 0);
-}
 
 /* Set the file's mtime to now - ago_s. */
 static void set_age(const char *path, long ago_s)
@@ -86,12 +61,12 @@ static int setup(void **state)
     assert_non_null(fix);
     e->fix = wp_xasprintf("%s/telephony", fix);
     src = wp_xasprintf("%s/devlink-lines.txt", e->fix);
-    e->table = read_all(src);
+    e->table = fixture_read_file(src, NULL);
     free(src);
     snprintf(e->dir, sizeof(e->dir), "/tmp/wp-lt-XXXXXX");
     assert_non_null(mkdtemp(e->dir));
     e->file = wp_xasprintf("%s/lines.txt", e->dir);
-    write_all(e->file, e->table);
+    fixture_write_file(e->file, e->table);
     capture_init(&e->cap, T0, 10);
     *state = e;
     return 0;
@@ -115,16 +90,7 @@ static int teardown(void **state)
 
 static int make(struct env *e, const char *yaml)
 {
-    struct wp_conf_doc *doc = NULL;
-    int rc = 0;
-
-    wp_probe_free(e->p);
-    e->p = NULL;
-    memset(&e->err, 0, sizeof(e->err));
-    assert_int_equal(wp_conf_parse(IN_TEST, yaml, strlen(yaml), &e->err, &doc), 0);
-    rc = wp_probe_new(&wp_probe_linetable, doc, wp_conf_root(doc), &e->err, &e->p);
-    wp_conf_free(doc);
-    return rc;
+    return fixture_probe_remake(&wp_probe_linetable, IN_TEST, yaml, &e->err, &e->p);
 }
 
 static void make_ok(struct env *e, const char *yaml)
@@ -254,7 +220,7 @@ static void emits_only_changes(void **state)
     p = strstr(t, "8003\tY\tExtension\tBusy\tBusy");
     assert_non_null(p);
     memcpy(p + strlen("8003\tY\tExtension\t"), "Idle", 4);
-    write_all(e->file, t);
+    fixture_write_file(e->file, t);
     free(t);
     sample(e);
     assert_int_equal(nstates(e), 2);

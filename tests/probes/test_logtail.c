@@ -19,7 +19,9 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/mem.h"
 
@@ -37,14 +39,6 @@ struct env {
     int seen[NLINES_MAX]; /* how often line number i arrived as an event */
     int next;             /* next line number to write */
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -70,25 +64,14 @@ static int teardown(void **state)
 
     wp_probe_free(e->p);
     capture_cleanup(&e->cap);
-    nftw(e->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    peers_rmtree(e->dir);
     free(e);
     return 0;
 }
 
 static int new_probe(const char *yaml, struct wp_probe **out)
 {
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
-
-    if (wp_conf_parse("logtail.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    int rc = wp_probe_new(&wp_probe_logtail, doc, wp_conf_root(doc), &err, out);
-    if (rc < 0) {
-        print_message("wp_probe_new: %s\n", err.msg);
-    }
-    wp_conf_free(doc);
-    return rc;
+    return fixture_probe_new(&wp_probe_logtail, "logtail.yaml", yaml, out);
 }
 
 /* A probe on e->log with a rule "line" for "L<n>" lines plus the extra YAML. */

@@ -27,6 +27,7 @@
 #include "capture.h"
 #include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/mem.h"
 
@@ -180,10 +181,7 @@ static void figures_and_queries(void **state)
     assert_true(peers_field(&c, "mysql_db", "orders/shop", "size_bytes") > 0);
     assert_true(peers_field(&c, "mysql_query", "orders/rows", "value") == 3);
     assert_true(peers_field(&c, "mysql_query", "orders/per_x/x2", "value") == 20);
-    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "mysql_orders");
-    assert_non_null(chk);
-    assert_int_equal(chk->level, WP_CHECK_OK);
-    assert_non_null(strstr(chk->text, "MYSQL OK: connected in"));
+    fixture_assert_check(&c, "mysql_orders", WP_CHECK_OK, "MYSQL OK: connected in");
     capture_cleanup(&c);
     wp_probe_free(p);
 }
@@ -196,20 +194,15 @@ static void wrong_password_is_critical_and_secret(void **state)
     (void)state;
 
     snprintf(pw, sizeof(pw), "%s/wrong", E.dir);
-    FILE *f = fopen(pw, "w");
-    assert_non_null(f);
-    fputs("not-the-Pa55word\n", f);
-    fclose(f);
+    fixture_write_file(pw, "not-the-Pa55word\n");
     snprintf(yaml, sizeof(yaml),
              "kind: mysql\nname: orders\nport: %d\npassword_file: %s\n", E.port, pw);
     struct wp_probe *p = peers_probe(&wp_probe_mysql, yaml);
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
     assert_true(peers_field(&c, "mysql", "orders", "up") == 0);
-    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "mysql_orders");
-    assert_non_null(chk);
-    assert_int_equal(chk->level, WP_CHECK_CRITICAL);
-    assert_non_null(strstr(chk->text, "Access denied"));
+    const struct cap_rec *chk =
+        fixture_assert_check(&c, "mysql_orders", WP_CHECK_CRITICAL, "Access denied");
     assert_null(strstr(chk->text, "not-the-Pa55word"));
     capture_cleanup(&c);
     wp_probe_free(p);
@@ -229,10 +222,7 @@ static void stopped_server_is_critical(void **state)
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
     assert_true(peers_field(&c, "mysql", "orders", "up") == 0);
-    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "mysql_orders");
-    assert_non_null(chk);
-    assert_int_equal(chk->level, WP_CHECK_CRITICAL);
-    assert_non_null(strstr(chk->text, "MYSQL CRITICAL"));
+    fixture_assert_check(&c, "mysql_orders", WP_CHECK_CRITICAL, "MYSQL CRITICAL");
     capture_cleanup(&c);
     wp_probe_free(p);
 }

@@ -24,6 +24,7 @@
 #include "capture.h"
 #include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/mem.h"
 
@@ -138,10 +139,7 @@ static void figures_and_queries(void **state)
     assert_true(peers_field(&c, "pgsql_db", "main/shop", "size_bytes") > 1000000);
     assert_true(peers_field(&c, "pgsql_query", "main/answer", "value") == 42);
     assert_true(peers_field(&c, "pgsql_query", "main/per_db/shop", "value") == 4);
-    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
-    assert_non_null(chk);
-    assert_int_equal(chk->level, WP_CHECK_OK);
-    assert_non_null(strstr(chk->text, "PGSQL OK: connected in"));
+    fixture_assert_check(&c, "pgsql_main", WP_CHECK_OK, "PGSQL OK: connected in");
     capture_cleanup(&c);
     wp_probe_free(p);
 }
@@ -154,10 +152,7 @@ static void wrong_password_is_critical_and_secret(void **state)
     (void)state;
 
     snprintf(pw, sizeof(pw), "%s/wrong", E.dir);
-    FILE *f = fopen(pw, "w");
-    assert_non_null(f);
-    fputs("not-the-Pa55word\n", f);
-    fclose(f);
+    fixture_write_file(pw, "not-the-Pa55word\n");
     snprintf(yaml, sizeof(yaml),
              "kind: pgsql\nname: main\n"
              "conninfo: \"host=127.0.0.1 port=%d dbname=postgres user=watchpost\"\n"
@@ -167,10 +162,8 @@ static void wrong_password_is_critical_and_secret(void **state)
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
     assert_true(peers_field(&c, "pgsql", "main", "up") == 0);
-    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
-    assert_non_null(chk);
-    assert_int_equal(chk->level, WP_CHECK_CRITICAL);
-    assert_non_null(strstr(chk->text, "password authentication failed"));
+    const struct cap_rec *chk =
+        fixture_assert_check(&c, "pgsql_main", WP_CHECK_CRITICAL, "password authentication failed");
     assert_null(strstr(chk->text, "not-the-Pa55word"));
     capture_cleanup(&c);
     wp_probe_free(p);
@@ -193,10 +186,7 @@ static void stopped_server_is_critical(void **state)
     capture_init(&c, 1767225600000LL, 60);
     assert_int_equal(p->ops->sample(p, &c.sink), 0);
     assert_true(peers_field(&c, "pgsql", "main", "up") == 0);
-    const struct cap_rec *chk = capture_rec(&c, WP_REC_CHECK, "pgsql_main");
-    assert_non_null(chk);
-    assert_int_equal(chk->level, WP_CHECK_CRITICAL);
-    assert_non_null(strstr(chk->text, "PGSQL CRITICAL"));
+    fixture_assert_check(&c, "pgsql_main", WP_CHECK_CRITICAL, "PGSQL CRITICAL");
     capture_cleanup(&c);
     wp_probe_free(p);
     /* back up for anything that follows */

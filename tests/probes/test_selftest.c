@@ -15,7 +15,9 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/mem.h"
 
@@ -27,14 +29,6 @@ struct env {
     struct capture cap;
     struct wp_probe *p;
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -57,25 +51,14 @@ static int teardown(void **state)
 
     wp_probe_free(e->p);
     capture_cleanup(&e->cap);
-    nftw(e->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    peers_rmtree(e->dir);
     free(e);
     return 0;
 }
 
 static int new_probe(const char *yaml, struct wp_probe **out)
 {
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
-
-    if (wp_conf_parse("selftest.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    int rc = wp_probe_new(&wp_probe_selftest, doc, wp_conf_root(doc), &err, out);
-    if (rc < 0) {
-        print_message("wp_probe_new: %s\n", err.msg);
-    }
-    wp_conf_free(doc);
-    return rc;
+    return fixture_probe_new(&wp_probe_selftest, "selftest.yaml", yaml, out);
 }
 
 static void sample_at(struct env *e, int64_t ts_ms)

@@ -10,13 +10,11 @@
  * bounded wait in every path.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +32,7 @@
 #include "capture.h"
 #include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "sip_util.h"
 #include "wp/conf.h"
 #include "wp/err.h"
@@ -98,8 +97,6 @@ static pid_t sipp_spawn(const char *scenario, int port, const char *const *extra
     char logf[160];
     const char *argv[40];
     size_t n = 0;
-    pid_t parent = getpid();
-    pid_t pid = 0;
 
     snprintf(sf, sizeof(sf), "%s/sip/%s", fix, scenario);
     snprintf(ports, sizeof(ports), "%d", port);
@@ -129,33 +126,7 @@ static pid_t sipp_spawn(const char *scenario, int port, const char *const *extra
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        int fd = -1;
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-        fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 0);
-        }
-        if (chdir(g_env.dir) != 0) {
-            _exit(127);
-        }
-        execvp("sipp", (char *const *)(uintptr_t)argv);
-        _exit(127);
-    }
-    return pid;
+    return fixture_spawn(g_env.dir, logf, 0, SIGKILL, argv);
 }
 
 /* Start SIPp with scenario on a free port (retried when another process takes it). 0 or -1. */
@@ -680,20 +651,7 @@ static void sipcall_parse_helpers(void **state)
 
 static void expect_config_error(const char *yaml, const char *prefix, const char *what)
 {
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
-    struct wp_probe *p = NULL;
-
-    if (wp_conf_parse("call.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    assert_int_equal(wp_probe_new(&wp_probe_sipcall, doc, wp_conf_root(doc), &err, &p), WP_ECONFIG);
-    wp_conf_free(doc);
-    assert_null(p);
-    if (strncmp(err.msg, prefix, strlen(prefix)) != 0) {
-        fail_msg("error \"%s\" does not start with \"%s\"", err.msg, prefix);
-    }
-    assert_contains(err.msg, what);
+    fixture_expect_config_error(&wp_probe_sipcall, "call.yaml", yaml, prefix, what);
 }
 
 static void sipcall_config_errors(void **state)

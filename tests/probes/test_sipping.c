@@ -7,7 +7,6 @@
  * with the test: PR_SET_PDEATHSIG, and SIGTERM/SIGKILL with a bounded wait in every path.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,6 +29,7 @@
 #include "capture.h"
 #include "peers.h"
 #include "probe.h"
+#include "probe_fixture.h"
 #include "wp/conf.h"
 #include "wp/err.h"
 #include "wp/mem.h"
@@ -121,42 +120,20 @@ static pid_t sipp_spawn(const char *scenario, int port, int tcp)
     char ports[16];
     char errf[160];
     char logf[160];
-    pid_t parent = getpid();
-    pid_t pid = 0;
 
     snprintf(sf, sizeof(sf), "%s/sip/%s", fix, scenario);
     snprintf(ports, sizeof(ports), "%d", port);
     snprintf(errf, sizeof(errf), "%s/sipp-%d-err.log", g_env.dir, port);
     snprintf(logf, sizeof(logf), "%s/sipp-%d.out", g_env.dir, port);
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        int fd = -1;
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-        /* SIPp writes its screens to stdout; keep them out of the test's output */
-        fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 0);
-        }
-        if (chdir(g_env.dir) != 0) {
-            _exit(127);
-        }
-        execlp("sipp", "sipp", "-sf", sf, "-i", "127.0.0.1", "-p", ports, "-t", tcp ? "t1" : "u1",
-               "-m", "1000000", "-nd", "-nostdin", "-trace_err", "-error_file", errf, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    const char *const argv[] = {"sipp",     "-sf",        sf,
+                                "-i",       "127.0.0.1",  "-p",
+                                ports,      "-t",         tcp ? "t1" : "u1",
+                                "-m",       "1000000",    "-nd",
+                                "-nostdin", "-trace_err", "-error_file",
+                                errf,       NULL};
+
+    /* SIPp writes its screens to stdout; keep them out of the test's output */
+    return fixture_spawn(g_env.dir, logf, 0, SIGKILL, argv);
 }
 
 /* Start SIPp with scenario on port (0: a free port, retried on bind failure), over TCP when
@@ -827,20 +804,7 @@ static void sipping_tcp_ipv6(void **state)
 
 static void expect_config_error(const char *yaml, const char *prefix, const char *what)
 {
-    struct wp_conf_doc *doc = NULL;
-    struct wp_conf_err err;
-    struct wp_probe *p = NULL;
-
-    if (wp_conf_parse("sip.yaml", yaml, strlen(yaml), &err, &doc) < 0) {
-        fail_msg("yaml: %s", err.msg);
-    }
-    assert_int_equal(wp_probe_new(&wp_probe_sipping, doc, wp_conf_root(doc), &err, &p), WP_ECONFIG);
-    wp_conf_free(doc);
-    assert_null(p);
-    if (strncmp(err.msg, prefix, strlen(prefix)) != 0) {
-        fail_msg("error \"%s\" does not start with \"%s\"", err.msg, prefix);
-    }
-    assert_contains(err.msg, what);
+    fixture_expect_config_error(&wp_probe_sipping, "sip.yaml", yaml, prefix, what);
 }
 
 static void sipping_config_errors(void **state)
