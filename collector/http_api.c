@@ -649,13 +649,14 @@ static int seat_cb(void *arg, const struct coll_seat_session *ss)
         return 1;
     }
     json_array_append_new(
-        c->arr,
-        json_pack("{s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:i,s:b,s:b,s:b}", "id", (json_int_t)ss->id,
-                  "host", jstr(ss->host), "seat", jstr(ss->seat), "queue", jstr(ss->queue),
-                  "pause_reasons", jstr(ss->reasons), "login_ms", (json_int_t)ss->login_ms,
-                  "logout_ms", (json_int_t)ss->logout_ms, "paused_ms", (json_int_t)ss->paused_ms,
-                  "pauses", ss->npauses, "login_observed", ss->login_observed, "logout_observed",
-                  ss->logout_observed, "paused", ss->paused_now));
+        c->arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:i,s:b,s:b,s:b,s:o?}", "id",
+                          (json_int_t)ss->id, "host", jstr(ss->host), "seat", jstr(ss->seat),
+                          "queue", jstr(ss->queue), "pause_reasons", jstr(ss->reasons), "login_ms",
+                          (json_int_t)ss->login_ms, "logout_ms", (json_int_t)ss->logout_ms,
+                          "paused_ms", (json_int_t)ss->paused_ms, "pauses", ss->npauses,
+                          "login_observed", ss->login_observed, "logout_observed",
+                          ss->logout_observed, "paused", ss->paused_now, "device",
+                          ss->device != NULL ? jstr(ss->device) : NULL)); /* NULL: json null */
     return 0;
 }
 

@@ -25,6 +25,7 @@ enum {
     S_UNPAUSE,    /* end the open pause of session ?1 at ?2 */
     S_PRUNE_P,
     S_PRUNE_S,
+    S_DEVICE, /* give session ?1 the device ?2 when it has none */
     S_N
 };
 
@@ -34,7 +35,7 @@ static const char *const sql[S_N] = {
     [S_OPEN] = "SELECT id, login_ms FROM seat_sessions WHERE host = ?1 AND seat = ?2 AND "
                "queue = ?3 AND logout_ms IS NULL ORDER BY login_ms DESC LIMIT 1",
     [S_LOGIN] = "INSERT INTO seat_sessions (host, seat, queue, login_ms, logout_ms, "
-                "login_observed, logout_observed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "login_observed, logout_observed, device) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_CLOSED_AT] = "SELECT id FROM seat_sessions WHERE host = ?1 AND seat = ?2 AND queue = ?3 "
                     "AND logout_ms = ?4",
     [S_LOGOUT] = "UPDATE seat_sessions SET logout_ms = ?2, logout_observed = ?3 WHERE id = ?1",
@@ -47,6 +48,7 @@ static const char *const sql[S_N] = {
     [S_PRUNE_P] = "DELETE FROM seat_pauses WHERE session IN (SELECT id FROM seat_sessions "
                   "WHERE logout_ms < ?1)",
     [S_PRUNE_S] = "DELETE FROM seat_sessions WHERE logout_ms < ?1",
+    [S_DEVICE] = "UPDATE seat_sessions SET device = ?2 WHERE id = ?1 AND device IS NULL",
 };
 
 static const char *const schema =
@@ -54,6 +56,7 @@ static const char *const schema =
     "  id INTEGER PRIMARY KEY, host TEXT NOT NULL, seat TEXT NOT NULL, queue TEXT NOT NULL,"
     "  login_ms INTEGER NOT NULL, logout_ms INTEGER,"
     "  login_observed INTEGER NOT NULL DEFAULT 0, logout_observed INTEGER NOT NULL DEFAULT 0,"
+    "  device TEXT,"
     "  UNIQUE (host, seat, queue, login_ms));"
     "CREATE INDEX IF NOT EXISTS seat_sessions_open ON seat_sessions (host, seat, queue, "
     "  logout_ms);"
@@ -67,6 +70,39 @@ struct coll_seats {
     sqlite3_stmt *st[S_N];
 };
 
+/* Add column device to a seat_sessions table made before it existed (its rows keep NULL).
+ * 0 or WP_EDB (logged). */
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *q = NULL;
+    int found = 0, rc = 0;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM pragma_table_info('seat_sessions') "
+                           "WHERE name = 'device'",
+                           -1, &q, NULL) != SQLITE_OK) {
+        WP_ERROR("seats", "schema: %s", sqlite3_errmsg(db));
+        return WP_EDB;
+    }
+    rc = sqlite3_step(q);
+    found = rc == SQLITE_ROW;
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        WP_ERROR("seats", "schema: %s", sqlite3_errmsg(db));
+        return WP_EDB;
+    }
+    /* the CLI and the collector may both be the first to open it: one of them finds the
+     * column made by the other */
+    if (!found &&
+        sqlite3_exec(db, "ALTER TABLE seat_sessions ADD COLUMN device TEXT", NULL, NULL, NULL) !=
+            SQLITE_OK &&
+        strstr(sqlite3_errmsg(db), "duplicate column") == NULL) {
+        WP_ERROR("seats", "schema: add column device: %s", sqlite3_errmsg(db));
+        return WP_EDB;
+    }
+    return 0;
+}
+
 int coll_seats_attach(struct sqlite3 *db, struct coll_seats **out)
 {
     struct coll_seats *s = wp_xcalloc(1, sizeof(*s));
@@ -77,6 +113,10 @@ int coll_seats_attach(struct sqlite3 *db, struct coll_seats **out)
     if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK) {
         WP_ERROR("seats", "schema: %s", sqlite3_errmsg(db));
         rc = WP_EDB;
+        goto out;
+    }
+    rc = migrate(db);
+    if (rc < 0) {
         goto out;
     }
     for (int i = 0; i < S_N; i++) {
@@ -143,7 +183,8 @@ static int one(sqlite3_stmt *st, int64_t *v, int64_t *v2)
 }
 
 static int put_login(struct coll_seats *s, const char *host, const char *seat, const char *queue,
-                     int64_t at, int64_t logout, int observed, int logout_observed)
+                     const char *device, int64_t at, int64_t logout, int observed,
+                     int logout_observed)
 {
     int64_t id = 0, login = 0;
     int rc = 0;
@@ -171,6 +212,11 @@ static int put_login(struct coll_seats *s, const char *host, const char *seat, c
     }
     sqlite3_bind_int(ins, 6, observed != 0);
     sqlite3_bind_int(ins, 7, logout_observed != 0);
+    if (device != NULL && device[0] != '\0') {
+        sqlite3_bind_text(ins, 8, device, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(ins, 8);
+    }
     return run(ins) < 0 ? WP_EDB : 1;
 }
 
@@ -178,11 +224,19 @@ int coll_seats_put(struct coll_seats *s, const char *host, const char *seat, con
                    const char *action, const char *reason, int64_t at_ms, int observed,
                    int64_t login_at_ms)
 {
+    return coll_seats_put_dev(s, host, seat, queue, NULL, action, reason, at_ms, observed,
+                              login_at_ms);
+}
+
+int coll_seats_put_dev(struct coll_seats *s, const char *host, const char *seat, const char *queue,
+                       const char *device, const char *action, const char *reason, int64_t at_ms,
+                       int observed, int64_t login_at_ms)
+{
     int64_t id = 0, login = 0, start = 0;
     int rc = 0;
 
     if (strcmp(action, "login") == 0) {
-        return put_login(s, host, seat, queue, at_ms, 0, observed, 0);
+        return put_login(s, host, seat, queue, device, at_ms, 0, observed, 0);
     }
     if (strcmp(action, "logout") != 0 && strcmp(action, "pause") != 0 &&
         strcmp(action, "unpause") != 0) {
@@ -206,7 +260,15 @@ int coll_seats_put(struct coll_seats *s, const char *host, const char *seat, con
         if (login_at_ms <= 0 || login_at_ms > at_ms) {
             return 0; /* a logout of a session never seen, with no start */
         }
-        return put_login(s, host, seat, queue, login_at_ms, at_ms, 1, observed);
+        return put_login(s, host, seat, queue, device, login_at_ms, at_ms, 1, observed);
+    }
+    if (device != NULL && device[0] != '\0') {
+        /* a session stored before its events carried the device (an older agent) */
+        sqlite3_bind_int64(s->st[S_DEVICE], 1, id);
+        sqlite3_bind_text(s->st[S_DEVICE], 2, device, -1, SQLITE_STATIC);
+        if (run(s->st[S_DEVICE]) < 0) {
+            return WP_EDB;
+        }
     }
     if (strcmp(action, "logout") == 0) {
         sqlite3_bind_int64(s->st[S_UNPAUSE], 1, id);
@@ -281,15 +343,16 @@ int coll_seats_put_fields(struct coll_seats *s, const char *host, const msgpack_
 {
     char *seat = field(f, "seat"), *queue = field(f, "queue"), *action = field(f, "action");
     char *reason = field(f, "reason"), *at = field(f, "at"), *obs = field(f, "observed");
-    char *login_at = field(f, "login_at");
+    char *login_at = field(f, "login_at"), *device = field(f, "device");
     int64_t at_ms = ms_of(at);
     int64_t la = ms_of(login_at);
     int rc = -EINVAL;
 
     if (seat != NULL && seat[0] != '\0' && action != NULL && at_ms > 0) {
-        rc = coll_seats_put(s, host, seat, queue != NULL ? queue : "", action, reason, at_ms,
-                            obs != NULL && strcmp(obs, "1") == 0, la > 0 ? la : 0);
+        rc = coll_seats_put_dev(s, host, seat, queue != NULL ? queue : "", device, action, reason,
+                                at_ms, obs != NULL && strcmp(obs, "1") == 0, la > 0 ? la : 0);
     }
+    free(device);
     free(seat);
     free(queue);
     free(action);
@@ -331,7 +394,7 @@ int coll_seats_each(struct coll_seats *s, const char *host, int64_t since_ms, in
             "WHERE p.session = s.id AND p.reason <> ''), "
             "(SELECT COUNT(*) FROM seat_pauses p WHERE p.session = s.id), "
             "(s.logout_ms IS NULL AND EXISTS (SELECT 1 FROM seat_pauses p WHERE p.session = s.id "
-            "AND p.end_ms IS NULL)) "
+            "AND p.end_ms IS NULL)), s.device "
             "FROM seat_sessions s WHERE (?1 IS NULL OR s.host = ?1) AND "
             "COALESCE(s.logout_ms, ?3) >= ?2 ORDER BY s.host, s.login_ms, s.seat, s.queue",
             -1, &q, NULL) != SQLITE_OK) {
@@ -354,6 +417,7 @@ int coll_seats_each(struct coll_seats *s, const char *host, int64_t since_ms, in
             .reasons = (const char *)sqlite3_column_text(q, 9),
             .npauses = sqlite3_column_int(q, 10),
             .paused_now = sqlite3_column_int(q, 11),
+            .device = (const char *)sqlite3_column_text(q, 12),
         };
         if (fn(arg, &ss) != 0) {
             break;

@@ -26,7 +26,8 @@ struct coll_seat_session {
     int64_t login_ms, logout_ms, paused_ms;
     int login_observed, logout_observed;
     int npauses;
-    int paused_now; /* the session has an open pause */
+    int paused_now;     /* the session has an open pause */
+    const char *device; /* the line device the seat sits on ("PJSIP/1001"); NULL: unknown */
 };
 
 /* Create the tables on db (if missing) and prepare the statements. The handle borrows db,
@@ -47,8 +48,16 @@ int coll_seats_put(struct coll_seats *s, const char *host, const char *seat, con
                    const char *action, const char *reason, int64_t at_ms, int observed,
                    int64_t login_at_ms);
 
-/* The same from an event record's fields (seat, queue, action, reason, at, observed,
- * login_at; as checked by wp_batch_rec()). -EINVAL when one is missing or bad. */
+/* The same with the line device of the seat (the object of its line, "PJSIP/1001"; NULL or
+ * "": unknown), stored with a new session and given to a stored session that has none. */
+int coll_seats_put_dev(struct coll_seats *s, const char *host, const char *seat, const char *queue,
+                       const char *device, const char *action, const char *reason, int64_t at_ms,
+                       int observed, int64_t login_at_ms);
+
+/* The same from an event record's fields (seat, queue, device, action, reason, at, observed,
+ * login_at; as checked by wp_batch_rec()); an older probe sends no device (the interface
+ * field, a queue member's or an agent's channel, is not one). -EINVAL when one is missing or
+ * bad. */
 int coll_seats_put_fields(struct coll_seats *s, const char *host, const msgpack_object_map *f);
 
 /* Drop sessions (and their pauses) that ended before before_ms. Rows deleted or WP_EDB. */

@@ -523,8 +523,9 @@ function lineLabel(s) {
 
 // ---- Overview ----
 
-pages.overview = (root) =>
-  dataPage(
+// The line summary follows the stream's "lines" events; hosts are polled (every 5 s).
+pages.overview = (root) => {
+  const page = dataPage(
     root,
     async () => {
       const [hosts, inc, lines] = await Promise.all([
@@ -537,6 +538,9 @@ pages.overview = (root) =>
     drawOverview,
     { tick: tickTimes, pollMs: 5000 }
   );
+  page.onLines = (ev) => mergeLines(page, ev);
+  return page;
+};
 
 function drawOverview(root, d) {
   // incidents by priority, nearest deadline of each
@@ -1216,50 +1220,68 @@ pages.telephony = (root) => {
     pollMs: 3000,
     pollIf: (n) => !state.live || n % 10 === 0,
   });
-  page.onLines = (ev) => {
-    if (ev.overflow) {
-      page.refresh();
-      return;
-    }
-    page.patch((d) => {
-      const at = new Map(d.lines.map((l, i) => [`${l.agent}\u0000${l.object}`, i]));
-      let added = false;
-      for (const l of ev.lines || []) {
-        const i = at.get(`${l.agent}\u0000${l.object}`);
-        if (i === undefined) {
-          d.lines.push(l);
-          added = true;
-        } else {
-          d.lines[i] = l;
-        }
-      }
-      if (added) {
-        // the API's order: host, group, object
-        d.lines.sort((a, b) => a.host.localeCompare(b.host) || a.group.localeCompare(b.group) || a.object.localeCompare(b.object));
-      }
-    });
-  };
+  page.onLines = (ev) => mergeLines(page, ev);
   return page;
 };
 
-// the seat state of each line: a seat matches a line when their names are equal or their
-// last "/" parts are ("PJSIP/1001" and "1001"); logged in, paused, or logged out (a session
-// in the last day, none open)
-function seatStates(seats) {
-  const tail = (s) => String(s).slice(String(s).lastIndexOf("/") + 1);
-  const m = new Map();
-  const rank = { out: 0, in: 1, paused: 2 };
-  for (const s of seats || []) {
-    const st = s.logout_ms ? "out" : s.paused ? "paused" : "in";
-    for (const k of new Set([`${s.host}\u0000${s.seat}`, `${s.host}\u0000${tail(s.seat)}`])) {
-      const cur = m.get(k);
-      // an open session wins over a closed one; paused in one queue shows paused
-      if (!cur || rank[st] > rank[cur]) {
-        m.set(k, st);
+// A "lines" event of the stream into a page whose data has lines (the Telephony wall, the
+// Overview's line summary): the changed lines replace or join the loaded ones; overflow
+// (too many changes for one event) reloads.
+function mergeLines(page, ev) {
+  if (ev.overflow) {
+    page.refresh();
+    return;
+  }
+  page.patch((d) => {
+    const at = new Map(d.lines.map((l, i) => [`${l.agent}\u0000${l.object}`, i]));
+    let added = false;
+    for (const l of ev.lines || []) {
+      const i = at.get(`${l.agent}\u0000${l.object}`);
+      if (i === undefined) {
+        d.lines.push(l);
+        added = true;
+      } else {
+        d.lines[i] = l;
       }
     }
+    if (added) {
+      // the API's order: host, group, object
+      d.lines.sort((a, b) => a.host.localeCompare(b.host) || a.group.localeCompare(b.group) || a.object.localeCompare(b.object));
+    }
+  });
+}
+
+// the seat state of each line: a seat matches a line of its host by its device (the line's
+// object, "PJSIP/1001", sent by the ami probe); a session stored without one (an older
+// agent) matches when the names are equal or their last "/" parts are ("PJSIP/1001" and
+// "1001"); logged in, paused, or logged out (a session in the last day, none open)
+function seatStates(seats) {
+  const tail = (s) => String(s).slice(String(s).lastIndexOf("/") + 1);
+  const byDev = new Map();
+  const guess = new Map();
+  const rank = { out: 0, in: 1, paused: 2 };
+  const put = (m, k, st) => {
+    const cur = m.get(k);
+    // an open session wins over a closed one; paused in one queue shows paused
+    if (!cur || rank[st] > rank[cur]) {
+      m.set(k, st);
+    }
+  };
+  for (const s of seats || []) {
+    const st = s.logout_ms ? "out" : s.paused ? "paused" : "in";
+    if (s.device) {
+      put(byDev, `${s.host}\u0000${s.device}`, st);
+      continue;
+    }
+    for (const k of new Set([`${s.host}\u0000${s.seat}`, `${s.host}\u0000${tail(s.seat)}`])) {
+      put(guess, k, st);
+    }
   }
-  return (l) => m.get(`${l.host}\u0000${l.object}`) || m.get(`${l.host}\u0000${tail(l.object)}`) || null;
+  return (l) =>
+    byDev.get(`${l.host}\u0000${l.object}`) ||
+    guess.get(`${l.host}\u0000${l.object}`) ||
+    guess.get(`${l.host}\u0000${tail(l.object)}`) ||
+    null;
 }
 
 function drawTelephony(root, d) {

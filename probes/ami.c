@@ -51,8 +51,10 @@
  * LoginTime, a member that is gone an observed logout at the time the link came back, a
  * changed LoginTime an observed logout and login, a changed Paused an observed pause (at
  * LastPause) or unpause. Each becomes an event (src "ami:<name>", rule "seat", fields seat,
- * queue, interface, action login|logout|pause|unpause, reason, at (ms since the epoch),
- * observed 0|1, and login_at for an agent logout) at the next sample. Event times come from
+ * queue, interface, device (the line device: the member's StateInterface, else its Interface,
+ * or an agent's login channel, when one names a device), action login|logout|pause|unpause,
+ * reason, at (ms since the epoch), observed 0|1, and login_at for an agent logout) at the
+ * next sample. Event times come from
  * the Timestamp header (timestampevents=yes) or the agent's clock; logins use LoginTime.
  *
  * On EOF, an error, a bad message or a silent link, every line becomes unknown (raw "link
@@ -304,6 +306,7 @@ struct ami_chans {
 
 struct ami_member {
     char *queue, *iface, *name, *reason;
+    char *dev;           /* the line device (see seat_device()); "" when none */
     int64_t logintime_s; /* LoginTime from the PBX; 0: unknown */
     int64_t login_ms;    /* 0: not known yet (the time the link came back) */
     int login_seen;      /* the login itself was seen (QueueMemberAdded) */
@@ -318,7 +321,7 @@ struct ami_members {
 };
 
 struct ami_seat_ev {
-    char *seat, *queue, *iface, *reason;
+    char *seat, *queue, *iface, *dev, *reason;
     const char *action; /* static */
     int64_t at, login_at;
     int observed;
@@ -1073,6 +1076,7 @@ static void member_free(struct ami_member *mb)
 {
     free(mb->queue);
     free(mb->iface);
+    free(mb->dev);
     free(mb->name);
     free(mb->reason);
 }
@@ -1104,7 +1108,7 @@ static struct ami_member *member_find(struct ami_members *t, const char *queue, 
 }
 
 static struct ami_member *member_add(struct ami_ctx *c, struct ami_members *t, const char *queue,
-                                     const char *iface, const char *name)
+                                     const char *iface, const char *dev, const char *name)
 {
     struct ami_member *mb = NULL;
 
@@ -1124,6 +1128,7 @@ static struct ami_member *member_add(struct ami_ctx *c, struct ami_members *t, c
     memset(mb, 0, sizeof(*mb));
     mb->queue = wp_xstrdup(queue);
     mb->iface = wp_xstrdup(iface);
+    mb->dev = wp_xstrdup(dev);
     mb->name = wp_xstrdup(name != NULL && name[0] != '\0' ? name : iface);
     return mb;
 }
@@ -1134,10 +1139,26 @@ static void member_del(struct ami_members *t, struct ami_member *mb)
     *mb = t->v[--t->n];
 }
 
+/* The line device of a seat, a copy ("" when none): the state interface when it names a
+ * device, else the interface ("PJSIP/1001"; a channel "PJSIP/1004-00000014" stands for its
+ * device). Local channels and "hint:" state interfaces name no device. */
+static char *seat_device(const char *iface, const char *state_iface)
+{
+    const char *v[2] = {state_iface, iface};
+
+    for (int i = 0; i < 2; i++) {
+        if (v[i] != NULL && strchr(v[i], '/') != NULL && strncasecmp(v[i], "Local/", 6) != 0 &&
+            strncasecmp(v[i], "hint:", 5) != 0) {
+            return chan_device(v[i]);
+        }
+    }
+    return wp_xstrdup("");
+}
+
 /* Queue one seat event for the next sample. */
 static void seat_event(struct ami_ctx *c, const char *seat, const char *queue, const char *iface,
-                       const char *action, const char *reason, int64_t at, int observed,
-                       int64_t login_at)
+                       const char *dev, const char *action, const char *reason, int64_t at,
+                       int observed, int64_t login_at)
 {
     struct ami_seat_ev *e = NULL;
 
@@ -1159,6 +1180,7 @@ static void seat_event(struct ami_ctx *c, const char *seat, const char *queue, c
     e->seat = wp_xstrdup(seat);
     e->queue = wp_xstrdup(queue);
     e->iface = wp_xstrdup(iface != NULL ? iface : "");
+    e->dev = wp_xstrdup(dev != NULL ? dev : "");
     e->reason = wp_xstrdup(reason != NULL ? reason : "");
     e->action = action;
     e->at = at;
@@ -1171,8 +1193,8 @@ static void member_event(struct ami_ctx *c, const struct ami_member *mb, const c
 {
     int pause = strcmp(action, "pause") == 0 || strcmp(action, "unpause") == 0;
 
-    seat_event(c, mb->name, mb->queue, mb->iface, action, pause ? mb->reason : NULL, at, observed,
-               0);
+    seat_event(c, mb->name, mb->queue, mb->iface, mb->dev, action, pause ? mb->reason : NULL, at,
+               observed, 0);
 }
 
 static void evq_clear(struct ami_ctx *c)
@@ -1181,6 +1203,7 @@ static void evq_clear(struct ami_ctx *c)
         free(c->evq[i].seat);
         free(c->evq[i].queue);
         free(c->evq[i].iface);
+        free(c->evq[i].dev);
         free(c->evq[i].reason);
     }
     c->nevq = 0;
@@ -1189,7 +1212,7 @@ static void evq_clear(struct ami_ctx *c)
 /* A queue member message: QueueMember (a QueueStatus item: Name, Location) or a
  * QueueMember* event (MemberName, Interface). */
 struct member_msg {
-    const char *queue, *iface, *name, *reason;
+    const char *queue, *iface, *state_iface, *name, *reason;
     int is_static;
     int paused; /* -1: not in the message */
     int64_t logintime_s, lastpause_s;
@@ -1204,6 +1227,7 @@ static int member_parse(const struct wp_ami_msg *m, struct member_msg *mm)
     if (mm->iface == NULL) {
         mm->iface = wp_ami_get(m, "Location");
     }
+    mm->state_iface = wp_ami_get(m, "StateInterface");
     mm->name = wp_ami_get(m, "MemberName");
     if (mm->name == NULL) {
         mm->name = wp_ami_get(m, "Name");
@@ -1255,7 +1279,9 @@ static void on_member(struct ami_ctx *c, const char *ev, const struct wp_ami_msg
         return;
     }
     if (mb == NULL) {
-        mb = member_add(c, t, mm.queue, mm.iface, mm.name);
+        char *dev = seat_device(mm.iface, mm.state_iface);
+        mb = member_add(c, t, mm.queue, mm.iface, dev, mm.name);
+        free(dev);
         if (mb == NULL) {
             return;
         }
@@ -1289,7 +1315,9 @@ static void on_member_item(struct ami_ctx *c, const struct wp_ami_msg *m)
     }
     mb = member_find(&c->sync.members, mm.queue, mm.iface);
     if (mb == NULL) {
-        mb = member_add(c, &c->sync.members, mm.queue, mm.iface, mm.name);
+        char *dev = seat_device(mm.iface, mm.state_iface);
+        mb = member_add(c, &c->sync.members, mm.queue, mm.iface, dev, mm.name);
+        free(dev);
         if (mb == NULL) {
             return;
         }
@@ -1337,7 +1365,7 @@ static void members_apply(struct ami_ctx *c)
             k = NULL;
         }
         if (k == NULL) {
-            k = member_add(c, &c->members, p->queue, p->iface, p->name);
+            k = member_add(c, &c->members, p->queue, p->iface, p->dev, p->name);
             if (k == NULL) {
                 continue;
             }
@@ -1380,7 +1408,9 @@ static void on_agent(struct ami_ctx *c, const char *ev, const struct wp_ami_msg 
         if (!kv_set(&c->agents, agent, buf, AMI_SEATS_MAX)) {
             return;
         }
-        seat_event(c, agent, "", chan, "login", NULL, at, 0, 0);
+        char *dev = seat_device(chan, NULL);
+        seat_event(c, agent, "", chan, dev, "login", NULL, at, 0, 0);
+        free(dev);
         return;
     }
     /* AgentLogoff: Logintime is the session length in seconds */
@@ -1388,7 +1418,9 @@ static void on_agent(struct ami_ctx *c, const char *ev, const struct wp_ami_msg 
     int64_t login_at = kv_get(&c->agents, agent) != NULL
                            ? strtoll(kv_get(&c->agents, agent), NULL, 10)
                            : (secs >= 0 && secs < 100000000 ? at - secs * 1000 : 0);
-    seat_event(c, agent, "", chan, "logout", NULL, at, 0, login_at);
+    char *dev = seat_device(chan, NULL);
+    seat_event(c, agent, "", chan, dev, "logout", NULL, at, 0, login_at);
+    free(dev);
     kv_del(&c->agents, agent);
 }
 
@@ -1932,7 +1964,7 @@ static void on_fully_booted(struct ami_ctx *c, const struct wp_ami_msg *m)
         chans_clear(&c->chans);
         /* agents have no list to resync from, and a restart logs them all off */
         for (size_t i = 0; i < c->agents.n; i++) {
-            seat_event(c, c->agents.k[i], "", NULL, "logout", NULL, c->link_up_ms, 1,
+            seat_event(c, c->agents.k[i], "", NULL, NULL, "logout", NULL, c->link_up_ms, 1,
                        strtoll(c->agents.v[i], NULL, 10));
         }
         kv_clear(&c->agents);
@@ -2269,7 +2301,7 @@ static void emit_seats(struct ami_ctx *c, struct wp_sink *out)
     for (size_t i = 0; i < c->nevq; i++) {
         const struct ami_seat_ev *e = &c->evq[i];
         char at[24], login_at[24], text[600];
-        const char *f[17];
+        const char *f[19];
         size_t n = 0;
 
         snprintf(at, sizeof(at), "%lld", (long long)e->at);
@@ -2283,6 +2315,10 @@ static void emit_seats(struct ami_ctx *c, struct wp_sink *out)
         f[n++] = e->queue;
         f[n++] = "interface";
         f[n++] = e->iface;
+        if (e->dev[0] != '\0') {
+            f[n++] = "device";
+            f[n++] = e->dev;
+        }
         f[n++] = "action";
         f[n++] = e->action;
         f[n++] = "reason";

@@ -6,7 +6,8 @@
 # streams selftest values and a PBX line table (the DevLink fixture: 8006 blocked); users are
 # made with `watchpost user add`. In the browser: log in as operator, see the agent's host
 # tile on the Overview and its Host page (latest values, a graph image loads, its proc check
-# and process); a line change reaches the telephony wall through the event stream ("lines");
+# and process); a line change reaches the telephony wall through the event stream ("lines"),
+# and the Overview's line summary too (its polls of /api/v1/lines answered with stale lines);
 # the agent is killed so host_silent opens, and the incident must show up
 # on the open Overview within 3 s of opening without a reload (the event stream); acknowledge
 # it on the Incidents page (checked with `watchpost incidents`); the telephony wall highlights
@@ -146,6 +147,37 @@ with Dashboard(out) as b:
     log("telephony wall: line change shown %.1f s after it was written" % (time.time() - t_line))
     b.nav("overview")
     b.wait("document.querySelector('.tile[data-host=pbx1][data-state=ok]')", what="the Overview again")
+
+    # the Overview's line summary follows the stream too: from now on the page's requests for
+    # /api/v1/lines get the lines as they are now (8003 idle), so only a "lines" event can
+    # show 8003 busy again; a MutationObserver records every busy count the page draws
+    stale = b.eval("fetch('/api/v1/lines').then(r => r.text())")
+    check('"8003"' in stale, "no 8003 in /api/v1/lines")
+    busy_js = ("(() => { const e = document.querySelector('.line-count.ls-busy .num');"
+               " return e ? Number(e.textContent) : 0; })()")
+    busy0 = b.eval(busy_js)
+    b.eval("""(() => {
+        const stale = %s, real = window.fetch;
+        window.__realFetch = real;
+        window.fetch = (u, o) => String(u).startsWith('/api/v1/lines')
+            ? Promise.resolve(new Response(stale, {status: 200,
+                                                   headers: {'Content-Type': 'application/json'}}))
+            : real(u, o);
+        window.__busySeen = [];
+        window.__obs = new MutationObserver(() => window.__busySeen.push(%s));
+        window.__obs.observe(document.querySelector('#page'), {childList: true, subtree: true});
+        return true;
+    })()""" % (J(stale), busy_js))
+    sse0 = b.eval("wpDash.sseLines")
+    with open(lines_txt + ".tmp", "w") as f:
+        f.write(txt)
+    os.replace(lines_txt + ".tmp", lines_txt)
+    t_line = time.time()
+    b.wait("window.__busySeen.includes(%d) && wpDash.sseLines > %d" % (busy0 + 1, sse0),
+           timeout=10, what="8003 busy in the Overview's line summary from the event stream")
+    log("overview: line summary updated %.1f s after the change, busy %d -> %d"
+        % (time.time() - t_line, busy0, busy0 + 1))
+    b.eval("window.__obs.disconnect(); window.fetch = window.__realFetch; true")
 
     # the agent dies: host_silent opens; the open Overview must show it without reload
     b.eval("window.__noReload = 42")

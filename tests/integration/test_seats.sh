@@ -7,7 +7,8 @@
 # are added, paused, unpaused and removed and an agent logs in and off. Then the link drops;
 # the second session's QueueStatus no longer names Carol (an observed logout when the link
 # came back) and names Dave (an observed login). A restarted agent reports the members
-# again: nothing may be doubled.
+# again: nothing may be doubled. GET /api/v1/seats gives each session the line device the
+# probe derived (a member's StateInterface, the agent's login channel without its suffix).
 . "$(dirname "$0")/lib.sh"
 
 ca_init
@@ -21,8 +22,11 @@ wait_for 20 "fake AMI port file" test -s "$T/ami.port"
 printf 's3cr3t\n' > "$T/ami.secret"
 chmod 600 "$T/ami.secret"
 
-collector_config
-start_collector
+mkdir -p "$T/state"
+TOKEN=$("$BIN_CLI" token add wall --role viewer --state-dir "$T/state" 2>/dev/null)
+collector_config "http:" "  listen: 127.0.0.1:0"
+start_collector_http
+http_client "" -H "Authorization: Bearer $TOKEN"
 AGENT_PROBES="  - {kind: ami, name: pbx1, interval: 1s, port: $(cat "$T/ami.port"), username: monitor, secret_file: $T/ami.secret, reconnect_min: 200ms, reconnect_max: 400ms}"
 agent_config pbx1
 start_agent pbx1
@@ -51,6 +55,11 @@ is Alice sales "1 - - 0 0 -" || fail "Alice/sales: $(row Alice sales)"
 [ "$(row Alice support | cut -d' ' -f1,2,5,6)" = "1 - 1 break" ] ||
     fail "Alice/support: $(row Alice support)"
 seats | grep -q "Night" && fail "a static member got a session"
+# the device of every session, as the Telephony wall matches seats to lines
+[ "$(code GET '/api/v1/seats?since_s=34560000')" = 200 ] || fail "GET /api/v1/seats"
+devs=$(jq_ '" ".join(sorted("%s/%s=%s" % (x["seat"], x["queue"], x["device"]) for x in d["seats"]))')
+[ "$devs" = "2001/=PJSIP/1004 Alice/sales=PJSIP/1001 Alice/support=PJSIP/1001 Bob/support=PJSIP/1002 Carol/support=PJSIP/1003" ] ||
+    fail "seat devices: $devs"
 
 # the link drops: the second session's QueueStatus has Dave but not Carol
 touch "$T/ami.drop"

@@ -621,7 +621,7 @@ struct env {
     struct wp_probe *p;
     char secret[64];
     char *seats; /* every seat event sampled: "seat|queue|interface|action|reason|at|observed"
-                    (and "|login_at" when present), one a line */
+                    (interface then ">device" and "|login_at" when present), one a line */
     size_t seats_len;
     char *board[64]; /* the last state of every object sampled: "object\tstate\traw\tinfo" */
     size_t nboard;
@@ -657,11 +657,12 @@ static void collect_seats(struct env *e)
         }
         assert_string_equal(r->name, "ami:pbx1");
         const char *la = capture_field(r, "login_at");
-        char *line = wp_xasprintf("%s|%s|%s|%s|%s|%s|%s%s%s\n", capture_field(r, "seat"),
-                                  capture_field(r, "queue"), capture_field(r, "interface"),
-                                  capture_field(r, "action"), capture_field(r, "reason"),
-                                  capture_field(r, "at"), capture_field(r, "observed"),
-                                  la != NULL ? "|" : "", la != NULL ? la : "");
+        const char *dev = capture_field(r, "device");
+        char *line = wp_xasprintf(
+            "%s|%s|%s%s%s|%s|%s|%s|%s%s%s\n", capture_field(r, "seat"), capture_field(r, "queue"),
+            capture_field(r, "interface"), dev != NULL ? ">" : "", dev != NULL ? dev : "",
+            capture_field(r, "action"), capture_field(r, "reason"), capture_field(r, "at"),
+            capture_field(r, "observed"), la != NULL ? "|" : "", la != NULL ? la : "");
         size_t n = strlen(line);
         e->seats = wp_xrealloc(e->seats, e->seats_len + n + 1);
         memcpy(e->seats + e->seats_len, line, n + 1);
@@ -1116,21 +1117,22 @@ static void queues_run(int bytewise)
     assert_true(seat_metric(e, "logged_in") == 3.0);
     assert_true(seat_metric(e, "paused") == 1.0);
     /* the static member (Night Desk) has no session */
-    assert_string_equal(e->seats, "Alice|support|PJSIP/1001|login||1767250800000|1\n"
-                                  "Bob|support|PJSIP/1002|login||1767251400000|1\n"
-                                  "Bob|support|PJSIP/1002|pause|lunch|1767253800000|1\n"
-                                  "Alice|sales|PJSIP/1001|login||1767250805000|1\n");
+    assert_string_equal(e->seats, "Alice|support|PJSIP/1001>PJSIP/1001|login||1767250800000|1\n"
+                                  "Bob|support|PJSIP/1002>PJSIP/1002|login||1767251400000|1\n"
+                                  "Bob|support|PJSIP/1002>PJSIP/1002|pause|lunch|1767253800000|1\n"
+                                  "Alice|sales|PJSIP/1001>PJSIP/1001|login||1767250805000|1\n");
     mark = e->seats_len;
 
     /* live events */
     srv_cmd(&e->srv, 'E');
-    seats_until(e, "Bob|support|PJSIP/1002|logout||1767254700000|0\n");
-    assert_string_equal(e->seats + mark, "Carol|support|PJSIP/1003|login||1767254460000|0\n"
-                                         "Alice|support|PJSIP/1001|pause|break|1767254520501|0\n"
-                                         "Bob|support|PJSIP/1002|unpause||1767254580100|0\n"
-                                         "2001||PJSIP/1004-00000014|login||1767254590000|0\n"
-                                         "2001|||logout||1767254680000|0|1767254590000\n"
-                                         "Bob|support|PJSIP/1002|logout||1767254700000|0\n");
+    seats_until(e, "Bob|support|PJSIP/1002>PJSIP/1002|logout||1767254700000|0\n");
+    assert_string_equal(e->seats + mark,
+                        "Carol|support|PJSIP/1003>PJSIP/1003|login||1767254460000|0\n"
+                        "Alice|support|PJSIP/1001>PJSIP/1001|pause|break|1767254520501|0\n"
+                        "Bob|support|PJSIP/1002>PJSIP/1002|unpause||1767254580100|0\n"
+                        "2001||PJSIP/1004-00000014>PJSIP/1004|login||1767254590000|0\n"
+                        "2001|||logout||1767254680000|0|1767254590000\n"
+                        "Bob|support|PJSIP/1002>PJSIP/1002|logout||1767254700000|0\n");
     mark = e->seats_len;
     /* the call moved from 1001 to 1002; 1003's contact is unreachable (device state idle) */
     expect_board(e, "PJSIP/1001", "idle\tNOT_INUSE\t");
@@ -1153,8 +1155,9 @@ static void queues_run(int bytewise)
     assert_true(sample_until(e, "ami:pbx1", "available"));
     /* Carol left during the outage (logout when the link came back), Dave came; nothing from
      * the partial list (it named Alice/support only: no logout for Alice/sales) */
-    assert_string_equal(e->seats + mark, "Carol|support|PJSIP/1003|logout||1767255100000|1\n"
-                                         "Dave|support|PJSIP/1004|login||1767254900000|1\n");
+    assert_string_equal(e->seats + mark,
+                        "Carol|support|PJSIP/1003>PJSIP/1003|logout||1767255100000|1\n"
+                        "Dave|support|PJSIP/1004>PJSIP/1004|login||1767254900000|1\n");
     expect_line(e, "PJSIP/1003", "unavailable", "UNAVAILABLE", ""); /* contacts start afresh */
     expect_line(e, "PJSIP/1002", "idle", "NOT_INUSE", "");          /* no calls listed */
     expect_line(e, "PJSIP/1005", "idle", "Idle", "");               /* hints refused: kept */

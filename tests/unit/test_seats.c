@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Seat sessions: logins open sessions and logouts close them, pauses inside sessions sum up
  * with their reasons, replays and repeats change nothing, an agent logout with no login
- * seen makes a closed session, the event-field path, listing filters and pruning. */
+ * seen makes a closed session, the event-field path, listing filters and pruning, the line
+ * device of a seat (stored, listed, added to a table made before it). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <msgpack.h>
+#include <sqlite3.h>
 
 /* cmocka needs these first, in this order */
 /* clang-format off */
@@ -232,12 +234,133 @@ static void paused_state(void **state)
     store_close(&st);
 }
 
+static int device_cb(void *arg, const struct coll_seat_session *ss)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+
+    snprintf(out + len, 256 - len, "%s/%s:%s|", ss->seat, ss->queue,
+             ss->device != NULL ? ss->device : "NULL");
+    return 0;
+}
+
+static const char *devices(struct store *st, char *out)
+{
+    out[0] = '\0';
+    assert_int_equal(coll_seats_each(st->s, NULL, 0, T0 + 600 * MIN, device_cb, out), 0);
+    return out;
+}
+
+/* Pack the string pairs kv (n strings) as a map and store it as a seat event's fields. */
+static int put_kv(struct store *st, const char *const *kv, size_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    int rc = 0;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n / 2);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_str(&pk, strlen(kv[i]));
+        msgpack_pack_str_body(&pk, kv[i], strlen(kv[i]));
+    }
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    rc = coll_seats_put_fields(st->s, "pbx1", &u.data.via.map);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* The device of a seat: from the device field (not the interface), NULL without one (an older
+ * probe); a later event gives it to a session stored without one. */
+static void device_field(void **state)
+{
+    struct store st;
+    char out[256];
+    static const char *const ann[] = {"seat",      "Ann",          "queue",  "q",
+                                      "interface", "Local/1001@x", "device", "PJSIP/1001",
+                                      "action",    "login",        "at",     "1767254400000"};
+    static const char *const ben[] = {"seat",       "Ben",    "queue", "q",  "interface",
+                                      "PJSIP/1002", "action", "login", "at", "1767254400000"};
+    static const char *const cy[] = {"seat", "Cy", "action", "login", "at", "1767254400000"};
+    static const char *const cy_pause[] = {"seat",   "Cy",    "device", "PJSIP/1003",
+                                           "action", "pause", "at",     "1767254460000"};
+
+    (void)state;
+    store_open(&st);
+    assert_int_equal(put_kv(&st, ann, 12), 1);
+    assert_int_equal(put_kv(&st, ben, 10), 1);
+    assert_int_equal(put_kv(&st, cy, 6), 1);
+    assert_string_equal(devices(&st, out), "Ann/q:PJSIP/1001|Ben/q:NULL|Cy/:NULL|");
+    assert_int_equal(put_kv(&st, cy_pause, 8), 1);
+    assert_string_equal(devices(&st, out), "Ann/q:PJSIP/1001|Ben/q:NULL|Cy/:PJSIP/1003|");
+    /* a device once known is kept */
+    assert_int_equal(
+        coll_seats_put_dev(st.s, "pbx1", "Ann", "q", "PJSIP/9", "pause", NULL, T0 + 2 * MIN, 0, 0),
+        1);
+    assert_string_equal(devices(&st, out), "Ann/q:PJSIP/1001|Ben/q:NULL|Cy/:PJSIP/1003|");
+    /* a logout with no session seen makes a closed one with the device */
+    assert_int_equal(coll_seats_put_dev(st.s, "pbx1", "2001", "", "PJSIP/1004", "logout", NULL,
+                                        T0 + 5 * MIN, 0, T0 + MIN),
+                     1);
+    assert_string_equal(devices(&st, out),
+                        "Ann/q:PJSIP/1001|Ben/q:NULL|Cy/:PJSIP/1003|2001/:PJSIP/1004|");
+    store_close(&st);
+}
+
+/* A lines.db whose seat_sessions table predates the device column gets it; its rows NULL. */
+static void device_migration(void **state)
+{
+    struct store st;
+    sqlite3 *db = NULL;
+    char out[256];
+
+    (void)state;
+    snprintf(st.dir, sizeof(st.dir), "/tmp/wp-seats-XXXXXX");
+    assert_non_null(mkdtemp(st.dir));
+    snprintf(st.path, sizeof(st.path), "%s/lines.db", st.dir);
+    assert_int_equal(sqlite3_open(st.path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE seat_sessions (id INTEGER PRIMARY KEY, host TEXT NOT NULL, "
+                     "seat TEXT NOT NULL, queue TEXT NOT NULL, login_ms INTEGER NOT NULL, "
+                     "logout_ms INTEGER, login_observed INTEGER NOT NULL DEFAULT 0, "
+                     "logout_observed INTEGER NOT NULL DEFAULT 0, "
+                     "UNIQUE (host, seat, queue, login_ms));"
+                     "INSERT INTO seat_sessions (host, seat, queue, login_ms) "
+                     "VALUES ('pbx1', 'Old', 'q', 1767254400000);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(coll_lines_open(st.path, &st.l), 0);
+    st.s = coll_lines_seats(st.l);
+    assert_non_null(st.s);
+    assert_int_equal(
+        coll_seats_put_dev(st.s, "pbx1", "New", "q", "PJSIP/1001", "login", NULL, T0 + MIN, 0, 0),
+        1);
+    assert_string_equal(devices(&st, out), "Old/q:NULL|New/q:PJSIP/1001|");
+    /* the old open session learns its device from its next event */
+    assert_int_equal(coll_seats_put_dev(st.s, "pbx1", "Old", "q", "PJSIP/1002", "pause", "x",
+                                        T0 + 2 * MIN, 0, 0),
+                     1);
+    assert_string_equal(devices(&st, out), "Old/q:PJSIP/1002|New/q:PJSIP/1001|");
+    /* opened again: the column is there already */
+    coll_lines_close(st.l);
+    assert_int_equal(coll_lines_open(st.path, &st.l), 0);
+    st.s = coll_lines_seats(st.l);
+    assert_string_equal(devices(&st, out), "Old/q:PJSIP/1002|New/q:PJSIP/1001|");
+    store_close(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sessions_and_pauses),
-        cmocka_unit_test(from_fields),
-        cmocka_unit_test(paused_state),
+        cmocka_unit_test(sessions_and_pauses), cmocka_unit_test(from_fields),
+        cmocka_unit_test(paused_state),        cmocka_unit_test(device_field),
+        cmocka_unit_test(device_migration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
