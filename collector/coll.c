@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coll_conf.h"
@@ -27,6 +28,7 @@
 #include "wp/err.h"
 #include "wp/log.h"
 #include "wp/mem.h"
+#include "wp/sdnotify.h"
 #include "wp/tls.h"
 
 #define RELEASE_EVERY_MS 30000
@@ -191,12 +193,20 @@ static void signal_cb(uv_signal_t *h, int signum)
     struct coll_server *s = h->data;
 
     if (signum == SIGHUP) {
-        char err[1024];
+        char err[1024], msg[96];
+        struct timespec mono;
+        /* systemd (Type=notify-reload): reloading since now, then ready again */
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+                 (unsigned long long)mono.tv_sec * 1000000ull +
+                     (unsigned long long)mono.tv_nsec / 1000);
+        wp_sd_notify("collector", msg);
         WP_INFO("collector", "SIGHUP: checking the CRL, reloading the rules");
         if (s->conf->tls.crl != NULL) {
             crl_check(s);
         }
         coll_rules_reload(s, err, sizeof(err));
+        wp_sd_notify("collector", "READY=1");
         return;
     }
     WP_INFO("collector", "signal %d: shutting down", signum);

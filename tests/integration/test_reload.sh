@@ -4,13 +4,13 @@
 # file sends data over the SAME TLS connection (the collector accepted one connection), a
 # broken file is refused with file:line and the agent keeps sending with the old config, a
 # removed probe stops; a changed label makes the agent reconnect, and every value the
-# agent recorded across all of it is stored exactly once.
+# agent recorded across all of it is stored exactly once. Both daemons tell systemd (a
+# notify socket) RELOADING=1 with MONOTONIC_USEC, then READY=1, on SIGHUP.
 . "$(dirname "$0")/lib.sh"
 
 ca_init
 issue agent1
 collector_config
-start_collector
 
 KEEP="  - {kind: selftest, interval: 1s, series: 1, fields: 1, record: $T/agent1.rec}
   - {kind: host, interval: 1s}"
@@ -18,8 +18,10 @@ KEEP="  - {kind: selftest, interval: 1s, series: 1, fields: 1, record: $T/agent1
 # as a connection)
 ADDED="  - {kind: tcp, name: closed, interval: 1s, targets: [{name: closed, host: 127.0.0.1, port: 1, timeout: 500ms}]}"
 
-# sd_notify messages, one line each ("\n" inside a message becomes a blank)
-python3 - "$T/notify.sock" "$T/notify.txt" > "$T/notify.log" 2>&1 << 'PY' &
+# notify_listen NAME: sd_notify messages sent to $T/NAME.sock go to $T/NAME.txt, one line
+# each ("\n" inside a message becomes a blank)
+notify_listen() {
+    python3 - "$T/$1.sock" "$T/$1.txt" > "$T/$1.log" 2>&1 << 'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
@@ -28,8 +30,22 @@ while True:
     with open(sys.argv[2], "a") as f:
         f.write(msg + "\n")
 PY
-PIDS[notify]=$!
-wait_for 10 "notify socket" test -S "$T/notify.sock"
+    PIDS[$1]=$!
+    wait_for 10 "notify socket $1" test -S "$T/$1.sock"
+}
+notify_listen notify
+notify_listen coll-notify
+
+NOTIFY_SOCKET=$T/coll-notify.sock start_collector
+# notified FILE WANT: the first words of FILE's lines are WANT
+notified() { [ "$(awk '{print $1}' "$2" | tr '\n' ' ')" = "$1" ]; }
+wait_for 10 "the collector's READY=1" notified "READY=1 " "$T/coll-notify.txt"
+log "SIGHUP to the collector: RELOADING=1, READY=1"
+kill -HUP "${PIDS[collector]}"
+wait_for 10 "the collector's READY=1, RELOADING=1, READY=1" \
+    notified "READY=1 RELOADING=1 READY=1 " "$T/coll-notify.txt"
+grep -qE '^RELOADING=1 MONOTONIC_USEC=[0-9]+$' "$T/coll-notify.txt" ||
+    fail "the collector sent RELOADING=1 without MONOTONIC_USEC"
 
 AGENT_PROBES=$KEEP agent_config agent1
 NOTIFY_SOCKET=$T/notify.sock start_agent agent1
@@ -72,8 +88,8 @@ wait_for 30 "data of the added probe at the collector" has_up
 [ "$(cstat accepted)" = 1 ] || fail "the reload made a new connection: accepted=$(cstat accepted)"
 [ "$(grep -c 'agent: connected collector=' "$T/agent1.log")" = 1 ] ||
     fail "the agent connected more than once"
-notified() { [ "$(awk '{print $1}' "$T/notify.txt" | tr '\n' ' ')" = "READY=1 RELOADING=1 READY=1 " ]; }
-wait_for 5 "READY=1, RELOADING=1, READY=1 on the notify socket" notified
+wait_for 5 "READY=1, RELOADING=1, READY=1 on the notify socket" \
+    notified "READY=1 RELOADING=1 READY=1 " "$T/notify.txt"
 grep -qE '^RELOADING=1 MONOTONIC_USEC=[0-9]+$' "$T/notify.txt" || fail "RELOADING=1 without MONOTONIC_USEC"
 
 log "broken config, SIGHUP: refused, the old config keeps running"
