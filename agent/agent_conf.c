@@ -11,12 +11,12 @@
 
 #include "probe.h"
 #include "wp/err.h"
+#include "wp/log.h"
 #include "wp/mem.h"
 
 #define AGENT_ID_MAX        64
 #define DEFAULT_SERVER_NAME "watchpost-collector"
 
-static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
 #define SEC(sec, f) (offsetof(struct agent_conf, sec.f) - offsetof(struct agent_conf, sec))
 
@@ -43,7 +43,7 @@ static const struct wp_opt agent_opts[] = {
      .def = "info",
      .help = "error, warn, info or debug",
      .offset = SEC(agent, log_level),
-     .enum_names = log_levels},
+     .enum_names = wp_log_level_names},
     WP_OPT_TABLE_END,
 };
 
@@ -395,8 +395,9 @@ static int valid_id(const char *s)
 }
 
 /* Fill what the option tables cannot: hostname defaults, the default probe, cross checks. */
-static int finish(struct agent_conf *c, struct wp_conf_doc *doc, struct wp_conf_err *err)
+static int finish(void *obj, struct wp_conf_doc *doc, struct wp_conf_err *err)
 {
+    struct agent_conf *c = obj;
     struct wp_conf_node *root = wp_conf_root(doc);
     struct wp_conf_node *agent = wp_conf_map_get(doc, root, "agent");
     char hn[HOST_NAME_MAX + 1];
@@ -458,33 +459,20 @@ int agent_conf_load(const char *path, struct wp_conf_err *err, struct agent_conf
 int agent_conf_reload(const char *path, const struct agent_conf *old, struct wp_conf_err *err,
                       struct agent_conf **out)
 {
+    struct agent_conf *c = wp_xcalloc(1, sizeof(*c));
     int rc = 0;
-    struct wp_conf_doc *doc = NULL;
-    struct agent_conf *c = NULL;
 
     *out = NULL;
-    rc = wp_conf_load(path, err, &doc);
-    if (rc < 0) {
-        goto out;
-    }
-    c = wp_xcalloc(1, sizeof(*c));
     c->path = wp_xstrdup(path);
     c->reuse_from = old;
-    rc = wp_opts_apply(doc, wp_conf_root(doc), top_opts, c, "", err);
+    rc = wp_opts_load(path, top_opts, c, finish, err);
     if (rc < 0) {
-        goto out;
-    }
-    rc = finish(c, doc, err);
-    if (rc < 0) {
-        goto out;
+        agent_conf_free(c);
+        return rc;
     }
     c->reuse_from = NULL;
     *out = c;
-    c = NULL;
-out:
-    agent_conf_free(c);
-    wp_conf_free(doc);
-    return rc;
+    return 0;
 }
 
 void agent_conf_free(struct agent_conf *c)

@@ -7,6 +7,9 @@
 
 #include "wp/conf.h"
 
+/* The configuration file the agent and `watchpost-agent enroll` read without -c. */
+#define AGENT_CONF_DEFAULT "/etc/watchpost/agent.yaml"
+
 struct wp_probe;
 
 /*

@@ -23,7 +23,6 @@
 #include "wp/mem.h"
 #include "wp/pki.h"
 
-#define DEFAULT_CONF      "/etc/watchpost/agent.yaml"
 #define REPLY_MAX         (256u << 10) /* bytes of a reply we read */
 #define CA_FILE_MAX       (256u << 10)
 #define TOKEN_MAX         256
@@ -48,21 +47,20 @@ struct reply {
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: watchpost-agent enroll --collector HOST:PORT --token TOKEN\n"
-        "                              (--ca-fingerprint SHA256 | --ca FILE)\n"
-        "                              [-c agent.yaml] [--server-name NAME] [--force]\n"
-        "  --collector HOST:PORT  the collector's HTTPS server (http.listen)\n"
-        "  --token TOKEN          from `watchpost enroll-token add` (\"-\": read stdin)\n"
-        "  --ca-fingerprint FP    SHA-256 of the fleet CA certificate (hex, colons allowed)\n"
-        "  --ca FILE              the fleet CA certificate (instead of a fingerprint)\n"
-        "  --server-name NAME     the name the collector's HTTPS certificate must have\n"
-        "                         (default: server_name of agent.yaml's first collector,\n"
-        "                         \"watchpost-collector\" unless set there)\n"
-        "  --force                replace an existing key\n"
-        "Writes the key, certificate and CA to the tls: paths of agent.yaml (default\n" DEFAULT_CONF
-        "); the agent id is agent.id.\n");
+    fprintf(f,
+            "usage: watchpost-agent enroll --collector HOST:PORT --token TOKEN\n"
+            "                              (--ca-fingerprint SHA256 | --ca FILE)\n"
+            "                              [-c agent.yaml] [--server-name NAME] [--force]\n"
+            "  --collector HOST:PORT  the collector's HTTPS server (http.listen)\n"
+            "  --token TOKEN          from `watchpost enroll-token add` (\"-\": read stdin)\n"
+            "  --ca-fingerprint FP    SHA-256 of the fleet CA certificate (hex, colons allowed)\n"
+            "  --ca FILE              the fleet CA certificate (instead of a fingerprint)\n"
+            "  --server-name NAME     the name the collector's HTTPS certificate must have\n"
+            "                         (default: server_name of agent.yaml's first collector,\n"
+            "                         \"watchpost-collector\" unless set there)\n"
+            "  --force                replace an existing key\n"
+            "Writes the key, certificate and CA to the tls: paths of agent.yaml "
+            "(default\n" AGENT_CONF_DEFAULT "); the agent id is agent.id.\n");
 }
 
 static int parse(int argc, char **argv, struct enroll_args *a)
@@ -82,7 +80,7 @@ static int parse(int argc, char **argv, struct enroll_args *a)
     int ch = 0;
 
     memset(a, 0, sizeof(*a));
-    a->conf = DEFAULT_CONF;
+    a->conf = AGENT_CONF_DEFAULT;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (ch) {

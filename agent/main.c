@@ -28,7 +28,6 @@
 #include "wp/mem.h"
 #include "wp/tls.h"
 
-#define DEFAULT_CONF "/etc/watchpost/agent.yaml"
 #define CLOSE_ROUNDS 100 /* bound on the shutdown drain loop */
 
 enum { OPT_CHECK = 1000, OPT_ONCE, OPT_VERSION, OPT_LOG_LEVEL };
@@ -47,7 +46,7 @@ static void usage(FILE *fp)
     fprintf(fp, "usage: watchpost-agent [-c FILE] [--check-config] [--once] [--version]\n"
                 "                       [--log-level error|warn|info|debug]\n"
                 "       watchpost-agent enroll --collector HOST:PORT --token T ...\n"
-                "  -c, --config FILE   configuration (default " DEFAULT_CONF ")\n"
+                "  -c, --config FILE   configuration (default " AGENT_CONF_DEFAULT ")\n"
                 "  --check-config      load the configuration, print ok or the error\n"
                 "  --once              sample every probe (two rounds 1 s apart), print the\n"
                 "                      rows as \"group inst field=value ...\", do not connect\n"
@@ -72,7 +71,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     int ch = 0;
 
     memset(a, 0, sizeof(*a));
-    a->conf = DEFAULT_CONF;
+    a->conf = AGENT_CONF_DEFAULT;
     while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':

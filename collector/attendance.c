@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "report_int.h"
+#include "wp/clock.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -50,32 +51,23 @@ struct shift_in {
     int64_t grace;
 };
 
-static int capture_node(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
-{
-    (void)doc;
-    (void)err;
-    *(struct wp_conf_node **)field = node;
-    return 0;
-}
-
 static const struct wp_opt top_opts[] = {
     {.name = "shifts",
      .type = WP_OPT_CUSTOM,
      .help = "the shifts: a list of {name, seats, hosts, days, start, end, grace_minutes}",
      .offset = offsetof(struct top_in, shifts),
      .required = 1,
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "holidays",
      .type = WP_OPT_CUSTOM,
      .help = "public holidays: dates (2026-10-01) or ranges (2026-10-01..2026-10-07)",
      .offset = offsetof(struct top_in, holidays),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "workdays",
      .type = WP_OPT_CUSTOM,
      .help = "make-up working days (调休): dates or ranges worked although not a shift's weekday",
      .offset = offsetof(struct top_in, workdays),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     WP_OPT_TABLE_END,
 };
 
@@ -90,12 +82,12 @@ static const struct wp_opt shift_opts[] = {
      .help = "seat names or globs (80*), one or a list",
      .offset = offsetof(struct shift_in, seats),
      .required = 1,
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "hosts",
      .type = WP_OPT_CUSTOM,
      .help = "host globs (default: any host)",
      .offset = offsetof(struct shift_in, hosts),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "days",
      .type = WP_OPT_STRLIST,
      .help = "weekdays: mon-fri, [mon, wed, fri], sat,sun",
@@ -121,21 +113,9 @@ static const struct wp_opt shift_opts[] = {
     WP_OPT_TABLE_END,
 };
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t day_number(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* "YYYY-MM-DD" of a real date into a day number; -1 when not. */
 static int parse_date(const char *s, size_t len, int64_t *out)
 {
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int y = 0, m = 0, d = 0;
     char buf[16];
 
@@ -149,38 +129,10 @@ static int parse_date(const char *s, size_t len, int64_t *out)
             return -1;
         }
     }
-    if (sscanf(buf, "%4d-%2d-%2d", &y, &m, &d) != 3 || y < 1971 || m < 1 || m > 12 || d < 1 ||
-        d > mdays[m - 1]) {
+    if (sscanf(buf, "%4d-%2d-%2d", &y, &m, &d) != 3 || y < 1971 || !wp_civil_valid(y, m, d)) {
         return -1;
     }
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (m == 2 && d == 29 && !leap) {
-        return -1;
-    }
-    *out = day_number(y, m, d);
-    return 0;
-}
-
-/* "HH:MM" (H:MM too) into minutes; 24:00 only when allow24. -1 when not a time. */
-static int parse_hhmm(const char *s, int allow24, int *out)
-{
-    size_t len = s != NULL ? strlen(s) : 0;
-    int h = 0, m = 0;
-
-    if (len < 4 || len > 5 || s[len - 3] != ':') {
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (i != len - 3 && (s[i] < '0' || s[i] > '9')) {
-            return -1;
-        }
-    }
-    h = atoi(s);
-    m = atoi(s + len - 2);
-    if (m > 59 || h > 24 || (h == 24 && (m != 0 || !allow24))) {
-        return -1;
-    }
-    *out = h * 60 + m;
+    *out = wp_days_from_civil(y, m, d);
     return 0;
 }
 
@@ -387,13 +339,13 @@ static int parse_shift(struct wp_conf_doc *doc, struct wp_conf_node *item, size_
                             "%s.days: expected at least one weekday", path);
         goto out;
     }
-    if (parse_hhmm(si.start, 0, &sh->start_min) < 0) {
+    if (wp_parse_hhmm(si.start, 0, &sh->start_min) < 0) {
         rc = wp_conf_errorf(doc, wp_conf_map_get(doc, item, "start"), err,
                             "%s.start: expected a time like 08:30 (00:00 to 23:59), got \"%s\"",
                             path, si.start);
         goto out;
     }
-    if (parse_hhmm(si.end, 1, &sh->end_min) < 0) {
+    if (wp_parse_hhmm(si.end, 1, &sh->end_min) < 0) {
         rc = wp_conf_errorf(doc, wp_conf_map_get(doc, item, "end"), err,
                             "%s.end: expected a time like 17:30 (00:00 to 24:00), got \"%s\"", path,
                             si.end);
@@ -568,7 +520,7 @@ static void day_of(const struct att_sched *s, const struct att_report *r, struct
     rep_local_tm(d->day_ms, &tm);
     int y = tm.tm_year + 1900, m = tm.tm_mon + 1, md = tm.tm_mday;
     int64_t next = rep_local_at(y, m, md + 1, 0);
-    int64_t dn = day_number(y, m, md);
+    int64_t dn = wp_days_from_civil(y, m, md);
     int holiday = has_day(s->holidays, s->nholidays, dn);
     const struct att_shift *sh = NULL;
 

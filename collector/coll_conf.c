@@ -12,13 +12,13 @@
 
 #include "rrdw.h"
 #include "wp/err.h"
+#include "wp/log.h"
 #include "wp/mem.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:7443"
 #define SPAN_MAX_S     (20LL * 366 * 86400) /* an archive covers at most ~20 years */
 #define COLL_DASHBOARDS_DIR "/usr/share/watchpost/dashboards"
 
-static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const cf_names[] = {"AVERAGE", "MIN", "MAX", "LAST", NULL};
 
 #define SEC(sec, f) (offsetof(struct coll_conf, sec.f) - offsetof(struct coll_conf, sec))
@@ -392,7 +392,7 @@ static const struct wp_opt top_opts[] = {
      .def = "info",
      .help = "error, warn, info or debug",
      .offset = offsetof(struct coll_conf, log_level),
-     .enum_names = log_levels},
+     .enum_names = wp_log_level_names},
     {.name = "tls",
      .type = WP_OPT_SECTION,
      .help = "certificates (from `watchpost ca`)",
@@ -532,8 +532,9 @@ static void free_archives(void *field)
     *narch = 0;
 }
 
-static int finish(struct coll_conf *c, struct wp_conf_doc *doc, struct wp_conf_err *err)
+static int finish(void *obj, struct wp_conf_doc *doc, struct wp_conf_err *err)
 {
+    struct coll_conf *c = obj;
     struct wp_conf_node *root = wp_conf_root(doc);
     char *listen = c->listen_host; /* the table stored the whole "host:port" text here */
 
@@ -619,31 +620,18 @@ static int finish(struct coll_conf *c, struct wp_conf_doc *doc, struct wp_conf_e
 
 int coll_conf_load(const char *path, struct wp_conf_err *err, struct coll_conf **out)
 {
+    struct coll_conf *c = wp_xcalloc(1, sizeof(*c));
     int rc = 0;
-    struct wp_conf_doc *doc = NULL;
-    struct coll_conf *c = NULL;
 
     *out = NULL;
-    rc = wp_conf_load(path, err, &doc);
-    if (rc < 0) {
-        goto out;
-    }
-    c = wp_xcalloc(1, sizeof(*c));
     c->path = wp_xstrdup(path);
-    rc = wp_opts_apply(doc, wp_conf_root(doc), top_opts, c, "", err);
+    rc = wp_opts_load(path, top_opts, c, finish, err);
     if (rc < 0) {
-        goto out;
-    }
-    rc = finish(c, doc, err);
-    if (rc < 0) {
-        goto out;
+        coll_conf_free(c);
+        return rc;
     }
     *out = c;
-    c = NULL;
-out:
-    coll_conf_free(c);
-    wp_conf_free(doc);
-    return rc;
+    return 0;
 }
 
 void coll_conf_free(struct coll_conf *c)

@@ -33,6 +33,7 @@
 #include <pcre2.h>
 #include <yaml.h>
 
+#include "wp/clock.h"
 #include "wp/err.h"
 #include "wp/mem.h"
 
@@ -204,42 +205,6 @@ static int parse_number(const char *s, double *out)
     return 0;
 }
 
-/* "HH:MM" into minutes after midnight; "24:00" only when allow_24. */
-static int parse_hhmm(const char *s, int allow_24, int *out)
-{
-    int h = 0;
-    size_t i = 0;
-
-    if (s[i] < '0' || s[i] > '9') {
-        return -EINVAL;
-    }
-    h = s[i++] - '0';
-    if (s[i] >= '0' && s[i] <= '9') {
-        h = h * 10 + (s[i++] - '0');
-    }
-    if (s[i] != ':' || s[i + 1] < '0' || s[i + 1] > '5' || s[i + 2] < '0' || s[i + 2] > '9' ||
-        s[i + 3] != '\0') {
-        return -EINVAL;
-    }
-    int m = (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
-    if (h > 24 || (h == 24 && (m != 0 || !allow_24))) {
-        return -EINVAL;
-    }
-    *out = h * 60 + m;
-    return 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int read_digits(const char **sp, int n, int *out)
 {
     int v = 0;
@@ -259,7 +224,6 @@ static int read_digits(const char **sp, int n, int *out)
 /* RFC 3339: 2026-12-01T22:00:00+08:00, Z, optional fraction; seconds may be left out. */
 static int parse_rfc3339(const char *s, int64_t *out_ms)
 {
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
     int64_t ms = 0;
     const char *p = s;
@@ -304,17 +268,14 @@ static int parse_rfc3339(const char *s, int64_t *out_ms)
     } else {
         return -EINVAL; /* a time without an offset is ambiguous */
     }
-    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
-        sec > 60 || oh > 23 || om > 59) {
-        return -EINVAL;
-    }
-    if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) {
+    if (*p != '\0' || !wp_civil_valid(y, mo, d) || h > 23 || mi > 59 || sec > 60 || oh > 23 ||
+        om > 59) {
         return -EINVAL;
     }
     if (sec == 60) {
         sec = 59; /* a leap second: close enough for a maintenance window */
     }
-    int64_t t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec;
+    int64_t t = wp_days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec;
     t -= (int64_t)sign * (oh * 3600 + om * 60);
     *out_ms = t * 1000 + ms;
     return 0;
@@ -741,15 +702,6 @@ static void *push(void *arr, size_t n, size_t size)
     return p;
 }
 
-static int capture_node(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
-{
-    (void)doc;
-    (void)err;
-    *(struct wp_conf_node **)field = node;
-    return 0;
-}
-
 /* A scalar or a list of scalars into a string vector; path names it in messages. */
 static int node_strv(struct wp_conf_doc *doc, struct wp_conf_node *n, const char *path,
                      const char *what, char ***out, size_t *nout, struct wp_conf_err *err)
@@ -910,27 +862,27 @@ static const struct wp_opt maint_opts[] = {
      .type = WP_OPT_CUSTOM,
      .help = "host globs",
      .offset = offsetof(struct maint_in, hosts),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "groups",
      .type = WP_OPT_CUSTOM,
      .help = "host groups",
      .offset = offsetof(struct maint_in, groups),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "weekly",
      .type = WP_OPT_CUSTOM,
      .help = "{days, from, to}: a weekly window in the collector's local time",
      .offset = offsetof(struct maint_in, weekly),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "from",
      .type = WP_OPT_CUSTOM,
      .help = "one-off start, RFC 3339",
      .offset = offsetof(struct maint_in, from),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "to",
      .type = WP_OPT_CUSTOM,
      .help = "one-off end, RFC 3339",
      .offset = offsetof(struct maint_in, to),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     WP_OPT_TABLE_END,
 };
 
@@ -981,14 +933,14 @@ static int parse_weekly(struct wp_conf_doc *doc, struct wp_conf_node *wnode, str
     if (rc < 0) {
         goto out;
     }
-    if (parse_hhmm(w.from, 0, &m->from_min) < 0) {
+    if (wp_parse_hhmm(w.from, 0, &m->from_min) < 0) {
         rc = wp_conf_errorf(doc, wp_conf_map_get(doc, wnode, "from"), err,
                             "weekly.from: expected a time like 02:00 (00:00 to 23:59), got "
                             "\"%s\"",
                             w.from);
         goto out;
     }
-    if (parse_hhmm(w.to, 1, &m->to_min) < 0) {
+    if (wp_parse_hhmm(w.to, 1, &m->to_min) < 0) {
         rc = wp_conf_errorf(doc, wp_conf_map_get(doc, wnode, "to"), err,
                             "weekly.to: expected a time like 04:00 (00:00 to 24:00), got \"%s\"",
                             w.to);
@@ -1411,9 +1363,10 @@ static int valid_rule_name(const char *s)
     return 1;
 }
 
-static int parse_matchers(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
-                          struct wp_conf_err *err)
+static int decode_match(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                        struct wp_conf_err *err)
 {
+    struct rule *r = field;
     static const char *const ops[] = {"eq", "not", "glob", "not_glob", "re", "not_re"};
     static const enum rule_match_op opv[] = {RULE_EQ,    RULE_NE, RULE_GLOB,
                                              RULE_NGLOB, RULE_RE, RULE_NRE};
@@ -1493,9 +1446,10 @@ static int parse_matchers(struct wp_conf_doc *doc, struct wp_conf_node *node, st
     return 0;
 }
 
-static int parse_log(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
-                     struct wp_conf_err *err)
+static int decode_log(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                      struct wp_conf_err *err)
 {
+    struct rule *r = field;
     struct log_in li;
     int rc = 0;
 
@@ -1524,9 +1478,10 @@ out:
     return rc;
 }
 
-static int parse_line_state(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
-                            struct wp_conf_err *err)
+static int decode_line_state(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                             struct wp_conf_err *err)
 {
+    struct rule *r = field;
     struct line_state_in ls;
     int rc = 0;
 
@@ -1551,9 +1506,10 @@ out:
     return rc;
 }
 
-static int parse_line_share(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
-                            struct wp_conf_err *err)
+static int decode_line_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                             struct wp_conf_err *err)
 {
+    struct rule *r = field;
     struct line_share_in ls;
     int rc = 0;
 
@@ -1577,9 +1533,10 @@ out:
     return rc;
 }
 
-static int parse_line_mass(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
-                           struct wp_conf_err *err)
+static int decode_line_mass(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                            struct wp_conf_err *err)
 {
+    struct rule *r = field;
     struct line_mass_in lm;
     int rc = 0;
 
@@ -1617,9 +1574,10 @@ out:
     return rc;
 }
 
-static int parse_check(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
-                       struct wp_conf_err *err)
+static int decode_check(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                        struct wp_conf_err *err)
 {
+    struct rule *r = field;
     struct check_in ci;
     int rc = 0;
 
@@ -1634,9 +1592,10 @@ static int parse_check(struct wp_conf_doc *doc, struct wp_conf_node *node, struc
     return 0;
 }
 
-static int parse_forecast(struct wp_conf_doc *doc, struct wp_conf_node *node, struct rule *r,
-                          struct wp_conf_err *err)
+static int decode_forecast(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                           struct wp_conf_err *err)
 {
+    struct rule *r = field;
     struct forecast_in fi;
     int rc = 0;
 
@@ -1653,7 +1612,8 @@ static int parse_forecast(struct wp_conf_doc *doc, struct wp_conf_node *node, st
 }
 
 /* Conditions, levels and matchers are decoded as their keys come, so the first error in a
- * rule is the first in the file; their decoders get the whole rule_in (offset 0). */
+ * rule is the first in the file; their decoders get the whole rule_in (offset 0), or the rule
+ * being built (offsetof(struct rule_in, r)) when that is all they fill. */
 struct rule_in {
     struct rule r;
     struct loader *L;
@@ -1746,14 +1706,6 @@ static int decode_urgency(struct wp_conf_doc *doc, struct wp_conf_node *node, vo
     return decode_level(doc, node, &ri->r.urgency, "urgency", err);
 }
 
-static int decode_match(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
-{
-    struct rule_in *ri = field;
-
-    return parse_matchers(doc, node, &ri->r, err);
-}
-
 static int decode_nodata(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                          struct wp_conf_err *err)
 {
@@ -1771,42 +1723,6 @@ static int decode_nodata(struct wp_conf_doc *doc, struct wp_conf_node *node, voi
     return 0;
 }
 
-static int decode_log(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                      struct wp_conf_err *err)
-{
-    return parse_log(doc, node, &((struct rule_in *)field)->r, err);
-}
-
-static int decode_line_state(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                             struct wp_conf_err *err)
-{
-    return parse_line_state(doc, node, &((struct rule_in *)field)->r, err);
-}
-
-static int decode_line_mass(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                            struct wp_conf_err *err)
-{
-    return parse_line_mass(doc, node, &((struct rule_in *)field)->r, err);
-}
-
-static int decode_line_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                             struct wp_conf_err *err)
-{
-    return parse_line_share(doc, node, &((struct rule_in *)field)->r, err);
-}
-
-static int decode_check(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
-{
-    return parse_check(doc, node, &((struct rule_in *)field)->r, err);
-}
-
-static int decode_forecast(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                           struct wp_conf_err *err)
-{
-    return parse_forecast(doc, node, &((struct rule_in *)field)->r, err);
-}
-
 static const struct wp_opt rule_opts[] = {
     {.name = "name",
      .type = WP_OPT_CUSTOM,
@@ -1821,6 +1737,7 @@ static const struct wp_opt rule_opts[] = {
      .type = WP_OPT_CUSTOM,
      .help = "label matchers: {label: value | {eq|not|glob|not_glob|re|not_re: "
              "value}}",
+     .offset = offsetof(struct rule_in, r),
      .custom = decode_match},
     {.name = "groups",
      .type = WP_OPT_STRLIST,
@@ -1852,27 +1769,33 @@ static const struct wp_opt rule_opts[] = {
      .type = WP_OPT_CUSTOM,
      .help = "{pattern, count, window, ignore_case}: matching log lines in a "
              "window",
+     .offset = offsetof(struct rule_in, r),
      .custom = decode_log},
     {.name = "line_state",
      .type = WP_OPT_CUSTOM,
      .help = "{state, for}: a line in a state longer than for",
+     .offset = offsetof(struct rule_in, r),
      .custom = decode_line_state},
     {.name = "line_share",
      .type = WP_OPT_CUSTOM,
      .help = "{states, above}: share (%) of a group's lines in these states",
+     .offset = offsetof(struct rule_in, r),
      .custom = decode_line_share},
     {.name = "line_mass",
      .type = WP_OPT_CUSTOM,
      .help = "{states, share, within, min_lines}: share (%) of a group's lines that changed "
              "into these states within a window",
+     .offset = offsetof(struct rule_in, r),
      .custom = decode_line_mass},
     {.name = "check",
      .type = WP_OPT_CUSTOM,
      .help = "{status, consecutive}: a check failing N times in a row",
+     .offset = offsetof(struct rule_in, r),
      .custom = decode_check},
     {.name = "forecast",
      .type = WP_OPT_CUSTOM,
      .help = "{limit, within, window}: a linear trend reaching limit",
+     .offset = offsetof(struct rule_in, r),
      .custom = decode_forecast},
     {.name = "impact",
      .type = WP_OPT_CUSTOM,
@@ -2077,22 +2000,22 @@ static const struct wp_opt top_opts[] = {
      .type = WP_OPT_CUSTOM,
      .help = "host groups: name: [host globs]",
      .offset = offsetof(struct top_in, groups),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "maintenance",
      .type = WP_OPT_CUSTOM,
      .help = "maintenance windows",
      .offset = offsetof(struct top_in, maintenance),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "dependencies",
      .type = WP_OPT_CUSTOM,
      .help = "parent rules that suppress others on the same host",
      .offset = offsetof(struct top_in, dependencies),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     {.name = "rules",
      .type = WP_OPT_CUSTOM,
      .help = "the rules",
      .offset = offsetof(struct top_in, rules),
-     .custom = capture_node},
+     .custom = wp_conf_capture_node},
     WP_OPT_TABLE_END,
 };
 

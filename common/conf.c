@@ -722,6 +722,39 @@ int wp_parse_bool(const char *s, int *out)
     return WP_ECONFIG;
 }
 
+int wp_parse_hhmm(const char *s, int allow_24, int *out)
+{
+    int h = 0;
+    size_t i = 0;
+
+    if (s == NULL || s[i] < '0' || s[i] > '9') {
+        return WP_ECONFIG;
+    }
+    h = s[i++] - '0';
+    if (s[i] >= '0' && s[i] <= '9') {
+        h = h * 10 + (s[i++] - '0');
+    }
+    if (s[i] != ':' || s[i + 1] < '0' || s[i + 1] > '5' || s[i + 2] < '0' || s[i + 2] > '9' ||
+        s[i + 3] != '\0') {
+        return WP_ECONFIG;
+    }
+    int m = (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+    if (h > 24 || (h == 24 && (m != 0 || !allow_24))) {
+        return WP_ECONFIG;
+    }
+    *out = h * 60 + m;
+    return 0;
+}
+
+int wp_conf_capture_node(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                         struct wp_conf_err *err)
+{
+    (void)doc;
+    (void)err;
+    *(struct wp_conf_node **)field = node;
+    return 0;
+}
+
 static int parse_int(const char *s, int64_t *out)
 {
     char *end = NULL;
@@ -1210,6 +1243,22 @@ int wp_opts_apply(struct wp_conf_doc *doc, struct wp_conf_node *node, const stru
                   void *base, const char *path, struct wp_conf_err *err)
 {
     return opts_apply(doc, ynode(node), ynode(node), opts, base, path != NULL ? path : "", err);
+}
+
+int wp_opts_load(const char *path, const struct wp_opt *opts, void *obj, wp_conf_finish_fn finish,
+                 struct wp_conf_err *err)
+{
+    struct wp_conf_doc *doc = NULL;
+    int rc = wp_conf_load(path, err, &doc);
+
+    if (rc == 0) {
+        rc = wp_opts_apply(doc, wp_conf_root(doc), opts, obj, "", err);
+    }
+    if (rc == 0 && finish != NULL) {
+        rc = finish(obj, doc, err);
+    }
+    wp_conf_free(doc);
+    return rc;
 }
 
 void wp_opts_free(const struct wp_opt *opts, void *base)

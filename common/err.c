@@ -2,7 +2,21 @@
 /* Names for error codes. */
 #include "wp/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+void wp_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
 
 const char *wp_strerror(int err)
 {

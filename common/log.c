@@ -14,6 +14,8 @@ int wp_log_level_cur = WP_LOG_INFO;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
+const char *const wp_log_level_names[] = {"error", "warn", "info", "debug", NULL};
+
 void wp_log_set_level(enum wp_log_level level)
 {
     wp_log_level_cur = (int)level;
@@ -21,10 +23,8 @@ void wp_log_set_level(enum wp_log_level level)
 
 int wp_log_level_parse(const char *s, enum wp_log_level *out)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(s, names[i]) == 0) {
+    for (int i = 0; wp_log_level_names[i] != NULL; i++) {
+        if (strcasecmp(s, wp_log_level_names[i]) == 0) {
             *out = (enum wp_log_level)i;
             return 0;
         }

@@ -138,21 +138,6 @@ static const mbedtls_ecp_group_id tls_curves[] = {
 
 static const int tls_hashes[] = {MBEDTLS_MD_SHA256, MBEDTLS_MD_NONE};
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const char *mbed_err(int ret, char *buf, size_t len)
 {
     mbedtls_strerror(ret, buf, len);
@@ -197,13 +182,13 @@ static int crl_check(struct wp_tls_ctx *ctx, const mbedtls_x509_crl *chain, char
             }
         }
         if (issuer == NULL) {
-            errf(err, errlen, "CRL is not issued by our CA");
+            wp_errf(err, errlen, "CRL is not issued by our CA");
             return WP_ETLS;
         }
         if (md == NULL || mbedtls_md(md, crl->tbs.p, crl->tbs.len, hash) != 0 ||
             mbedtls_pk_verify_ext(crl->sig_pk, crl->sig_opts, &issuer->pk, crl->sig_md, hash,
                                   mbedtls_md_get_size(md), crl->sig.p, crl->sig.len) != 0) {
-            errf(err, errlen, "CRL signature does not verify with our CA");
+            wp_errf(err, errlen, "CRL signature does not verify with our CA");
             return WP_ETLS;
         }
     }
@@ -225,19 +210,19 @@ static int crl_load(struct wp_tls_ctx *ctx, struct tls_crl **out, struct stat *s
     if (fd < 0) {
         rc = errno == ENOENT ? 0 : -errno;
         if (rc < 0) {
-            errf(err, errlen, "%s: %s", ctx->crl_path, strerror(errno));
+            wp_errf(err, errlen, "%s: %s", ctx->crl_path, strerror(errno));
         }
         goto out;
     }
     if (fstat(fd, st) < 0) {
         rc = -errno;
-        errf(err, errlen, "%s: %s", ctx->crl_path, strerror(errno));
+        wp_errf(err, errlen, "%s: %s", ctx->crl_path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st->st_mode) || (uint64_t)st->st_size > CRL_FILE_MAX) {
         rc = WP_ETLS;
-        errf(err, errlen, "%s: not a regular file of at most %u bytes", ctx->crl_path,
-             CRL_FILE_MAX);
+        wp_errf(err, errlen, "%s: not a regular file of at most %u bytes", ctx->crl_path,
+                CRL_FILE_MAX);
         goto out;
     }
     /* read what fstat() described, so the recorded identity matches the content */
@@ -251,7 +236,7 @@ static int crl_load(struct wp_tls_ctx *ctx, struct tls_crl **out, struct stat *s
         }
         if (n <= 0) {
             rc = n < 0 ? -errno : WP_ETLS;
-            errf(err, errlen, "%s: short read", ctx->crl_path);
+            wp_errf(err, errlen, "%s: short read", ctx->crl_path);
             goto out;
         }
         got += (size_t)n;
@@ -263,12 +248,12 @@ static int crl_load(struct wp_tls_ctx *ctx, struct tls_crl **out, struct stat *s
     int ret = mbedtls_x509_crl_parse(&crl->crl, buf, size + 1);
     if (ret != 0) {
         rc = WP_ETLS;
-        errf(err, errlen, "%s: %s", ctx->crl_path, mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "%s: %s", ctx->crl_path, mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     rc = crl_check(ctx, &crl->crl, eb, sizeof(eb));
     if (rc < 0) {
-        errf(err, errlen, "%s: %s", ctx->crl_path, eb);
+        wp_errf(err, errlen, "%s: %s", ctx->crl_path, eb);
         goto out;
     }
     *out = crl;
@@ -349,7 +334,7 @@ int wp_tls_ctx_reload_crl(struct wp_tls_ctx *ctx, char *err, size_t errlen)
             return 0;
         }
         int rc = -errno;
-        errf(err, errlen, "%s: %s; keeping the current CRL", ctx->crl_path, strerror(errno));
+        wp_errf(err, errlen, "%s: %s; keeping the current CRL", ctx->crl_path, strerror(errno));
         return rc;
     }
     if (ctx->crl != NULL && st.st_dev == ctx->crl_st.st_dev && st.st_ino == ctx->crl_st.st_ino &&
@@ -478,21 +463,21 @@ static int ticket_key_read(int fd, const char *path, uint8_t key[TICKET_KEY_LEN]
     struct stat st;
 
     if (fstat(fd, &st) < 0) {
-        errf(err, errlen, "%s: %s", path, strerror(errno));
+        wp_errf(err, errlen, "%s: %s", path, strerror(errno));
         return -errno;
     }
     if (!S_ISREG(st.st_mode) || st.st_size != TICKET_KEY_LEN) {
-        errf(err, errlen, "%s: not a %d-byte ticket key file", path, TICKET_KEY_LEN);
+        wp_errf(err, errlen, "%s: not a %d-byte ticket key file", path, TICKET_KEY_LEN);
         return WP_ECONFIG;
     }
     if ((st.st_mode & 077) != 0) {
-        errf(err, errlen, "%s: mode %03o, must not be readable by group or others", path,
-             (unsigned)(st.st_mode & 0777));
+        wp_errf(err, errlen, "%s: mode %03o, must not be readable by group or others", path,
+                (unsigned)(st.st_mode & 0777));
         return WP_ECONFIG;
     }
     int rc = read_exact(fd, key, TICKET_KEY_LEN);
     if (rc < 0) {
-        errf(err, errlen, "%s: %s", path, wp_strerror(rc));
+        wp_errf(err, errlen, "%s: %s", path, wp_strerror(rc));
     }
     return rc;
 }
@@ -507,7 +492,7 @@ static int ticket_key_create(struct wp_tls_ctx *ctx, const char *path, uint8_t k
 
     if (mbedtls_ctr_drbg_random(&ctx->drbg, key, TICKET_KEY_LEN) != 0) {
         rc = WP_ETLS;
-        errf(err, errlen, "RNG failure");
+        wp_errf(err, errlen, "RNG failure");
         goto out;
     }
     (void)unlink(tmp);
@@ -515,14 +500,14 @@ static int ticket_key_create(struct wp_tls_ctx *ctx, const char *path, uint8_t k
     if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, key, TICKET_KEY_LEN) != TICKET_KEY_LEN ||
         fsync(fd) < 0) {
         rc = errno != 0 ? -errno : -EIO;
-        errf(err, errlen, "%s: %s", tmp, strerror(-rc));
+        wp_errf(err, errlen, "%s: %s", tmp, strerror(-rc));
         goto out;
     }
     /* link() fails with EEXIST if another process won the race: the caller reads theirs */
     if (link(tmp, path) < 0) {
         rc = -errno;
         if (rc != -EEXIST) {
-            errf(err, errlen, "%s: %s", path, strerror(errno));
+            wp_errf(err, errlen, "%s: %s", path, strerror(errno));
         }
         goto out;
     }
@@ -555,7 +540,7 @@ static int ticket_key_load(struct wp_tls_ctx *ctx, const char *path, uint8_t key
             return rc;
         }
         if (errno != ENOENT) {
-            errf(err, errlen, "%s: %s", path, strerror(errno));
+            wp_errf(err, errlen, "%s: %s", path, strerror(errno));
             return -errno;
         }
         int rc = ticket_key_create(ctx, path, key, err, errlen);
@@ -563,7 +548,7 @@ static int ticket_key_load(struct wp_tls_ctx *ctx, const char *path, uint8_t key
             return rc;
         }
     }
-    errf(err, errlen, "%s: cannot create or read the ticket key", path);
+    wp_errf(err, errlen, "%s: cannot create or read the ticket key", path);
     return -EEXIST;
 }
 
@@ -601,13 +586,13 @@ static int tls_verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *
 static int check_readable(const char *what, const char *path, char *err, size_t errlen)
 {
     if (path == NULL) {
-        errf(err, errlen, "no %s configured", what);
+        wp_errf(err, errlen, "no %s configured", what);
         return WP_ECONFIG;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int rc = -errno;
-        errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        wp_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
         return rc;
     }
     close(fd);
@@ -652,27 +637,27 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
     ret = mbedtls_ctr_drbg_seed(&ctx->drbg, mbedtls_entropy_func, &ctx->entropy,
                                 (const unsigned char *)pers, sizeof(pers) - 1);
     if (ret != 0) {
-        errf(err, errlen, "seeding the RNG: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "seeding the RNG: %s", mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     ret = opts->ca_path != NULL ? mbedtls_x509_crt_parse_file(&ctx->ca, opts->ca_path) : 0;
     if (ret != 0) {
-        errf(err, errlen, "CA certificate %s: %s", opts->ca_path, mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "CA certificate %s: %s", opts->ca_path, mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     ret = mbedtls_x509_crt_parse_file(&ctx->cert, opts->cert_path);
     if (ret != 0) {
-        errf(err, errlen, "certificate %s: %s", opts->cert_path, mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "certificate %s: %s", opts->cert_path, mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     ret = mbedtls_pk_parse_keyfile(&ctx->key, opts->key_path, NULL);
     if (ret != 0) {
-        errf(err, errlen, "private key %s: %s", opts->key_path, mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "private key %s: %s", opts->key_path, mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     if (mbedtls_pk_check_pair(&ctx->cert.pk, &ctx->key) != 0) {
-        errf(err, errlen, "private key %s does not match certificate %s", opts->key_path,
-             opts->cert_path);
+        wp_errf(err, errlen, "private key %s does not match certificate %s", opts->key_path,
+                opts->cert_path);
         goto out;
     }
     /* mbedTLS would only fail at the first handshake ("no suitable certificate") */
@@ -682,8 +667,8 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
                        : mbedtls_x509_crt_check_extended_key_usage(
                              &ctx->cert, MBEDTLS_OID_CLIENT_AUTH,
                              MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0) {
-        errf(err, errlen, "certificate %s is not for %s use (extendedKeyUsage)", opts->cert_path,
-             ctx->is_server ? "server" : "client");
+        wp_errf(err, errlen, "certificate %s is not for %s use (extendedKeyUsage)", opts->cert_path,
+                ctx->is_server ? "server" : "client");
         goto out;
     }
     if (opts->crl_path != NULL) {
@@ -699,7 +684,7 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
         &ctx->conf, ctx->is_server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
         MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
     if (ret != 0) {
-        errf(err, errlen, "TLS config: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "TLS config: %s", mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     mbedtls_ssl_conf_min_version(&ctx->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
@@ -715,7 +700,7 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
     set_ca_chain(ctx);
     ret = mbedtls_ssl_conf_own_cert(&ctx->conf, &ctx->cert, &ctx->key);
     if (ret != 0) {
-        errf(err, errlen, "TLS config: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "TLS config: %s", mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     if (ctx->is_server) {
@@ -726,12 +711,12 @@ int wp_tls_ctx_new(const struct wp_tls_opts *opts, char *err, size_t errlen,
             }
             rc = WP_ETLS;
         } else if (mbedtls_ctr_drbg_random(&ctx->drbg, tkey, sizeof(tkey)) != 0) {
-            errf(err, errlen, "RNG failure");
+            wp_errf(err, errlen, "RNG failure");
             goto out;
         }
         ret = mbedtls_chachapoly_setkey(&ctx->ticket_aead, tkey);
         if (ret != 0) {
-            errf(err, errlen, "ticket key: %s", mbed_err(ret, eb, sizeof(eb)));
+            wp_errf(err, errlen, "ticket key: %s", mbed_err(ret, eb, sizeof(eb)));
             goto out;
         }
         mbedtls_ssl_conf_session_tickets_cb(&ctx->conf, ticket_write, ticket_parse, ctx);

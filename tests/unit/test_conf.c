@@ -18,6 +18,7 @@
 #include "coll_conf.h"
 #include "probe.h"
 #include "rrdw.h"
+#include "wp/clock.h"
 #include "wp/conf.h"
 #include "wp/err.h"
 #include "wp/log.h"
@@ -273,6 +274,49 @@ static void parse_bools(void **state)
     }
     assert_int_equal(wp_parse_bool("1", &v), WP_ECONFIG);
     assert_int_equal(wp_parse_bool("maybe", &v), WP_ECONFIG);
+}
+
+static void parse_hhmm(void **state)
+{
+    static const char *const bad[] = {"",      "7",      "7:5",    "07:60", "7:65",  "25:00",
+                                      "24:01", "123:00", "07:00 ", "a7:00", "07.00", "-1:00"};
+    int v = -1;
+
+    (void)state;
+    assert_int_equal(wp_parse_hhmm("00:00", 0, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(wp_parse_hhmm("7:05", 0, &v), 0);
+    assert_int_equal(v, 7 * 60 + 5);
+    assert_int_equal(wp_parse_hhmm("23:59", 0, &v), 0);
+    assert_int_equal(v, 23 * 60 + 59);
+    assert_int_equal(wp_parse_hhmm("24:00", 0, &v), WP_ECONFIG);
+    assert_int_equal(wp_parse_hhmm("24:00", 1, &v), 0);
+    assert_int_equal(v, 24 * 60);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = -1;
+        assert_int_equal(wp_parse_hhmm(bad[i], 1, &v), WP_ECONFIG);
+        assert_int_equal(v, -1); /* untouched on error */
+    }
+    assert_int_equal(wp_parse_hhmm(NULL, 1, &v), WP_ECONFIG);
+}
+
+static void civil_dates(void **state)
+{
+    (void)state;
+    assert_int_equal(wp_days_from_civil(1970, 1, 1), 0);
+    assert_int_equal(wp_days_from_civil(1969, 12, 31), -1);
+    assert_int_equal(wp_days_from_civil(2000, 3, 1), 11017);
+    assert_int_equal(wp_days_from_civil(2024, 2, 29) + 1, wp_days_from_civil(2024, 3, 1));
+    assert_int_equal(wp_days_from_civil(2026, 10, 1) * 86400LL, 1790812800LL);
+    assert_true(wp_civil_valid(2024, 2, 29));
+    assert_true(wp_civil_valid(2000, 2, 29));
+    assert_false(wp_civil_valid(1900, 2, 29));
+    assert_false(wp_civil_valid(2026, 2, 29));
+    assert_true(wp_civil_valid(2026, 12, 31));
+    assert_false(wp_civil_valid(2026, 4, 31));
+    assert_false(wp_civil_valid(2026, 13, 1));
+    assert_false(wp_civil_valid(2026, 0, 1));
+    assert_false(wp_civil_valid(2026, 1, 0));
 }
 
 static void split_hostport(void **state)
@@ -642,6 +686,76 @@ static const char *write_file(const char *name, const char *text)
     assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
     assert_int_equal(fclose(f), 0);
     return p;
+}
+
+/* wp_opts_load(): a table with a captured node and a finish step that checks it. */
+struct loaded {
+    char *name;
+    struct wp_conf_node *extra;
+    int finished;
+};
+
+static const struct wp_opt loaded_opts[] = {
+    {.name = "name", .type = WP_OPT_STR, .offset = offsetof(struct loaded, name), .required = 1},
+    {.name = "extra",
+     .type = WP_OPT_CUSTOM,
+     .offset = offsetof(struct loaded, extra),
+     .custom = wp_conf_capture_node},
+    WP_OPT_TABLE_END,
+};
+
+static int loaded_finish(void *obj, struct wp_conf_doc *doc, struct wp_conf_err *err)
+{
+    struct loaded *l = obj;
+
+    l->finished++;
+    if (l->extra != NULL && !wp_conf_is_seq(l->extra)) {
+        return wp_conf_errorf(doc, l->extra, err, "extra: expected a list");
+    }
+    return 0;
+}
+
+static void opts_load_runs_finish(void **state)
+{
+    struct loaded l;
+    struct wp_conf_err err;
+    const char *p = NULL;
+
+    (void)state;
+    memset(&l, 0, sizeof(l));
+    p = write_file("x.yaml", "name: a\nextra: [1, 2]\n");
+    assert_int_equal(wp_opts_load(p, loaded_opts, &l, loaded_finish, &err), 0);
+    assert_string_equal(l.name, "a");
+    assert_non_null(l.extra); /* the node itself; the document is gone now */
+    assert_int_equal(l.finished, 1);
+    wp_opts_free(loaded_opts, &l);
+
+    memset(&l, 0, sizeof(l));
+    p = write_file("x.yaml", "name: a\nextra: {b: 1}\n");
+    assert_int_equal(wp_opts_load(p, loaded_opts, &l, loaded_finish, &err), WP_ECONFIG);
+    assert_non_null(strstr(err.msg, "x.yaml:2:8: extra: expected a list"));
+    assert_int_equal(l.finished, 1);
+    wp_opts_free(loaded_opts, &l);
+
+    /* the table fails first: no finish */
+    memset(&l, 0, sizeof(l));
+    p = write_file("x.yaml", "extra: [1]\n");
+    assert_int_equal(wp_opts_load(p, loaded_opts, &l, loaded_finish, &err), WP_ECONFIG);
+    assert_non_null(strstr(err.msg, "name"));
+    assert_int_equal(l.finished, 0);
+    wp_opts_free(loaded_opts, &l);
+
+    /* no finish step; a missing file */
+    memset(&l, 0, sizeof(l));
+    p = write_file("x.yaml", "name: b\n");
+    assert_int_equal(wp_opts_load(p, loaded_opts, &l, NULL, &err), 0);
+    assert_string_equal(l.name, "b");
+    assert_null(l.extra);
+    wp_opts_free(loaded_opts, &l);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(wp_opts_load("/nonexistent/x.yaml", loaded_opts, &l, loaded_finish, &err),
+                     -ENOENT);
+    assert_int_equal(l.finished, 0);
 }
 
 static void doc_size_limit(void **state)
@@ -1469,6 +1583,9 @@ int main(void)
         cmocka_unit_test(collector_defaults), cmocka_unit_test(collector_errors),
         cmocka_unit_test(node_text_compares_settings),
         cmocka_unit_test(agent_reload_borrows_unchanged),
+        cmocka_unit_test(parse_hhmm),
+        cmocka_unit_test(civil_dates),
+        cmocka_unit_test(opts_load_runs_finish),
     };
     return cmocka_run_group_tests(tests, tmp_setup, tmp_teardown);
 }

@@ -101,10 +101,25 @@ char *wp_conf_node_text(struct wp_conf_doc *doc, struct wp_conf_node *n);
 int wp_conf_errorf(struct wp_conf_doc *doc, const struct wp_conf_node *n, struct wp_conf_err *err,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* A loader's step after the option table (cross checks, defaults); 0 or WP_ECONFIG. */
+typedef int (*wp_conf_finish_fn)(void *obj, struct wp_conf_doc *doc, struct wp_conf_err *err);
+/* Load the YAML file path, decode its root into obj with opts, then run finish (unless NULL)
+ * on obj. Returns 0 or the first step's error (err says where). On failure obj may be partly
+ * filled: its owner frees it as usual (wp_opts_free() for what the table filled). */
+int wp_opts_load(const char *path, const struct wp_opt *opts, void *obj, wp_conf_finish_fn finish,
+                 struct wp_conf_err *err);
+
 /* Parsers used by the option types, exposed for reuse and tests. 0 or WP_ECONFIG. */
 int wp_parse_duration_ms(const char *s, int64_t *out);
 int wp_parse_size(const char *s, uint64_t *out);
 int wp_parse_bool(const char *s, int *out);
+/* "HH:MM" or "H:MM" into minutes after midnight; "24:00" only when allow_24. s may be NULL. */
+int wp_parse_hhmm(const char *s, int allow_24, int *out);
+
+/* A WP_OPT_CUSTOM decoder that stores the node itself (a struct wp_conf_node * field, owned
+ * by the document) for the caller to decode later. */
+int wp_conf_capture_node(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                         struct wp_conf_err *err);
 
 void wp_strlist_free(struct wp_strlist *l);
 

@@ -3,6 +3,8 @@
 #ifndef WP_COMMON_ERR_H
 #define WP_COMMON_ERR_H
 
+#include <stddef.h>
+
 enum {
     WP_EPROTO = -1001,    /* malformed frame or message */
     WP_ETOOBIG = -1002,   /* a length over its configured limit */
@@ -24,5 +26,9 @@ enum {
 /* Name an error code: "-errno" values via strerror(), WP_E* by their meaning.
  * Returns a static string; thread-safe. */
 const char *wp_strerror(int err);
+
+/* printf into the caller's message buffer err (size errlen); err may be NULL or errlen 0,
+ * then nothing is written. */
+void wp_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

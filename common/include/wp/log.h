@@ -10,6 +10,10 @@ extern int wp_log_level_cur; /* read by the macros; set with wp_log_set_level() 
 /* Set the threshold; messages above it are not formatted. */
 void wp_log_set_level(enum wp_log_level level);
 
+/* "error", "warn", "info", "debug" (indexed by enum wp_log_level) and NULL, for option
+ * tables (WP_OPT_ENUM). */
+extern const char *const wp_log_level_names[];
+
 /* Parse "error|warn|info|debug"; returns 0 and sets *out, or WP_ECONFIG. */
 int wp_log_level_parse(const char *s, enum wp_log_level *out);
 
