@@ -7,10 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
-#include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 #include <sqlite3.h>
 
@@ -51,76 +49,12 @@ const char *enroll_verdict_name(enum enroll_verdict v)
     return "?";
 }
 
-static int rand_bytes(uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-
-    for (int guard = 0; got < n && guard < 100; guard++) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        got += (size_t)r;
-    }
-    return got == n ? 0 : -EIO;
-}
-
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* hex SHA-256 of the token into out (65 bytes) */
-static int token_hash(const char *tok, char *out)
-{
-    uint8_t d[32];
-
-    if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)tok,
-                   strlen(tok), d) != 0) {
-        return WP_ETLS;
-    }
-    hex(d, sizeof(d), out);
-    return 0;
-}
-
-static int ct_equal(const void *a, const void *b, size_t n)
-{
-    const volatile uint8_t *x = a;
-    const volatile uint8_t *y = b;
-    uint8_t d = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        d |= (uint8_t)(x[i] ^ y[i]);
-    }
-    return d == 0;
-}
-
 /* Is tok shaped like a token? Then its id goes to id. */
 static int token_parse(const char *tok, char *id)
 {
     if (tok == NULL || strlen(tok) != ENROLL_TOKEN_LEN || strncmp(tok, PREFIX, PREFIX_LEN) != 0 ||
-        tok[PREFIX_LEN + ENROLL_ID_LEN] != '_' || !is_hex(tok + PREFIX_LEN, ENROLL_ID_LEN) ||
-        !is_hex(tok + PREFIX_LEN + ENROLL_ID_LEN + 1, 2 * SECRET_BYTES)) {
+        tok[PREFIX_LEN + ENROLL_ID_LEN] != '_' || !wp_pki_is_hex(tok + PREFIX_LEN, ENROLL_ID_LEN) ||
+        !wp_pki_is_hex(tok + PREFIX_LEN + ENROLL_ID_LEN + 1, 2 * SECRET_BYTES)) {
         return -EINVAL;
     }
     memcpy(id, tok + PREFIX_LEN, ENROLL_ID_LEN);
@@ -181,17 +115,17 @@ int enroll_token_add(struct enroll_store *s, const char *agent, int64_t ttl_ms, 
         toklen <= ENROLL_TOKEN_LEN) {
         return -EINVAL;
     }
-    rc = rand_bytes(idb, sizeof(idb));
+    rc = wp_pki_rand_bytes(idb, sizeof(idb));
     if (rc == 0) {
-        rc = rand_bytes(sec, sizeof(sec));
+        rc = wp_pki_rand_bytes(sec, sizeof(sec));
     }
     if (rc < 0) {
         goto out;
     }
-    hex(idb, sizeof(idb), id);
-    hex(sec, sizeof(sec), sech);
+    wp_pki_hex(idb, sizeof(idb), id);
+    wp_pki_hex(sec, sizeof(sec), sech);
     snprintf(tok, toklen, PREFIX "%s_%s", id, sech);
-    rc = token_hash(tok, h);
+    rc = wp_pki_sha256_hex(tok, h);
     if (rc < 0) {
         goto out;
     }
@@ -223,7 +157,7 @@ int enroll_token_del(struct enroll_store *s, const char *id)
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
-    if (id == NULL || strlen(id) != ENROLL_ID_LEN || !is_hex(id, ENROLL_ID_LEN)) {
+    if (id == NULL || strlen(id) != ENROLL_ID_LEN || !wp_pki_is_hex(id, ENROLL_ID_LEN)) {
         return WP_ENOTFOUND;
     }
     if (sqlite3_prepare_v2(s->db, "DELETE FROM enroll_tokens WHERE id = ?", -1, &st, NULL) !=
@@ -317,7 +251,7 @@ int enroll_token_redeem(struct enroll_store *s, const char *token, const char *a
     if (token_parse(token, id) < 0 || !wp_pki_name_ok(agent)) {
         return 0;
     }
-    if (token_hash(token, got) < 0) {
+    if (wp_pki_sha256_hex(token, got) < 0) {
         return WP_ETLS;
     }
     /* IMMEDIATE: a second redeemer (another process) waits instead of reading a stale row */
@@ -342,7 +276,7 @@ int enroll_token_redeem(struct enroll_store *s, const char *token, const char *a
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (!found || strlen(want) != 64 || !ct_equal(want, got, 64)) {
+    if (!found || strlen(want) != 64 || !wp_pki_ct_equal(want, got, 64)) {
         goto out; /* unknown: the id alone tells nothing, without the secret */
     }
     if (info != NULL) {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include "wp/err.h"
 #include "wp/log.h"
 #include "wp/mem.h"
+#include "wp/pki.h"
 
 /* mbedTLS 3 dropped the _ret suffixes (and returns int from the plain names) */
 #if MBEDTLS_VERSION_MAJOR >= 3
@@ -44,6 +44,18 @@
 #define RL_KEY      96
 #define RL_MAX_FAIL 32    /* ring size: max_failures is capped at this */
 #define TOUCH_MS    60000 /* last-used times are written at most once a minute */
+
+#define TOK_CACHE    64    /* Bearer tokens remembered, direct-mapped by their hash */
+#define TOK_TTL_MS   10000 /* a remembered token is looked up again after this */
+#define TOK_CHECK_MS 1000  /* PRAGMA data_version is read at most this often */
+
+/* A Bearer token that was found in the tokens table (see tok_cache_check()). */
+struct tok_entry {
+    char hash[65]; /* hex SHA-256 of the token; "" = free */
+    char user[HTTP_AUTH_NAME_MAX + 8];
+    enum http_role role;
+    int64_t last_used_ms, expires_ms;
+};
 
 struct rl_entry {
     char key[RL_KEY]; /* "u:NAME" or "a:ADDRESS"; "" = free */
@@ -66,6 +78,10 @@ struct http_auth {
     struct http_principal cur;
     void (*check_hook)(void *arg); /* tests: run on the password check's thread first */
     void *check_hook_arg;
+    /* Bearer tokens found (loop thread), dropped when users.db changed: tok_dv is the last
+     * PRAGMA data_version read, at tok_checked_ms */
+    struct tok_entry tok[TOK_CACHE];
+    int64_t tok_dv, tok_checked_ms;
     int jobs;   /* login checks on the thread pool */
     int closed; /* http_auth_close() ran while jobs > 0 */
 };
@@ -140,46 +156,6 @@ static int role_ok(int r)
 
 /* ---- crypto helpers ---- */
 
-static int ct_equal(const void *a, const void *b, size_t n)
-{
-    const volatile uint8_t *x = a;
-    const volatile uint8_t *y = b;
-    uint8_t d = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        d |= (uint8_t)(x[i] ^ y[i]);
-    }
-    return d == 0;
-}
-
-static int rand_bytes(uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-
-    for (int guard = 0; got < n && guard < 100; guard++) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        got += (size_t)r;
-    }
-    return got == n ? 0 : -EIO;
-}
-
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int rand_hex(char *out, size_t nbytes)
 {
     uint8_t b[64];
@@ -188,22 +164,12 @@ static int rand_hex(char *out, size_t nbytes)
     if (nbytes > sizeof(b)) {
         return -EINVAL;
     }
-    rc = rand_bytes(b, nbytes);
+    rc = wp_pki_rand_bytes(b, nbytes);
     if (rc == 0) {
-        hex(b, nbytes, out);
+        wp_pki_hex(b, nbytes, out);
     }
     mbedtls_platform_zeroize(b, sizeof(b));
     return rc;
-}
-
-/* hex SHA-256 of s into out (65 bytes) */
-static void sha256_hex(const char *s, char *out)
-{
-    uint8_t d[32];
-
-    mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)s, strlen(s),
-               d);
-    hex(d, sizeof(d), out);
 }
 
 /*
@@ -294,7 +260,7 @@ int http_auth_hash_password(const char *pw, uint32_t iter, char *out, size_t out
         outlen < HTTP_AUTH_HASH_MAX) {
         return -EINVAL;
     }
-    rc = rand_bytes(salt, sizeof(salt));
+    rc = wp_pki_rand_bytes(salt, sizeof(salt));
     if (rc == 0) {
         rc = http_auth_pbkdf2(pw, strlen(pw), salt, sizeof(salt), iter, key, sizeof(key));
     }
@@ -343,7 +309,7 @@ int http_auth_verify_password(const char *pw, const char *stored)
     }
     rc = http_auth_pbkdf2(pw, strlen(pw), salt, sl, (uint32_t)iter, got, kl);
     if (rc == 0) {
-        rc = ct_equal(got, want, kl) ? 0 : WP_EAUTH;
+        rc = wp_pki_ct_equal(got, want, kl) ? 0 : WP_EAUTH;
     }
     mbedtls_platform_zeroize(got, sizeof(got));
     return rc;
@@ -571,7 +537,7 @@ int http_auth_token_add(struct http_auth *a, const char *name, enum http_role ro
     if (rc < 0) {
         return rc;
     }
-    sha256_hex(tok, h);
+    (void)wp_pki_sha256_hex(tok, h);
     rc = run(a, "INSERT INTO tokens(name, role, hash, created_ms) VALUES(?,?,?,?)", "sisi", name,
              (int64_t)role, h, now_ms);
     if (rc >= 0) {
@@ -587,6 +553,7 @@ int http_auth_token_del(struct http_auth *a, const char *name)
         return -EINVAL;
     }
     int rc = run(a, "DELETE FROM tokens WHERE name = ?", "s", name);
+    memset(a->tok, 0, sizeof(a->tok)); /* our own change: data_version does not show it */
     return rc < 0 ? rc : rc == 0 ? WP_ENOTFOUND : 0;
 }
 
@@ -816,7 +783,7 @@ static int login_finish(struct http_auth *a, struct login_job *j, int64_t now_ms
     if (rc < 0) {
         return rc;
     }
-    sha256_hex(sid, h);
+    (void)wp_pki_sha256_hex(sid, h);
     /* forget expired sessions while at it */
     run(a, "DELETE FROM sessions WHERE last_ms < ? OR created_ms < ?", "ii",
         now_ms - a->o.session_idle_ms, now_ms - a->o.session_max_ms);
@@ -886,20 +853,9 @@ int http_auth_logout(struct http_auth *a, const char *sid)
     if (sid == NULL || strlen(sid) != HTTP_AUTH_SID_LEN) {
         return 0;
     }
-    sha256_hex(sid, h);
+    (void)wp_pki_sha256_hex(sid, h);
     int rc = run(a, "DELETE FROM sessions WHERE id = ?", "s", h);
     return rc < 0 ? rc : 0;
-}
-
-static int is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 int http_auth_cookie_sid(const char *cookie, char *sid)
@@ -913,7 +869,7 @@ int http_auth_cookie_sid(const char *cookie, char *sid)
         }
         size_t n = strcspn(p, ";");
         if (n == 11 + HTTP_AUTH_SID_LEN && strncmp(p, "wp_session=", 11) == 0 &&
-            is_hex(p + 11, HTTP_AUTH_SID_LEN)) {
+            wp_pki_is_hex(p + 11, HTTP_AUTH_SID_LEN)) {
             memcpy(sid, p + 11, HTTP_AUTH_SID_LEN);
             sid[HTTP_AUTH_SID_LEN] = '\0';
             return 0;
@@ -927,6 +883,40 @@ static int safe_method(const char *m)
 {
     return m != NULL &&
            (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0);
+}
+
+/* Forget the remembered tokens when another connection (the CLI: `watchpost token del`) has
+ * changed users.db since the last look; looks at most once every TOK_CHECK_MS of now_ms (and
+ * when the clock went back), so a deleted token works at most that much longer. */
+static void tok_cache_check(struct http_auth *a, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t dv = -1;
+
+    if (now_ms >= a->tok_checked_ms && now_ms - a->tok_checked_ms < TOK_CHECK_MS) {
+        return;
+    }
+    a->tok_checked_ms = now_ms;
+    if (sqlite3_prepare_v2(a->db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        dv = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (dv < 0 || dv != a->tok_dv) {
+        memset(a->tok, 0, sizeof(a->tok)); /* unknown or changed: look them up again */
+    }
+    a->tok_dv = dv;
+}
+
+/* The cache slot of a hex hash. */
+static struct tok_entry *tok_slot(struct http_auth *a, const char *h)
+{
+    unsigned v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        v = v * 16 + (unsigned)(h[i] <= '9' ? h[i] - '0' : h[i] - 'a' + 10);
+    }
+    return &a->tok[v % TOK_CACHE];
 }
 
 static int decide_token(struct http_auth *a, const char *authz, int64_t now_ms,
@@ -944,10 +934,22 @@ static int decide_token(struct http_auth *a, const char *authz, int64_t now_ms,
         t++;
     }
     if (strlen(t) != HTTP_AUTH_TOKEN_LEN || strncmp(t, "wpt_", 4) != 0 ||
-        !is_hex(t + 4, HTTP_AUTH_TOKEN_LEN - 4)) {
+        !wp_pki_is_hex(t + 4, HTTP_AUTH_TOKEN_LEN - 4)) {
         return 401;
     }
-    sha256_hex(t, h);
+    (void)wp_pki_sha256_hex(t, h);
+    tok_cache_check(a, now_ms);
+    struct tok_entry *e = tok_slot(a, h);
+    if (strcmp(e->hash, h) == 0 && now_ms < e->expires_ms && now_ms >= e->expires_ms - TOK_TTL_MS) {
+        snprintf(p->user, sizeof(p->user), "%s", e->user);
+        p->role = e->role;
+        p->token = 1;
+        if (now_ms - e->last_used_ms > TOUCH_MS) {
+            run(a, "UPDATE tokens SET last_used_ms = ? WHERE hash = ?", "is", now_ms, h);
+            e->last_used_ms = now_ms;
+        }
+        return 0;
+    }
     if (sqlite3_prepare_v2(a->db, "SELECT name, role, last_used_ms FROM tokens WHERE hash = ?", -1,
                            &st, NULL) != SQLITE_OK) {
         return 401;
@@ -965,6 +967,14 @@ static int decide_token(struct http_auth *a, const char *authz, int64_t now_ms,
     sqlite3_finalize(st);
     if (rc == 0 && now_ms - last > TOUCH_MS) {
         run(a, "UPDATE tokens SET last_used_ms = ? WHERE hash = ?", "is", now_ms, h);
+        last = now_ms;
+    }
+    if (rc == 0) {
+        snprintf(e->hash, sizeof(e->hash), "%s", h);
+        snprintf(e->user, sizeof(e->user), "%s", p->user);
+        e->role = p->role;
+        e->last_used_ms = last;
+        e->expires_ms = now_ms + TOK_TTL_MS;
     }
     return rc;
 }
@@ -979,7 +989,7 @@ static int decide_session(struct http_auth *a, const char *cookie, int64_t now_m
     if (http_auth_cookie_sid(cookie, sid) != 0) {
         return 401;
     }
-    sha256_hex(sid, h);
+    (void)wp_pki_sha256_hex(sid, h);
     if (sqlite3_prepare_v2(a->db,
                            "SELECT s.user, u.role, s.csrf, s.created_ms, s.last_ms FROM sessions s"
                            " JOIN users u ON u.name = s.user WHERE s.id = ?",
@@ -1031,7 +1041,7 @@ int http_auth_decide(struct http_auth *a, const struct http_auth_in *in, enum ht
     if (!p->token && !safe_method(in->method)) {
         if (in->csrf == NULL || strlen(in->csrf) != HTTP_AUTH_SID_LEN ||
             strlen(p->csrf) != HTTP_AUTH_SID_LEN ||
-            !ct_equal(in->csrf, p->csrf, HTTP_AUTH_SID_LEN)) {
+            !wp_pki_ct_equal(in->csrf, p->csrf, HTTP_AUTH_SID_LEN)) {
             p->refused = "missing or wrong CSRF token";
             return 403;
         }

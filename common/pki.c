@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,21 +61,6 @@ struct pki_ca {
     mbedtls_x509_crt crt;
     int rng_ready;
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* mbedtls_strerror() into the caller's buffer; returns buf. */
 static const char *mbed_err(int ret, char *buf, size_t len)
@@ -249,6 +235,26 @@ static int write_new(const char *path, const void *data, size_t len, mode_t mode
     return rc;
 }
 
+/* Writes a new private key (0600) and its certificate (0644), or neither. */
+static int write_key_cert(const char *key_path, const unsigned char *key_pem, const char *crt_path,
+                          const unsigned char *crt_pem, char *err, size_t errlen)
+{
+    int rc = write_new(key_path, key_pem, strlen((const char *)key_pem), 0600);
+
+    if (rc < 0) {
+        wp_errf(err, errlen, "%s: %s", key_path,
+                rc == -EEXIST ? "exists already" : wp_strerror(rc));
+        return rc;
+    }
+    rc = write_new(crt_path, crt_pem, strlen((const char *)crt_pem), 0644);
+    if (rc < 0) {
+        wp_errf(err, errlen, "%s: %s", crt_path,
+                rc == -EEXIST ? "exists already" : wp_strerror(rc));
+        (void)unlink(key_path);
+    }
+    return rc;
+}
+
 static int file_exists(const char *path)
 {
     struct stat st;
@@ -406,7 +412,7 @@ static int index_load(const char *dir, struct pki_index *ix, char *err, size_t e
     fp = fopen(path, "re");
     if (fp == NULL) {
         rc = -errno;
-        errf(err, errlen, "%s: %s", path, strerror(errno));
+        wp_errf(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
     while (fgets(line, sizeof(line), fp) != NULL) {
@@ -414,7 +420,7 @@ static int index_load(const char *dir, struct pki_index *ix, char *err, size_t e
         lineno++;
         if (len == 0 || line[len - 1] != '\n') {
             rc = WP_ECORRUPT;
-            errf(err, errlen, "%s:%u: line too long or unterminated", path, lineno);
+            wp_errf(err, errlen, "%s:%u: line too long or unterminated", path, lineno);
             goto out;
         }
         line[len - 1] = '\0';
@@ -423,7 +429,7 @@ static int index_load(const char *dir, struct pki_index *ix, char *err, size_t e
             if (strncmp(line, INDEX_MAGIC, strlen(INDEX_MAGIC)) != 0 ||
                 parse_i64(line + strlen(INDEX_MAGIC), &crl) < 0) {
                 rc = WP_ECORRUPT;
-                errf(err, errlen, "%s:1: not a watchpost CA index", path);
+                wp_errf(err, errlen, "%s:1: not a watchpost CA index", path);
                 goto out;
             }
             ix->crl_number = (uint64_t)crl;
@@ -431,18 +437,18 @@ static int index_load(const char *dir, struct pki_index *ix, char *err, size_t e
         }
         if (index_parse_line(line, index_add(ix)) < 0) {
             rc = WP_ECORRUPT;
-            errf(err, errlen, "%s:%u: malformed entry", path, lineno);
+            wp_errf(err, errlen, "%s:%u: malformed entry", path, lineno);
             goto out;
         }
     }
     if (ferror(fp)) {
         rc = -EIO;
-        errf(err, errlen, "%s: read error", path);
+        wp_errf(err, errlen, "%s: read error", path);
         goto out;
     }
     if (lineno == 0) {
         rc = WP_ECORRUPT;
-        errf(err, errlen, "%s: empty", path);
+        wp_errf(err, errlen, "%s: empty", path);
         goto out;
     }
 out:
@@ -482,7 +488,7 @@ static int index_save(const char *dir, const struct pki_index *ix, char *err, si
     rc = write_atomic(path, text, len, 0644);
 out:
     if (rc < 0) {
-        errf(err, errlen, "%s: %s", path, wp_strerror(rc));
+        wp_errf(err, errlen, "%s: %s", path, wp_strerror(rc));
     }
     free(text);
     free(path);
@@ -502,7 +508,7 @@ static int rng_init(struct pki_ca *ca, char *err, size_t errlen)
     int ret = mbedtls_ctr_drbg_seed(&ca->drbg, mbedtls_entropy_func, &ca->entropy,
                                     (const unsigned char *)pers, sizeof(pers) - 1);
     if (ret != 0) {
-        errf(err, errlen, "seeding the RNG: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "seeding the RNG: %s", mbed_err(ret, eb, sizeof(eb)));
         return WP_ETLS;
     }
     return 0;
@@ -536,7 +542,7 @@ static int ca_load(const char *dir, struct pki_ca *ca, char *err, size_t errlen)
 
     if (!file_exists(key_path) || !file_exists(crt_path)) {
         rc = WP_ENOTFOUND;
-        errf(err, errlen, "no CA in %s (run 'watchpost ca init')", dir);
+        wp_errf(err, errlen, "no CA in %s (run 'watchpost ca init')", dir);
         goto out;
     }
     rc = rng_init(ca, err, errlen);
@@ -546,18 +552,18 @@ static int ca_load(const char *dir, struct pki_ca *ca, char *err, size_t errlen)
     ret = mbedtls_pk_parse_keyfile(&ca->key, key_path, NULL);
     if (ret != 0) {
         rc = WP_ECORRUPT;
-        errf(err, errlen, "%s: %s", key_path, mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "%s: %s", key_path, mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     ret = mbedtls_x509_crt_parse_file(&ca->crt, crt_path);
     if (ret != 0) {
         rc = WP_ECORRUPT;
-        errf(err, errlen, "%s: %s", crt_path, mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "%s: %s", crt_path, mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     if (mbedtls_pk_check_pair(&ca->crt.pk, &ca->key) != 0) {
         rc = WP_ECORRUPT;
-        errf(err, errlen, "%s does not match %s", key_path, crt_path);
+        wp_errf(err, errlen, "%s does not match %s", key_path, crt_path);
         goto out;
     }
 out:
@@ -576,7 +582,7 @@ static int gen_key(struct pki_ca *ca, mbedtls_pk_context *pk, char *err, size_t 
                                   mbedtls_ctr_drbg_random, &ca->drbg);
     }
     if (ret != 0) {
-        errf(err, errlen, "generating a P-256 key: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "generating a P-256 key: %s", mbed_err(ret, eb, sizeof(eb)));
         return WP_ETLS;
     }
     return 0;
@@ -594,13 +600,13 @@ static void x509_time_str(int64_t t, char out[16])
     }
 }
 
-static void hex_encode(const uint8_t *p, size_t n, char *out)
+void wp_pki_hex(const uint8_t *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
 
     for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 0x0f];
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0x0f];
     }
     out[2 * n] = '\0';
 }
@@ -758,7 +764,8 @@ static int make_cert(struct pki_ca *ca, const struct cert_req *rq, unsigned char
     mbedtls_x509write_crt_free(&w);
     mbedtls_mpi_free(&serial);
     if (ret != 0) {
-        errf(err, errlen, "writing certificate %s: %s", rq->subject, mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "writing certificate %s: %s", rq->subject,
+                mbed_err(ret, eb, sizeof(eb)));
         return WP_ETLS;
     }
     return 0;
@@ -976,7 +983,7 @@ static int crl_build(struct pki_ca *ca, const struct pki_index *ix, int64_t now,
     goto out;
 fail:
     rc = WP_ETLS;
-    errf(err, errlen, "building the CRL: %s", mbed_err(ret, eb, sizeof(eb)));
+    wp_errf(err, errlen, "building the CRL: %s", mbed_err(ret, eb, sizeof(eb)));
 out:
     free(pem);
     free(der);
@@ -997,7 +1004,7 @@ static int crl_write(const char *dir, struct pki_ca *ca, struct pki_index *ix, i
     if (rc == 0) {
         rc = write_atomic(path, pem, pem_len, 0644);
         if (rc < 0) {
-            errf(err, errlen, "%s: %s", path, wp_strerror(rc));
+            wp_errf(err, errlen, "%s: %s", path, wp_strerror(rc));
         }
     }
     free(pem);
@@ -1025,35 +1032,35 @@ int wp_pki_ca_init(const char *dir, const char *cn, int days, char *err, size_t 
     char *subject = NULL;
     uint8_t serial[WP_PKI_SERIAL_LEN];
     char eb[128];
-    int key_written = 0;
-    int crt_written = 0;
+    int written = 0; /* the key and certificate files */
 
     ca_init_struct(&ca);
     memset(&ix, 0, sizeof(ix));
     if (!cn_ok(cn)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid CN '%s' (1-64 printable characters, none of ,=+\\\"<>;#)", cn);
+        wp_errf(err, errlen, "invalid CN '%s' (1-64 printable characters, none of ,=+\\\"<>;#)",
+                cn);
         goto out;
     }
     if (!days_ok(days)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid validity %d days", days);
+        wp_errf(err, errlen, "invalid validity %d days", days);
         goto out;
     }
     rc = mkdir_p(dir, 0700);
     if (rc < 0) {
-        errf(err, errlen, "%s: %s", dir, wp_strerror(rc));
+        wp_errf(err, errlen, "%s: %s", dir, wp_strerror(rc));
         goto out;
     }
     lock = lock_dir(dir);
     if (lock < 0) {
         rc = lock;
-        errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
+        wp_errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
         goto out;
     }
     if (file_exists(key_path) || file_exists(crt_path)) {
         rc = -EEXIST;
-        errf(err, errlen, "a CA exists already in %s", dir);
+        wp_errf(err, errlen, "a CA exists already in %s", dir);
         goto out;
     }
     rc = rng_init(&ca, err, errlen);
@@ -1066,7 +1073,7 @@ int wp_pki_ca_init(const char *dir, const char *cn, int days, char *err, size_t 
     }
     rc = gen_serial(&ca, serial);
     if (rc < 0) {
-        errf(err, errlen, "RNG failure");
+        wp_errf(err, errlen, "RNG failure");
         goto out;
     }
     int64_t now = wp_clock_now_ms() / 1000;
@@ -1091,21 +1098,14 @@ int wp_pki_ca_init(const char *dir, const char *cn, int days, char *err, size_t 
     }
     if (ret != 0) {
         rc = WP_ETLS;
-        errf(err, errlen, "encoding the CA: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "encoding the CA: %s", mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
-    rc = write_new(key_path, key_pem, strlen((char *)key_pem), 0600);
+    rc = write_key_cert(key_path, key_pem, crt_path, crt_pem, err, errlen);
     if (rc < 0) {
-        errf(err, errlen, "%s: %s", key_path, wp_strerror(rc));
         goto out;
     }
-    key_written = 1;
-    rc = write_new(crt_path, crt_pem, strlen((char *)crt_pem), 0644);
-    if (rc < 0) {
-        errf(err, errlen, "%s: %s", crt_path, wp_strerror(rc));
-        goto out;
-    }
-    crt_written = 1;
+    written = 1;
     rc = crl_write(dir, &ca, &ix, now, WP_PKI_CRL_DAYS, err, errlen);
     if (rc < 0) {
         goto out;
@@ -1114,10 +1114,8 @@ int wp_pki_ca_init(const char *dir, const char *cn, int days, char *err, size_t 
 out:
     if (rc < 0) {
         /* don't leave half a CA behind: the next init would refuse to run */
-        if (crt_written) {
+        if (written) {
             (void)unlink(crt_path);
-        }
-        if (key_written) {
             (void)unlink(key_path);
         }
     }
@@ -1156,7 +1154,7 @@ static int issue_open(const char *dir, const char *name, struct pki_ca *ca, int 
     *lock = lock_dir(dir);
     if (*lock < 0) {
         rc = *lock;
-        errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
+        wp_errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
         return rc;
     }
     rc = index_load(dir, ix, err, errlen);
@@ -1165,8 +1163,8 @@ static int issue_open(const char *dir, const char *name, struct pki_ca *ca, int 
     }
     for (size_t i = 0; i < ix->n; i++) {
         if (ix->v[i].status == WP_PKI_VALID && strcmp(ix->v[i].name, name) == 0) {
-            errf(err, errlen, "%s exists already (serial %s; revoke it first)", name,
-                 ix->v[i].serial_hex);
+            wp_errf(err, errlen, "%s exists already (serial %s; revoke it first)", name,
+                    ix->v[i].serial_hex);
             return -EEXIST;
         }
     }
@@ -1184,7 +1182,7 @@ static int issue_serial(struct pki_ca *ca, const struct pki_index *ix,
         if (gen_serial(ca, serial) < 0) {
             break;
         }
-        hex_encode(serial, WP_PKI_SERIAL_LEN, serial_hex);
+        wp_pki_hex(serial, WP_PKI_SERIAL_LEN, serial_hex);
         for (size_t i = 0; i < ix->n && !dup; i++) {
             dup = strcmp(ix->v[i].serial_hex, serial_hex) == 0;
         }
@@ -1192,8 +1190,67 @@ static int issue_serial(struct pki_ca *ca, const struct pki_index *ix,
             return 0;
         }
     }
-    errf(err, errlen, "RNG failure");
+    wp_errf(err, errlen, "RNG failure");
     return WP_ETLS;
+}
+
+/* Signs a leaf certificate for CN=name with the CA into pem (PEM_CERT_MAX bytes), valid
+ * from now (less the clock skew allowance) for days; *not_after gets its end. */
+static int sign_leaf(struct pki_ca *ca, mbedtls_pk_context *subject_key, const char *name,
+                     enum wp_pki_kind kind, int days, const uint8_t *serial, int64_t now,
+                     unsigned char *pem, int64_t *not_after, char *err, size_t errlen)
+{
+    int rc = 0;
+    char *subject = NULL;
+    char *issuer = ca_subject(ca);
+
+    if (issuer == NULL) {
+        wp_errf(err, errlen, "CA subject too long");
+        return WP_ECORRUPT;
+    }
+    subject = wp_xasprintf("CN=%s", name);
+    struct cert_req rq = {
+        .subject_key = subject_key,
+        .issuer_key = &ca->key,
+        .subject = subject,
+        .issuer = issuer,
+        .serial = serial,
+        .not_before = now - WP_PKI_SKEW_S,
+        .not_after = now + (int64_t)days * 86400,
+        .is_ca = 0,
+        .kind = kind,
+        .dns_name = kind == WP_PKI_SERVER ? name : NULL,
+    };
+    *not_after = rq.not_after;
+    rc = make_cert(ca, &rq, pem, PEM_CERT_MAX, err, errlen);
+    free(subject);
+    free(issuer);
+    return rc;
+}
+
+/* Adds a valid certificate to the index (a copy to *entry unless NULL), then writes the CRL
+ * and saves the index. */
+static int index_record(const char *dir, struct pki_ca *ca, struct pki_index *ix, const char *name,
+                        enum wp_pki_kind kind, const char *serial_hex, int64_t not_after,
+                        int64_t now, struct wp_pki_entry *entry, char *err, size_t errlen)
+{
+    struct wp_pki_entry *e = index_add(ix);
+    int rc = 0;
+
+    memcpy(e->name, name, strlen(name) + 1);
+    e->kind = kind;
+    memcpy(e->serial_hex, serial_hex, 2 * WP_PKI_SERIAL_LEN + 1);
+    e->not_after = not_after;
+    e->status = WP_PKI_VALID;
+    e->revoked_at = 0;
+    if (entry != NULL) {
+        *entry = *e;
+    }
+    rc = crl_write(dir, ca, ix, now, WP_PKI_CRL_DAYS, err, errlen);
+    if (rc == 0) {
+        rc = index_save(dir, ix, err, errlen);
+    }
+    return rc;
 }
 
 int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int days,
@@ -1206,15 +1263,12 @@ int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int d
     mbedtls_pk_context key;
     char *key_path = NULL;
     char *crt_path = NULL;
-    char *subject = NULL;
-    char *issuer = NULL;
     unsigned char *key_pem = wp_xcalloc(1, PEM_KEY_MAX);
     unsigned char *crt_pem = wp_xcalloc(1, PEM_CERT_MAX);
     uint8_t serial[WP_PKI_SERIAL_LEN];
     char serial_hex[2 * WP_PKI_SERIAL_LEN + 1];
     char eb[128];
-    int key_written = 0;
-    int crt_written = 0;
+    int written = 0; /* the key and certificate files */
 
     ca_init_struct(&ca);
     mbedtls_pk_init(&key);
@@ -1224,18 +1278,18 @@ int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int d
     }
     if (!wp_pki_name_ok(name)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid name '%s' (1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric)",
-             name);
+        wp_errf(err, errlen, "invalid name '%s' (1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric)",
+                name);
         goto out;
     }
     if (!days_ok(days)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid validity %d days", days);
+        wp_errf(err, errlen, "invalid validity %d days", days);
         goto out;
     }
     if (kind != WP_PKI_CLIENT && kind != WP_PKI_SERVER) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid certificate kind");
+        wp_errf(err, errlen, "invalid certificate kind");
         goto out;
     }
     rc = issue_open(dir, name, &ca, &lock, &ix, err, errlen);
@@ -1244,14 +1298,14 @@ int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int d
     }
     rc = mkdir_p(outdir, 0700);
     if (rc < 0) {
-        errf(err, errlen, "%s: %s", outdir, wp_strerror(rc));
+        wp_errf(err, errlen, "%s: %s", outdir, wp_strerror(rc));
         goto out;
     }
     key_path = wp_xasprintf("%s/%s.key", outdir, name);
     crt_path = wp_xasprintf("%s/%s.crt", outdir, name);
     if (file_exists(key_path) || file_exists(crt_path)) {
         rc = -EEXIST;
-        errf(err, errlen, "%s exists already (%s or %s)", name, key_path, crt_path);
+        wp_errf(err, errlen, "%s exists already (%s or %s)", name, key_path, crt_path);
         goto out;
     }
     rc = issue_serial(&ca, &ix, serial, serial_hex, err, errlen);
@@ -1262,67 +1316,28 @@ int wp_pki_issue(const char *dir, const char *name, enum wp_pki_kind kind, int d
     if (rc < 0) {
         goto out;
     }
-    subject = wp_xasprintf("CN=%s", name);
-    issuer = ca_subject(&ca);
-    if (issuer == NULL) {
-        rc = WP_ECORRUPT;
-        errf(err, errlen, "CA subject too long");
-        goto out;
-    }
     int64_t now = wp_clock_now_ms() / 1000;
-    struct cert_req rq = {
-        .subject_key = &key,
-        .issuer_key = &ca.key,
-        .subject = subject,
-        .issuer = issuer,
-        .serial = serial,
-        .not_before = now - WP_PKI_SKEW_S,
-        .not_after = now + (int64_t)days * 86400,
-        .is_ca = 0,
-        .kind = kind,
-        .dns_name = kind == WP_PKI_SERVER ? name : NULL,
-    };
-    rc = make_cert(&ca, &rq, crt_pem, PEM_CERT_MAX, err, errlen);
+    int64_t not_after = 0;
+    rc = sign_leaf(&ca, &key, name, kind, days, serial, now, crt_pem, &not_after, err, errlen);
     if (rc < 0) {
         goto out;
     }
     int ret = mbedtls_pk_write_key_pem(&key, key_pem, PEM_KEY_MAX);
     if (ret != 0) {
         rc = WP_ETLS;
-        errf(err, errlen, "encoding the key: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "encoding the key: %s", mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
-    rc = write_new(key_path, key_pem, strlen((char *)key_pem), 0600);
-    if (rc < 0) {
-        errf(err, errlen, "%s: %s", key_path, rc == -EEXIST ? "exists already" : wp_strerror(rc));
-        goto out;
-    }
-    key_written = 1;
-    rc = write_new(crt_path, crt_pem, strlen((char *)crt_pem), 0644);
-    if (rc < 0) {
-        errf(err, errlen, "%s: %s", crt_path, rc == -EEXIST ? "exists already" : wp_strerror(rc));
-        goto out;
-    }
-    crt_written = 1;
-
-    struct wp_pki_entry *e = index_add(&ix);
-    memcpy(e->name, name, strlen(name) + 1);
-    e->kind = kind;
-    memcpy(e->serial_hex, serial_hex, sizeof(serial_hex));
-    e->not_after = rq.not_after;
-    e->status = WP_PKI_VALID;
-    e->revoked_at = 0;
-    rc = crl_write(dir, &ca, &ix, now, WP_PKI_CRL_DAYS, err, errlen);
+    rc = write_key_cert(key_path, key_pem, crt_path, crt_pem, err, errlen);
     if (rc < 0) {
         goto out;
     }
-    rc = index_save(dir, &ix, err, errlen);
+    written = 1;
+    rc = index_record(dir, &ca, &ix, name, kind, serial_hex, not_after, now, NULL, err, errlen);
 out:
     if (rc < 0) {
-        if (crt_written) {
+        if (written) {
             (void)unlink(crt_path);
-        }
-        if (key_written) {
             (void)unlink(key_path);
         }
     }
@@ -1330,8 +1345,6 @@ out:
     mbedtls_platform_zeroize(key_pem, PEM_KEY_MAX);
     free(key_pem);
     free(crt_pem);
-    free(subject);
-    free(issuer);
     free(key_path);
     free(crt_path);
     mbedtls_pk_free(&key);
@@ -1353,7 +1366,7 @@ static int crl_update(const char *dir, const char *revoke_name, int days, char *
     memset(&ix, 0, sizeof(ix));
     if (!days_ok(days)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid CRL validity %d days", days);
+        wp_errf(err, errlen, "invalid CRL validity %d days", days);
         goto out;
     }
     rc = ca_load(dir, &ca, err, errlen);
@@ -1363,7 +1376,7 @@ static int crl_update(const char *dir, const char *revoke_name, int days, char *
     lock = lock_dir(dir);
     if (lock < 0) {
         rc = lock;
-        errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
+        wp_errf(err, errlen, "%s/.lock: %s", dir, wp_strerror(rc));
         goto out;
     }
     rc = index_load(dir, &ix, err, errlen);
@@ -1379,7 +1392,7 @@ static int crl_update(const char *dir, const char *revoke_name, int days, char *
         }
         if (victim == NULL) {
             rc = WP_ENOTFOUND;
-            errf(err, errlen, "no valid certificate named '%s'", revoke_name);
+            wp_errf(err, errlen, "no valid certificate named '%s'", revoke_name);
             goto out;
         }
         victim->status = WP_PKI_REVOKED;
@@ -1401,7 +1414,7 @@ out:
 int wp_pki_revoke(const char *dir, const char *name, char *err, size_t errlen)
 {
     if (!wp_pki_name_ok(name)) {
-        errf(err, errlen, "invalid name '%s'", name);
+        wp_errf(err, errlen, "invalid name '%s'", name);
         return WP_ECONFIG;
     }
     return crl_update(dir, name, WP_PKI_CRL_DAYS, err, errlen);
@@ -1421,7 +1434,7 @@ int wp_pki_list(const char *dir, wp_pki_list_fn fn, void *arg, char *err, size_t
     memset(&ix, 0, sizeof(ix));
     if (!file_exists(crt_path)) {
         rc = WP_ENOTFOUND;
-        errf(err, errlen, "no CA in %s (run 'watchpost ca init')", dir);
+        wp_errf(err, errlen, "no CA in %s (run 'watchpost ca init')", dir);
         goto out;
     }
     rc = index_load(dir, &ix, err, errlen);
@@ -1455,7 +1468,7 @@ int wp_pki_csr_new(const char *name, char **key_pem, char **csr_pem, char *err, 
     mbedtls_x509write_csr_init(&w);
     if (!wp_pki_name_ok(name)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid name '%s'", name);
+        wp_errf(err, errlen, "invalid name '%s'", name);
         goto out;
     }
     rc = rng_init(&rng, err, errlen);
@@ -1477,7 +1490,7 @@ int wp_pki_csr_new(const char *name, char **key_pem, char **csr_pem, char *err, 
     }
     if (ret != 0) {
         rc = WP_ETLS;
-        errf(err, errlen, "making the CSR: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "making the CSR: %s", mbed_err(ret, eb, sizeof(eb)));
         goto out;
     }
     *key_pem = (char *)kp;
@@ -1505,7 +1518,7 @@ static int csr_check(mbedtls_x509_csr *csr, const char *pem, size_t len, char *e
     int ret = 0;
 
     if (len == 0 || len > WP_PKI_CSR_MAX || memchr(pem, '\0', len) != NULL) {
-        errf(err, errlen, "the CSR must be 1 to %d bytes of PEM", WP_PKI_CSR_MAX);
+        wp_errf(err, errlen, "the CSR must be 1 to %d bytes of PEM", WP_PKI_CSR_MAX);
         return -EINVAL;
     }
     /* PEM parsing wants the terminating NUL counted in the length */
@@ -1515,12 +1528,12 @@ static int csr_check(mbedtls_x509_csr *csr, const char *pem, size_t len, char *e
     ret = mbedtls_x509_csr_parse(csr, (const unsigned char *)copy, len + 1);
     free(copy);
     if (ret != 0) {
-        errf(err, errlen, "unreadable CSR: %s", mbed_err(ret, eb, sizeof(eb)));
+        wp_errf(err, errlen, "unreadable CSR: %s", mbed_err(ret, eb, sizeof(eb)));
         return -EINVAL;
     }
     if (mbedtls_pk_get_type(&csr->pk) != MBEDTLS_PK_ECKEY ||
         mbedtls_pk_ec(csr->pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
-        errf(err, errlen, "the CSR's key must be EC P-256");
+        wp_errf(err, errlen, "the CSR's key must be EC P-256");
         return -EINVAL;
     }
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(csr->sig_md);
@@ -1528,7 +1541,7 @@ static int csr_check(mbedtls_x509_csr *csr, const char *pem, size_t len, char *e
         mbedtls_md(md, csr->cri.p, csr->cri.len, hash) != 0 ||
         mbedtls_pk_verify_ext(csr->sig_pk, csr->sig_opts, &csr->pk, csr->sig_md, hash,
                               mbedtls_md_get_size(md), csr->sig.p, csr->sig.len) != 0) {
-        errf(err, errlen, "the CSR's signature does not verify (or is not ECDSA with SHA-256)");
+        wp_errf(err, errlen, "the CSR's signature does not verify (or is not ECDSA with SHA-256)");
         return -EINVAL;
     }
     return 0;
@@ -1558,8 +1571,6 @@ int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, siz
     struct pki_ca ca;
     struct pki_index ix;
     mbedtls_x509_csr csr;
-    char *subject = NULL;
-    char *issuer = NULL;
     unsigned char *pem = wp_xcalloc(1, PEM_CERT_MAX);
     uint8_t serial[WP_PKI_SERIAL_LEN];
     char serial_hex[2 * WP_PKI_SERIAL_LEN + 1];
@@ -1573,12 +1584,12 @@ int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, siz
     memset(&ix, 0, sizeof(ix));
     if (!wp_pki_name_ok(name)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid name '%s'", name);
+        wp_errf(err, errlen, "invalid name '%s'", name);
         goto out;
     }
     if (!days_ok(days)) {
         rc = WP_ECONFIG;
-        errf(err, errlen, "invalid validity %d days", days);
+        wp_errf(err, errlen, "invalid validity %d days", days);
         goto out;
     }
     rc = csr_check(&csr, csr_pem, csr_len, err, errlen);
@@ -1593,44 +1604,15 @@ int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, siz
     if (rc < 0) {
         goto out;
     }
-    subject = wp_xasprintf("CN=%s", name);
-    issuer = ca_subject(&ca);
-    if (issuer == NULL) {
-        rc = WP_ECORRUPT;
-        errf(err, errlen, "CA subject too long");
-        goto out;
-    }
     int64_t now = wp_clock_now_ms() / 1000;
-    struct cert_req rq = {
-        .subject_key = &csr.pk,
-        .issuer_key = &ca.key,
-        .subject = subject,
-        .issuer = issuer,
-        .serial = serial,
-        .not_before = now - WP_PKI_SKEW_S,
-        .not_after = now + (int64_t)days * 86400,
-        .is_ca = 0,
-        .kind = WP_PKI_CLIENT,
-        .dns_name = NULL,
-    };
-    rc = make_cert(&ca, &rq, pem, PEM_CERT_MAX, err, errlen);
+    int64_t not_after = 0;
+    rc = sign_leaf(&ca, &csr.pk, name, WP_PKI_CLIENT, days, serial, now, pem, &not_after, err,
+                   errlen);
     if (rc < 0) {
         goto out;
     }
-    struct wp_pki_entry *e = index_add(&ix);
-    memcpy(e->name, name, strlen(name) + 1);
-    e->kind = WP_PKI_CLIENT;
-    memcpy(e->serial_hex, serial_hex, sizeof(serial_hex));
-    e->not_after = rq.not_after;
-    e->status = WP_PKI_VALID;
-    e->revoked_at = 0;
-    if (entry != NULL) {
-        *entry = *e;
-    }
-    rc = crl_write(dir, &ca, &ix, now, WP_PKI_CRL_DAYS, err, errlen);
-    if (rc == 0) {
-        rc = index_save(dir, &ix, err, errlen);
-    }
+    rc = index_record(dir, &ca, &ix, name, WP_PKI_CLIENT, serial_hex, not_after, now, entry, err,
+                      errlen);
     if (rc < 0) {
         goto out;
     }
@@ -1638,7 +1620,7 @@ int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, siz
         *ca_pem = crt_to_pem(&ca.crt);
         if (*ca_pem == NULL) {
             rc = WP_ETLS;
-            errf(err, errlen, "encoding the CA certificate");
+            wp_errf(err, errlen, "encoding the CA certificate");
             goto out;
         }
     }
@@ -1647,8 +1629,6 @@ int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, siz
 out:
     unlock_dir(lock);
     free(pem);
-    free(subject);
-    free(issuer);
     mbedtls_x509_csr_free(&csr);
     index_free(&ix);
     ca_cleanup(&ca);
@@ -1668,11 +1648,62 @@ int wp_pki_fingerprint(const char *pem, size_t len, char out[65])
         copy[len] = '\0';
         if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)copy, len + 1) == 0 &&
             mbedtls_sha256_ret(crt.raw.p, crt.raw.len, d, 0) == 0) {
-            hex_encode(d, sizeof(d), out);
+            wp_pki_hex(d, sizeof(d), out);
             rc = 0;
         }
         free(copy);
     }
     mbedtls_x509_crt_free(&crt);
     return rc;
+}
+
+int wp_pki_rand_bytes(uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+
+    for (int guard = 0; got < n && guard < 100; guard++) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        got += (size_t)r;
+    }
+    return got == n ? 0 : -EIO;
+}
+
+int wp_pki_is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int wp_pki_ct_equal(const void *a, const void *b, size_t n)
+{
+    const volatile uint8_t *x = a;
+    const volatile uint8_t *y = b;
+    uint8_t d = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        d |= (uint8_t)(x[i] ^ y[i]);
+    }
+    return d == 0;
+}
+
+int wp_pki_sha256_hex(const char *s, char out[65])
+{
+    uint8_t d[32];
+
+    if (mbedtls_sha256_ret((const unsigned char *)s, strlen(s), d, 0) != 0) {
+        return WP_ETLS;
+    }
+    wp_pki_hex(d, sizeof(d), out);
+    return 0;
 }

@@ -271,6 +271,14 @@ jq_ '[e["kind"] for e in d["timeline"]]' | grep -q "'comment'" || fail "no comme
 [ "$(code GET /api/v1/incidents -H "Authorization: Bearer wpt_$(printf '0%.0s' $(seq 64))")" = 401 ] ||
     fail "bad token not 401"
 [ "$(code GET /api/v1/incidents -H "Authorization: Basic dmVyYTp4")" = 401 ] || fail "Basic auth not 401"
+# a token deleted with the CLI (another process) is refused within about a second (the
+# collector remembers tokens but reads PRAGMA data_version at most once a second)
+[ "$(code GET /api/v1/status -H "Authorization: Bearer $OTOKEN")" = 200 ] || fail "operator token"
+cli token del script > /dev/null || fail "token del"
+T_DEL=$(date +%s%N)
+refused() { [ "$(code GET /api/v1/status -H "Authorization: Bearer $OTOKEN")" = 401 ]; }
+wait_for 5 "the deleted token refused" refused
+log "deleted token refused after $((($(date +%s%N) - T_DEL) / 1000000)) ms"
 
 # hosts, lines, seats, outbox, status
 [ "$(code GET /api/v1/hosts "${V[@]}")" = 200 ] || fail "hosts"

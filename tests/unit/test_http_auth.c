@@ -305,6 +305,52 @@ static void csrf_and_roles(void **state)
     http_auth_close(a);
 }
 
+/* Bearer tokens found are remembered for a while: a token deleted through another connection
+ * (the CLI) still works until the collector next reads PRAGMA data_version (at most once a
+ * second of the clock it is given), and not after; a token deleted through the collector's
+ * own connection stops at once. */
+static void token_cache(void **state)
+{
+    struct http_auth *a = NULL, *cli = NULL;
+    char tv[HTTP_AUTH_TOKEN_LEN + 1], authz[128], tv2[HTTP_AUTH_TOKEN_LEN + 1], authz2[128];
+
+    (void)state;
+    assert_int_equal(http_auth_open(path, NULL, &a), 0);
+    assert_int_equal(http_auth_open(path, NULL, &cli), 0);
+    assert_int_equal(http_auth_token_add(cli, "grafana", HTTP_ROLE_VIEWER, T0, tv, sizeof(tv)), 0);
+    assert_int_equal(http_auth_token_add(cli, "script", HTTP_ROLE_OPERATOR, T0, tv2, sizeof(tv2)),
+                     0);
+    snprintf(authz, sizeof(authz), "Bearer %s", tv);
+    snprintf(authz2, sizeof(authz2), "Bearer %s", tv2);
+    assert_int_equal(decide(a, "GET", NULL, authz, NULL, HTTP_ROLE_VIEWER, T0), 0);
+    assert_int_equal(decide(a, "GET", NULL, authz2, NULL, HTTP_ROLE_OPERATOR, T0), 0);
+    /* remembered with its role */
+    assert_int_equal(decide(a, "POST", NULL, authz, NULL, HTTP_ROLE_OPERATOR, T0 + 1), 403);
+
+    /* `watchpost token del` in another process */
+    assert_int_equal(http_auth_token_del(cli, "grafana"), 0);
+    /* data_version is read at most once a second: within it the remembered token still works */
+    assert_int_equal(decide(a, "GET", NULL, authz, NULL, HTTP_ROLE_VIEWER, T0 + 500), 0);
+    /* a second after the last read the change is seen: refused, the other token still good */
+    assert_int_equal(decide(a, "GET", NULL, authz, NULL, HTTP_ROLE_VIEWER, T0 + 1000), 401);
+    assert_int_equal(decide(a, "GET", NULL, authz, NULL, HTTP_ROLE_VIEWER, T0 + 1001), 401);
+    assert_int_equal(decide(a, "GET", NULL, authz2, NULL, HTTP_ROLE_OPERATOR, T0 + 1001), 0);
+    /* a clock that went back reads it again too */
+    assert_int_equal(http_auth_token_add(cli, "grafana", HTTP_ROLE_VIEWER, T0, tv, sizeof(tv)), 0);
+    snprintf(authz, sizeof(authz), "Bearer %s", tv);
+    assert_int_equal(decide(a, "GET", NULL, authz, NULL, HTTP_ROLE_VIEWER, T0 + 1002), 0);
+    assert_int_equal(http_auth_token_del(cli, "grafana"), 0);
+    assert_int_equal(decide(a, "GET", NULL, authz, NULL, HTTP_ROLE_VIEWER, T0 + 1003), 0);
+    assert_int_equal(decide(a, "GET", NULL, authz, NULL, HTTP_ROLE_VIEWER, T0 - 5000), 401);
+
+    /* deleted through the collector's own connection: at once */
+    assert_int_equal(decide(a, "GET", NULL, authz2, NULL, HTTP_ROLE_OPERATOR, T0 - 4999), 0);
+    assert_int_equal(http_auth_token_del(a, "script"), 0);
+    assert_int_equal(decide(a, "GET", NULL, authz2, NULL, HTTP_ROLE_OPERATOR, T0 - 4998), 401);
+    http_auth_close(cli);
+    http_auth_close(a);
+}
+
 static void login_rate_limit(void **state)
 {
     struct http_auth *a = NULL;
@@ -642,6 +688,7 @@ int main(void)
         cmocka_unit_test(names_and_cookies),
         cmocka_unit_test_setup_teardown(sessions_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(csrf_and_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(token_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(login_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(login_global_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(login_off_the_loop, setup, teardown),

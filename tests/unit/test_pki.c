@@ -467,6 +467,38 @@ static void corrupt_index_is_reported(void **state)
     free(ix);
 }
 
+static void secret_helpers(void **state)
+{
+    const uint8_t bytes[] = {0x00, 0x0f, 0xa5, 0xff};
+    uint8_t r1[32], r2[32];
+    char h[65];
+    char err[16] = "unchanged";
+
+    (void)state;
+    wp_pki_hex(bytes, sizeof(bytes), h);
+    assert_string_equal(h, "000fa5ff");
+    assert_true(wp_pki_is_hex("0123456789abcdef", 16));
+    assert_false(wp_pki_is_hex("0123456789abcdeF", 16));
+    assert_false(wp_pki_is_hex("g", 1));
+    assert_true(wp_pki_is_hex("zz", 0));
+    assert_true(wp_pki_ct_equal("abcd", "abcd", 4));
+    assert_false(wp_pki_ct_equal("abcd", "abce", 4));
+    assert_true(wp_pki_ct_equal("abcd", "abce", 3));
+    /* SHA-256("abc"), FIPS 180-2 appendix B.1 */
+    assert_int_equal(wp_pki_sha256_hex("abc", h), 0);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(wp_pki_rand_bytes(r1, sizeof(r1)), 0);
+    assert_int_equal(wp_pki_rand_bytes(r2, sizeof(r2)), 0);
+    assert_memory_not_equal(r1, r2, sizeof(r1)); /* 2^-256 to fail by chance */
+    assert_int_equal(wp_pki_rand_bytes(r1, 0), 0);
+    /* wp_errf() writes nothing without a buffer, and truncates into a short one */
+    wp_errf(NULL, 0, "%s", "x");
+    wp_errf(err, 0, "%s", "x");
+    assert_string_equal(err, "unchanged");
+    wp_errf(err, 4, "%d", 123456);
+    assert_string_equal(err, "123");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(gen_crl_sets_next_update, setup, teardown),
         cmocka_unit_test_setup_teardown(list_without_ca_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_index_is_reported, setup, teardown),
+        cmocka_unit_test(secret_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

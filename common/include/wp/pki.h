@@ -129,4 +129,16 @@ int wp_pki_issue_csr(const char *dir, const char *name, const char *csr_pem, siz
  */
 int wp_pki_fingerprint(const char *pem, size_t len, char out[65]);
 
+/* Secret helpers for tokens, sessions and salts (any thread; they do not block on I/O). */
+/* n random bytes from getrandom(2) into buf. 0, -EIO (short) or -errno. */
+int wp_pki_rand_bytes(uint8_t *buf, size_t n);
+/* n bytes as 2n lower-case hex digits and a NUL into out. */
+void wp_pki_hex(const uint8_t *in, size_t n, char *out);
+/* Are the n chars of s all lower-case hex digits? */
+int wp_pki_is_hex(const char *s, size_t n);
+/* Do a and b hold the same n bytes? Constant time in n. */
+int wp_pki_ct_equal(const void *a, const void *b, size_t n);
+/* The SHA-256 of the string s as 64 hex digits and a NUL into out. 0 or WP_ETLS. */
+int wp_pki_sha256_hex(const char *s, char out[65]);
+
 #endif
