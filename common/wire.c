@@ -634,6 +634,17 @@ static void pk_wstr(msgpack_packer *pk, struct wp_str s)
     msgpack_pack_str_body(pk, s.p, s.len);
 }
 
+/* Starts a frame in out and its message map of nkeys keys, the first of them "t": type. */
+static void msg_begin(struct wp_buf *out, msgpack_packer *pk, size_t *at, uint32_t nkeys,
+                      const char *type)
+{
+    frame_begin(out, at);
+    msgpack_packer_init(pk, out, buf_write);
+    msgpack_pack_map(pk, nkeys);
+    pk_str(pk, "t");
+    pk_str(pk, type);
+}
+
 void wp_put_hello(struct wp_buf *out, const char *agent, const char *host, const char *version,
                   const char *const *labels, int64_t boot)
 {
@@ -641,14 +652,10 @@ void wp_put_hello(struct wp_buf *out, const char *agent, const char *host, const
     size_t at = 0;
     size_t nl = 0;
 
-    frame_begin(out, &at);
-    msgpack_packer_init(&pk, out, buf_write);
     while (labels != NULL && labels[nl * 2] != NULL) {
         nl++;
     }
-    msgpack_pack_map(&pk, 7);
-    pk_str(&pk, "t");
-    pk_str(&pk, "hello");
+    msg_begin(out, &pk, &at, 7, "hello");
     pk_str(&pk, "v");
     msgpack_pack_uint32(&pk, WP_WIRE_VERSION);
     pk_str(&pk, "agent");
@@ -673,11 +680,7 @@ void wp_put_welcome(struct wp_buf *out, uint64_t acked)
     msgpack_packer pk;
     size_t at = 0;
 
-    frame_begin(out, &at);
-    msgpack_packer_init(&pk, out, buf_write);
-    msgpack_pack_map(&pk, 3);
-    pk_str(&pk, "t");
-    pk_str(&pk, "welcome");
+    msg_begin(out, &pk, &at, 3, "welcome");
     pk_str(&pk, "v");
     msgpack_pack_uint32(&pk, WP_WIRE_VERSION);
     pk_str(&pk, "acked");
@@ -690,11 +693,7 @@ void wp_put_ack(struct wp_buf *out, uint64_t seq)
     msgpack_packer pk;
     size_t at = 0;
 
-    frame_begin(out, &at);
-    msgpack_packer_init(&pk, out, buf_write);
-    msgpack_pack_map(&pk, 2);
-    pk_str(&pk, "t");
-    pk_str(&pk, "ack");
+    msg_begin(out, &pk, &at, 2, "ack");
     pk_str(&pk, "seq");
     msgpack_pack_uint64(&pk, seq);
     frame_end(out, at);
@@ -705,11 +704,7 @@ void wp_put_error(struct wp_buf *out, const char *msg)
     msgpack_packer pk;
     size_t at = 0;
 
-    frame_begin(out, &at);
-    msgpack_packer_init(&pk, out, buf_write);
-    msgpack_pack_map(&pk, 2);
-    pk_str(&pk, "t");
-    pk_str(&pk, "error");
+    msg_begin(out, &pk, &at, 2, "error");
     pk_str(&pk, "msg");
     pk_str(&pk, msg);
     frame_end(out, at);
@@ -720,11 +715,7 @@ void wp_put_defs(struct wp_buf *out, const struct wp_series_def *defs, size_t n)
     msgpack_packer pk;
     size_t at = 0;
 
-    frame_begin(out, &at);
-    msgpack_packer_init(&pk, out, buf_write);
-    msgpack_pack_map(&pk, 2);
-    pk_str(&pk, "t");
-    pk_str(&pk, "defs");
+    msg_begin(out, &pk, &at, 2, "defs");
     pk_str(&pk, "series");
     msgpack_pack_array(&pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -748,11 +739,7 @@ void wp_put_batch(struct wp_buf *out, uint64_t seq, const uint8_t *tail, size_t 
     msgpack_packer pk;
     size_t at = 0;
 
-    frame_begin(out, &at);
-    msgpack_packer_init(&pk, out, buf_write);
-    msgpack_pack_map(&pk, 4);
-    pk_str(&pk, "t");
-    pk_str(&pk, "batch");
+    msg_begin(out, &pk, &at, 4, "batch");
     pk_str(&pk, "seq");
     msgpack_pack_uint64(&pk, seq);
     wp_buf_append(out, tail, tail_len); /* "ts" and "recs" pairs, already encoded */
