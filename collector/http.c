@@ -1792,7 +1792,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     conn_process(c);
 }
 
-static void peer_name(uv_tcp_t *tcp, char *buf, size_t len)
+void http_peer_name(uv_tcp_t *tcp, int bracket_v6, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
     int n = sizeof(ss);
@@ -1810,7 +1810,7 @@ static void peer_name(uv_tcp_t *tcp, char *buf, size_t len)
             port = ntohs(a->sin6_port);
         }
     }
-    snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+    snprintf(buf, len, bracket_v6 && ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
 }
 
 static void accept_cb(uv_stream_t *server, int status)
@@ -1848,7 +1848,7 @@ static void accept_cb(uv_stream_t *server, int status)
         return;
     }
     s->st.accepted++;
-    peer_name(&c->tcp, c->client, sizeof(c->client));
+    http_peer_name(&c->tcp, 1, c->client, sizeof(c->client));
     uv_tcp_nodelay(&c->tcp, 1);
     if ((int64_t)s->nconns > s->o.max_connections) {
         s->st.refused_busy++;
@@ -1882,12 +1882,46 @@ static void listener_close_cb(uv_handle_t *h)
     server_maybe_free(s);
 }
 
+int http_tcp_listen(uv_tcp_t *h, const char *host, const char *port, int backlog,
+                    uv_connection_cb cb, int *bound_port, char *err, size_t errlen)
+{
+    struct addrinfo hints;
+    struct addrinfo *res = NULL;
+    struct sockaddr_storage ss;
+    int n = sizeof(ss);
+    int rc = 0;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen address %s:%s: %s", host != NULL ? host : "", port,
+                 gai_strerror(rc));
+        return WP_ECONFIG;
+    }
+    rc = uv_tcp_bind(h, res->ai_addr, 0);
+    freeaddrinfo(res);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)h, backlog, cb);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%s: %s", host != NULL ? host : "", port,
+                 uv_strerror(rc));
+        return rc;
+    }
+    memset(&ss, 0, sizeof(ss));
+    uv_tcp_getsockname(h, (struct sockaddr *)&ss, &n);
+    *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
 int http_server_start(uv_loop_t *loop, const struct http_opts *opts, char *err, size_t errlen,
                       struct http_server **out)
 {
     struct http_server *s = wp_xcalloc(1, sizeof(*s));
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
     int rc = 0;
 
     *out = NULL;
@@ -1932,35 +1966,16 @@ int http_server_start(uv_loop_t *loop, const struct http_opts *opts, char *err, 
             return rc;
         }
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(s->host, s->port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "listen address %s:%s: %s", s->host, s->port, gai_strerror(rc));
-        server_maybe_free(s);
-        return WP_ECONFIG;
-    }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->listener_open = 1;
-    rc = uv_tcp_bind(&s->listener, res->ai_addr, 0);
-    freeaddrinfo(res);
-    if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, accept_cb);
-    }
+    rc = http_tcp_listen(&s->listener, s->host, s->port, 511, accept_cb, &s->bound_port, err,
+                         errlen);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%s: %s", s->host, s->port, uv_strerror(rc));
         s->stopping = 1;
         uv_close((uv_handle_t *)&s->listener, listener_close_cb);
         return rc;
     }
-    struct sockaddr_storage ss;
-    int n = sizeof(ss);
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &n);
-    s->bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
     *out = s;
     return 0;
 }

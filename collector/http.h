@@ -79,6 +79,16 @@ int http_server_start(uv_loop_t *loop, const struct http_opts *opts, char *err, 
                       struct http_server **out);
 /* The TCP port actually bound. */
 int http_server_port(const struct http_server *s);
+
+/* TCP helpers shared with the agent listener (server.c); loop thread only. */
+/* Resolve host:port (a numeric port; host NULL = every address), bind the initialised
+ * handle h and listen with backlog and cb. Returns 0 with *bound_port set (the port chosen
+ * for port 0), WP_ECONFIG (the address does not resolve) or a libuv error; err (size errlen)
+ * describes it. On failure h stays open: the caller closes it. */
+int http_tcp_listen(uv_tcp_t *h, const char *host, const char *port, int backlog,
+                    uv_connection_cb cb, int *bound_port, char *err, size_t errlen);
+/* The peer of tcp as "ip:port" ("[ip]:port" for IPv6 when bracket_v6; "?:0" when unknown). */
+void http_peer_name(uv_tcp_t *tcp, int bracket_v6, char *buf, size_t len);
 /* Stop listening, close every connection and event stream; the server frees itself once its
  * handles are closed (keep running the loop). NULL does nothing. */
 void http_server_stop(struct http_server *s);

@@ -2,13 +2,13 @@
 /* Agent connections: TLS over libuv, frame decoding, HELLO checks and the ack protocol. */
 #include "server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "coll.h"
 #include "coll_conf.h"
+#include "http.h"
 #include "ingest.h"
 #include "wp/err.h"
 #include "wp/log.h"
@@ -351,27 +351,6 @@ void coll_server_resume_paused(struct coll_server *s)
     }
 }
 
-static void peer_name(uv_tcp_t *tcp, char *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    int n = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &n) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            uv_ip4_name(a, host, sizeof(host));
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, host, sizeof(host));
-            port = ntohs(a->sin6_port);
-        }
-    }
-    snprintf(buf, len, "%s:%d", host, port);
-}
-
 static void accept_cb(uv_stream_t *server, int status)
 {
     struct coll_server *s = server->data;
@@ -401,7 +380,7 @@ static void accept_cb(uv_stream_t *server, int status)
         return;
     }
     s->st.accepted++;
-    peer_name(&c->tcp, c->peer, sizeof(c->peer));
+    http_peer_name(&c->tcp, 0, c->peer, sizeof(c->peer));
     if ((int64_t)s->nconns > s->conf->limits.max_agents) {
         coll_conn_close(c, WP_LOG_WARN, "too many connections (limits.max_agents)");
         return;
@@ -419,37 +398,18 @@ static void accept_cb(uv_stream_t *server, int status)
 
 int coll_listen(struct coll_server *s, const char *host, const char *port, int *bound_port)
 {
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
+    char err[256];
     int rc = 0;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (rc != 0) {
-        WP_ERROR("collector", "listen address %s:%s: %s", host, port, gai_strerror(rc));
-        return WP_ECONFIG;
-    }
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     s->listening = 1;
-    rc = uv_tcp_bind(&s->listener, res->ai_addr, 0);
-    freeaddrinfo(res);
-    if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&s->listener, 4096, accept_cb);
-    }
+    rc = http_tcp_listen(&s->listener, host[0] ? host : NULL, port, 4096, accept_cb, bound_port,
+                         err, sizeof(err));
     if (rc < 0) {
-        WP_ERROR("collector", "cannot listen on %s:%s: %s", host, port, uv_strerror(rc));
-        return rc;
+        WP_ERROR("collector", "%s", err);
     }
-    struct sockaddr_storage ss;
-    int n = sizeof(ss);
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &n);
-    *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                  : ((struct sockaddr_in *)&ss)->sin_port);
-    return 0;
+    return rc;
 }
 
 void coll_close_all_conns(struct coll_server *s, const char *why)

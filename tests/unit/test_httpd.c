@@ -1359,6 +1359,85 @@ static void shared_body_and_gzip(void **state)
     stop(&F);
 }
 
+/* http_tcp_listen() and http_peer_name(), shared with the agent listener. */
+struct tl {
+    uv_tcp_t conn;
+    int accepted;
+    char name[2][64];
+};
+
+static void tl_accept_cb(uv_stream_t *server, int status)
+{
+    struct tl *t = server->data;
+
+    assert_int_equal(status, 0);
+    uv_tcp_init(server->loop, &t->conn);
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&t->conn), 0);
+    http_peer_name(&t->conn, 0, t->name[0], sizeof(t->name[0]));
+    http_peer_name(&t->conn, 1, t->name[1], sizeof(t->name[1]));
+    t->accepted = 1;
+}
+
+static void tcp_listen_and_peer_name(void **state)
+{
+    uv_loop_t loop;
+    uv_tcp_t h, h2, h3;
+    struct tl t;
+    struct sockaddr_in me;
+    socklen_t melen = sizeof(me);
+    char err[256];
+    char want[64];
+    int port = -1;
+    int port2 = -1;
+    int fd = -1;
+
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(uv_loop_init(&loop), 0);
+    uv_tcp_init(&loop, &h);
+    h.data = &t;
+    assert_int_equal(
+        http_tcp_listen(&h, "127.0.0.1", "0", 8, tl_accept_cb, &port, err, sizeof(err)), 0);
+    assert_true(port > 0);
+
+    /* the port is taken: bind or listen fails, h2 stays open for the caller to close */
+    uv_tcp_init(&loop, &h2);
+    snprintf(want, sizeof(want), "%d", port);
+    assert_true(http_tcp_listen(&h2, "127.0.0.1", want, 8, tl_accept_cb, &port2, err, sizeof(err)) <
+                0);
+    snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%d: ", port);
+    assert_memory_equal(err, want, strlen(want));
+    assert_int_equal(port2, -1);
+    /* not a numeric port: nothing resolved */
+    uv_tcp_init(&loop, &h3);
+    assert_int_equal(
+        http_tcp_listen(&h3, "127.0.0.1", "http", 8, tl_accept_cb, &port2, err, sizeof(err)),
+        WP_ECONFIG);
+    assert_memory_equal(err, "listen address 127.0.0.1:http: ", 31);
+
+    fd = cconnect(port);
+    for (int i = 0; i < 1000 && !t.accepted; i++) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_true(t.accepted);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &melen), 0);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", ntohs(me.sin_port));
+    assert_string_equal(t.name[0], want);
+    assert_string_equal(t.name[1], want); /* brackets only for IPv6 */
+    close(fd);
+
+    uv_close((uv_handle_t *)&t.conn, NULL);
+    uv_close((uv_handle_t *)&h, NULL);
+    uv_close((uv_handle_t *)&h2, NULL);
+    uv_close((uv_handle_t *)&h3, NULL);
+    int rc = uv_loop_close(&loop);
+    for (int i = 0; i < 100 && rc == UV_EBUSY; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        rc = uv_loop_close(&loop);
+    }
+    assert_int_equal(rc, 0);
+}
+
 int main(void)
 {
     if (getenv("WP_TEST_VERBOSE") != NULL) {
@@ -1378,6 +1457,7 @@ int main(void)
         cmocka_unit_test(deferred_reply_client_gone),
         cmocka_unit_test(deferred_serial_queue),
         cmocka_unit_test(shared_body_and_gzip),
+        cmocka_unit_test(tcp_listen_and_peer_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
