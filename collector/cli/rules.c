@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `watchpost rules test FILE... --at TIME`: evaluate rules against the stored RRD data and
- * print what would fire, for people tuning thresholds. */
+ * print what would fire, for people tuning thresholds. The maintenance windows of the rules
+ * files and the runtime ones of STATE_DIR/incidents.db active at TIME suppress as in the
+ * collector. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -8,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "cliutil.h"
 #include "coll_conf.h"
 #include "ctlc.h"
 #include "db.h"
 #include "incident.h"
+#include "maint.h"
 #include "rrdq.h"
 #include "rules.h"
 #include "rules_eval.h"
@@ -24,9 +29,10 @@
 
 #define MIN_LOOKBACK_MS (15 * 60000LL)
 
-/* What the engine said last about each fingerprint (summary, priority). */
+/* What the engine said last about each fingerprint (summary, priority, suppression). */
 struct said {
     char *fp, *summary;
+    char *supp; /* why it is suppressed ("maintenance NAME"), or NULL */
     int impact, urgency;
     struct said *next;
 };
@@ -38,6 +44,8 @@ struct rt {
     int64_t start_s, at_s;
     int64_t at_ms;
     struct coll_db *db;
+    const struct rule_set *rs;
+    struct maint_set *mset; /* runtime maintenance windows not over at at_ms, or NULL */
     size_t nseries, nsamples, nhosts;
     int errors;
     /* hosts of the registry: agent id -> engine host and its newest sample */
@@ -84,12 +92,70 @@ static int t_clear(void *arg, const char *fp, int64_t now)
 
 static int t_suppress(void *arg, const char *fp, int on, const char *reason, int64_t now)
 {
-    (void)arg;
-    (void)fp;
-    (void)on;
-    (void)reason;
+    struct said *s = said_get(arg, fp);
     (void)now;
+    free(s->supp);
+    s->supp = on ? wp_xstrdup(reason) : NULL;
     return 0;
+}
+
+/* The engine's runtime window lookup, as the collector's (coll_rules.c maint_match). */
+static const char *t_maint(void *arg, const char *host, int64_t now)
+{
+    struct rt *t = arg;
+    return maint_set_match(t->mset, t->rs, host, now);
+}
+
+struct maint_seen {
+    int64_t at_ms;
+    int n;
+    char names[512];
+};
+
+static int maint_seen_cb(void *arg, const struct maint_win *w)
+{
+    struct maint_seen *m = arg;
+    size_t len = strlen(m->names);
+    if (!maint_win_active(w, m->at_ms)) {
+        return 0;
+    }
+    snprintf(m->names + len, sizeof(m->names) - len, "%s\"%s\"", m->n > 0 ? ", " : "", w->name);
+    m->n++;
+    return 0;
+}
+
+/* Load the runtime windows of STATE_DIR/incidents.db not over at t->at_ms into t->mset and say
+ * which are active then (note: the line printed). Without incidents.db nothing is loaded and
+ * the note says so. Returns 0, or -1 after printing why they could not be read. */
+static int maint_load(struct rt *t, const char *state, char *note, size_t len)
+{
+    char *path = wp_xasprintf("%s/incidents.db", state);
+    struct maint_store *st = NULL;
+    struct maint_seen seen;
+    int rc = 0;
+
+    memset(&seen, 0, sizeof(seen));
+    seen.at_ms = t->at_ms;
+    if (access(path, F_OK) != 0) {
+        snprintf(note, len,
+                 "runtime maintenance windows not consulted: no incidents.db in %s "
+                 "(give --state-dir DIR or -c collector.yaml)",
+                 state);
+    } else if (maint_open(path, &st) < 0 || maint_set_load(st, t->at_ms, &t->mset) < 0 ||
+               maint_list(st, t->at_ms, maint_seen_cb, &seen) < 0) {
+        fprintf(stderr, "rules test: maintenance windows of %s not read: %s\n", path,
+                st != NULL ? maint_errmsg(st) : "cannot open");
+        snprintf(note, len, "runtime maintenance windows not consulted: %s not readable", path);
+        rc = -1;
+    } else if (seen.n == 0) {
+        snprintf(note, len, "runtime maintenance windows (%s): none active", path);
+    } else {
+        snprintf(note, len, "runtime maintenance windows (%s): %d active: %s", path, seen.n,
+                 seen.names);
+    }
+    maint_close(st);
+    free(path);
+    return rc;
 }
 
 static struct host_ref *host_ref(struct rt *t, const char *agent)
@@ -223,8 +289,10 @@ static void print_cb(void *arg, const char *fp, const struct rule *r, enum rules
             s = x;
         }
     }
-    printf("%-10s P%d  %-40s value %-12s since %s%s\n", state_name(st), prio, fp, val, since,
-           suppressed ? "  [suppressed]" : "");
+    /* why, as on the incident's timeline: "suppressed: maintenance NAME" */
+    const char *why = s != NULL && s->supp != NULL ? s->supp : "yes";
+    printf("%-10s P%d  %-40s value %-12s since %s%s%s\n", state_name(st), prio, fp, val, since,
+           suppressed ? "  suppressed: " : "", suppressed ? why : "");
     if (s != NULL && s->summary != NULL && st != RS_PENDING) {
         printf("           %s\n", s->summary);
     }
@@ -284,7 +352,9 @@ static void usage(FILE *f)
                "                            [--state-dir DIR | -c collector.yaml]\n"
                "  Evaluates the rules against the stored data up to TIME and prints what\n"
                "  would fire or is pending. TIME: now (default), -2h (two hours ago),\n"
-               "  2026-11-30T08:00:00+08:00, 2026-11-30 08:00 (local time).\n");
+               "  2026-11-30T08:00:00+08:00, 2026-11-30 08:00 (local time). The maintenance\n"
+               "  windows of the rules files and those of `watchpost maintenance` (in the\n"
+               "  state dir's incidents.db) active at TIME suppress as in the collector.\n");
 }
 
 static int64_t lookback_of(const struct rule_set *rs)
@@ -305,14 +375,14 @@ static int64_t lookback_of(const struct rule_set *rs)
 int cli_rules(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"at", required_argument, NULL, 'a'},        {"lookback", required_argument, NULL, 'l'},
-        {"state-dir", required_argument, NULL, 'd'}, {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"at", required_argument, NULL, 'a'},
+        {"lookback", required_argument, NULL, 'l'},
+        CLI_STD_LONGOPTS,
     };
+    struct cli_std so = {.cmd = "rules test"};
     const char *at = "now";
     const char *lookback = NULL;
-    const char *state = getenv("WATCHPOST_STATE_DIR");
-    const char *config = NULL;
+    const char *state = NULL;
     struct coll_conf *conf = NULL;
     struct rule_set *rs = NULL;
     struct wp_conf_err err;
@@ -320,7 +390,8 @@ int cli_rules(int argc, char **argv)
     struct print_ctx pc;
     char *rrd_dir = NULL;
     char path[4096];
-    int opt = 0;
+    char mnote[1024];
+    int opt = 0, stop = 0;
     int rc = 1;
 
     memset(&t, 0, sizeof(t));
@@ -334,12 +405,16 @@ int cli_rules(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'a': at = optarg; break;
-        case 'l': lookback = optarg; break;
-        case 'd': state = optarg; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'a':
+            at = optarg;
+            break;
+        case 'l':
+            lookback = optarg;
+            break;
+        default:
+            if ((stop = cli_std_opt(&so, opt, optarg, usage)) >= 0) {
+                return stop;
+            }
         }
     }
     if (optind >= argc) {
@@ -363,17 +438,13 @@ int cli_rules(int argc, char **argv)
     }
     pc.t = &t;
     inc_policy_default(&pc.pol);
-    if (config != NULL) {
-        if (coll_conf_load(config, &err, &conf) < 0) {
-            fprintf(stderr, "%s\n", err.msg);
-            goto out;
-        }
-        state = conf->state_dir;
+    state = cli_state_dir(so.config, so.dir, &conf);
+    if (state == NULL) {
+        goto out;
+    }
+    if (conf != NULL) {
         rrd_dir = wp_xstrdup(conf->rrd.dir);
         memcpy(pc.pol.matrix, conf->incidents.matrix_prio, sizeof(pc.pol.matrix));
-    }
-    if (state == NULL) {
-        state = "/var/lib/watchpost";
     }
     if (rrd_dir == NULL) {
         rrd_dir = wp_xasprintf("%s/rrd", state);
@@ -394,7 +465,12 @@ int cli_rules(int argc, char **argv)
     struct rules_sink sink = {.arg = &t, .fire = t_fire, .clear = t_clear,
                               .suppress = t_suppress};
     t.e = rules_eng_new(rs, &sink);
+    t.rs = rs;
     t.rrd_dir = rrd_dir;
+    if (maint_load(&t, state, mnote, sizeof(mnote)) < 0) {
+        t.errors++;
+    }
+    rules_eng_set_maint(t.e, t_maint, &t);
     t.at_s = t.at_ms / 1000;
     t.start_s = t.at_s - lb_ms / 1000;
     coll_db_agent_each(t.db, agent_cb, &t);
@@ -413,6 +489,7 @@ int cli_rules(int argc, char **argv)
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
     printf("rules test at %s (lookback %llds): %zu rules, %zu hosts, %zu series, %zu samples\n",
            when, (long long)(lb_ms / 1000), rs->nrules, t.nhosts, t.nseries, t.nsamples);
+    printf("%s\n", mnote);
     rules_eng_each(t.e, print_cb, &pc);
     printf("%d firing, %d pending\n", pc.firing, pc.pending);
     rc = t.errors ? 1 : 0;
@@ -426,10 +503,12 @@ out:
         struct said *nx = t.said->next;
         free(t.said->fp);
         free(t.said->summary);
+        free(t.said->supp);
         free(t.said);
         t.said = nx;
     }
     coll_db_close(t.db);
+    maint_set_free(t.mset);
     rules_free(rs);
     free(rrd_dir);
     coll_conf_free(conf);

@@ -12,7 +12,8 @@
 # within 2 s; ending it
 # again is 409; `watchpost maintenance list` shows both windows ended; a window that ends while
 # the collector is down is lifted ("suppression ended while the collector was down") at its
-# first pass after the restart, before the host reports again.
+# first pass after the restart, before the host reports again; `watchpost rules test` shows
+# what the runtime windows active at the tested time suppress (and says when it has none).
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 0; }
@@ -209,4 +210,23 @@ n=$(inc show "$ID" | grep -c "ended while the collector was down")
 [ "$n" = 1 ] || { inc show "$ID"; fail "$n restart lifts on the timeline of $ID, want 1"; }
 log "a window that ended while the collector was down was lifted after the restart"
 stop collector
+
+# ---- `watchpost rules test` honours the runtime windows active at the tested time: window 1
+# a second before its end (-c), a new one now (--state-dir); none without an incidents.db
+rtest() { "$BIN_CLI" rules test "$T/rules.yaml" "$@"; }
+AT1=$(date -u -d "@$((ENDED / 1000 - 1))" +%Y-%m-%dT%H:%M:%SZ)
+rtest -c "$T/collector.yaml" --at "$AT1" > "$T/rt1" || { cat "$T/rt1"; fail "rules test --at $AT1"; }
+grep -q '^runtime maintenance windows (.*incidents.db): 1 active: "DB patching"$' "$T/rt1" &&
+    grep -Eq '^FIRING .*selftest_high.*  suppressed: maintenance DB patching$' "$T/rt1" ||
+    { cat "$T/rt1"; fail "rules test at $AT1 did not honour window 1"; }
+mcli add "Rules check" --hosts 'db-*' --for 1h > /dev/null || fail "maintenance add 4 failed"
+rtest --state-dir "$T/state" > "$T/rt2" || { cat "$T/rt2"; fail "rules test now"; }
+grep -q '1 active: "Rules check"$' "$T/rt2" &&
+    grep -Eq '^FIRING .*selftest_high.*  suppressed: maintenance Rules check$' "$T/rt2" &&
+    ! grep -q "DB patching" "$T/rt2" || { cat "$T/rt2"; fail "rules test now: not window 4 alone"; }
+mkdir "$T/bare"
+rtest --state-dir "$T/bare" > "$T/rt3" || { cat "$T/rt3"; fail "rules test on a bare state dir"; }
+grep -q "^runtime maintenance windows not consulted: no incidents.db in $T/bare" "$T/rt3" ||
+    { cat "$T/rt3"; fail "rules test does not say the runtime windows were not consulted"; }
+log "rules test honours the runtime windows at the tested time"
 log "PASS"
