@@ -36,6 +36,7 @@ static void usage(FILE *f)
             "  options: --out DIR (default .) --format html,csv,pdf (default html)\n"
             "           [--lang en|zh-CN] [--silence-rules host_silent,...]\n"
             "           [--state-dir DIR | -c collector.yaml]\n"
+            "  with -c and no --schedule: schedule: of the kind in collector.yaml\n"
             "  the default week (month) is the last complete one, in local time (TZ);\n"
             "  files: watchpost-weekly-2026-W47.html, watchpost-weekly-2026-W47-TABLE.csv, ...\n");
 }
@@ -234,20 +235,31 @@ int cli_report(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    const char *sdir = cli_state_dir(config, dir, &conf);
+    if (sdir == NULL) {
+        goto out;
+    }
+    if (schedule == NULL && !inspection && id == 0) {
+        /* the schedule: of this kind in collector.yaml, so that a rerun by hand matches the
+         * scheduled report */
+        const struct rsched_kconf *k = rsched_conf_kind(conf != NULL ? conf->reports : NULL, what);
+        if (k != NULL) {
+            schedule = k->schedule;
+        }
+    }
     if (attendance && schedule == NULL) {
-        fprintf(stderr, "report: attendance needs --schedule FILE (the shifts and holidays)\n");
-        return 2;
+        fprintf(stderr, "report: attendance needs --schedule FILE (the shifts and holidays), or "
+                        "-c collector.yaml with schedule: on the attendance kind of reports:\n");
+        rc = 2;
+        goto out;
     }
     if (schedule != NULL) {
         struct wp_conf_err cerr;
         if (att_sched_load(schedule, &sched, &cerr) < 0) {
             fprintf(stderr, "report: %s\n", cerr.msg);
-            return 2;
+            rc = 2;
+            goto out;
         }
-    }
-    const char *sdir = cli_state_dir(config, dir, &conf);
-    if (sdir == NULL) {
-        goto out;
     }
     if (conf != NULL && conf->rrd.dir != NULL) {
         o.rrd_dir = conf->rrd.dir;

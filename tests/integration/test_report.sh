@@ -5,7 +5,8 @@
 # monthly and fault reports as HTML and CSV, byte-identical on rerun, HTML that parses with
 # balanced tags and loads nothing from outside, CSV with a BOM, CRLF and the right columns; and
 # the attendance report on the attendance unit test's week (WP_ATT_MAKE) with its known answers,
-# and the weekly / monthly report with --schedule (seat attendance in the telephony section);
+# and the weekly / monthly report with --schedule (seat attendance in the telephony section),
+# or with -c taking schedule: of the kind in collector.yaml (the same bytes);
 # the daily inspection report on the inspection unit test's state (WP_INSPECT_MAKE).
 . "$(dirname "$0")/lib.sh"
 
@@ -270,6 +271,28 @@ printf '%s\n' "listen: 127.0.0.1:0" "state_dir: $T/att" "tls:" "  ca: $T/sched/c
 cmp "$T/sched/archive/weekly/2026-W47/report.html" "$WA.html" || fail "scheduled weekly differs"
 cmp "$T/sched/archive/weekly/2026-W47/report-seat_attendance.csv" "$WA-seat_attendance.csv" \
     || fail "scheduled seat_attendance.csv differs"
+# `report weekly|attendance -c` take schedule: of their kind (the same bytes as --schedule);
+# the monthly kind has none, so neither has `report monthly -c`; --schedule still wins
+rcfg() { "$BIN_CLI" report "$@" --format html,csv; }
+rcfg weekly --week 2026-W47 -c "$T/sched/collector.yaml" --out "$T/wc" > /dev/null ||
+    fail "report weekly -c"
+diff -r "$T/wa" "$T/wc" || fail "report weekly -c differs from --schedule"
+rcfg monthly --month 2026-11 -c "$T/sched/collector.yaml" --out "$T/mc" > /dev/null ||
+    fail "report monthly -c"
+[ ! -e "$T/mc/watchpost-monthly-2026-11-seat_attendance.csv" ] ||
+    fail "report monthly -c took the weekly kind's schedule"
+sed 's/{kind: weekly, schedule: shifts.yaml}/{kind: attendance, schedule: shifts.yaml}/' \
+    "$T/sched/collector.yaml" > "$T/sched/att.yaml"
+grep -q "kind: attendance" "$T/sched/att.yaml" || fail "no attendance kind in att.yaml"
+rcfg attendance --week 2026-W47 -c "$T/sched/att.yaml" --out "$T/ac" > /dev/null ||
+    fail "report attendance -c"
+diff -r "$T/aa" "$T/ac" || fail "report attendance -c differs from --schedule"
+set +e
+rcfg weekly --week 2026-W47 -c "$T/sched/collector.yaml" --schedule "$T/night.yaml" \
+    --out "$T/x" > /dev/null 2> "$T/wc.err"
+[ $? -eq 2 ] || fail "-c with a --schedule that does not parse"
+grep -q "night.yaml:6:10: shifts\[0\].end" "$T/wc.err" || fail "--schedule lost to schedule:"
+set -e
 
 log "daily inspection"
 IMAKE=$WP_BIN/tests/test_report_inspect
