@@ -212,6 +212,10 @@ struct prob {
     int supp_sync;
     int64_t *ev; /* log: match times (ring-less, compacted) */
     size_t nev, evcap;
+    /* log, restored after a restart or a reload: the matches before that are not known, so
+     * fewer than `count` in the window is no verdict until this time (-1: its next window
+     * step sets it a window ahead; 0: none) */
+    int64_t hold_until;
     int64_t consecutive; /* check */
     char *text;          /* last log line / check output */
     int in_active;
@@ -244,6 +248,9 @@ struct rules_eng {
     struct prob *plist;
     struct prob **timed; /* problems the tick must look at: series no-data, log, line state */
     size_t ntimed;
+    /* restore may hold log states the next tick should make problems again (they wait for no
+     * event: their window runs out by the clock) */
+    int rest_scan;
     struct rules_eng_stats st;
     /* runtime maintenance windows (maint.c) beside the config's, or NULL */
     const char *(*maint_fn)(void *arg, const char *host, int64_t now_ms);
@@ -865,19 +872,11 @@ static void step(struct rules_eng *e, struct prob *p, int holds, int recovers, i
 
 /* ---- problems ------------------------------------------------------------------------------ */
 
-static struct prob *prob_get(struct rules_eng *e, const struct rule *r, struct rules_host *h,
-                             struct rules_series *se, const struct ctx *c, const char *key_value)
+/* A new problem of fingerprint fp (taken over), with its saved state if there is one. */
+static struct prob *prob_new(struct rules_eng *e, const struct rule *r, struct rules_host *h,
+                             struct rules_series *se, char *fp, const char *key_value)
 {
-    char *fp = fingerprint(r, c);
-    struct prob *p = hmap_get(&e->probs, fp);
-    if (p != NULL) {
-        free(fp);
-        if (se != NULL) {
-            p->se = se;
-        }
-        return p;
-    }
-    p = wp_xcalloc(1, sizeof(*p));
+    struct prob *p = wp_xcalloc(1, sizeof(*p));
     p->r = r;
     p->h = h;
     p->se = se;
@@ -888,6 +887,7 @@ static struct prob *prob_get(struct rules_eng *e, const struct rule *r, struct r
         p->st = (enum rules_state)sv->state;
         p->since = sv->since;
         p->last_signal = sv->last_signal;
+        p->hold_until = r->kind == RULE_LOG && sv->state != RS_OK ? -1 : 0;
         if (sv->supp < 0) {
             p->supp_sync = state_active(sv->state);
         } else {
@@ -917,6 +917,102 @@ static struct prob *prob_get(struct rules_eng *e, const struct rule *r, struct r
         e->timed[e->ntimed++] = p;
     }
     return p;
+}
+
+static struct prob *prob_get(struct rules_eng *e, const struct rule *r, struct rules_host *h,
+                             struct rules_series *se, const struct ctx *c, const char *key_value)
+{
+    char *fp = fingerprint(r, c);
+    struct prob *p = hmap_get(&e->probs, fp);
+    if (p != NULL) {
+        free(fp);
+        if (se != NULL) {
+            p->se = se;
+        }
+        return p;
+    }
+    return prob_new(e, r, h, se, fp, key_value);
+}
+
+/* The value of label k in fingerprint fp ("rule|host|k=v|..."), copied, or NULL. */
+static char *fp_label(const char *fp, const char *k)
+{
+    size_t kl = strlen(k);
+    const char *a = strchr(fp, '|');
+    a = a != NULL ? strchr(a + 1, '|') : NULL;
+    for (; a != NULL; a = strchr(a + 1, '|')) {
+        if (strncmp(a + 1, k, kl) == 0 && a[1 + kl] == '=') {
+            const char *v = a + 2 + kl;
+            const char *end = strchr(v, '|');
+            return wp_xstrndup(v, end != NULL ? (size_t)(end - v) : strlen(v));
+        }
+    }
+    return NULL;
+}
+
+/* Saved states of log problems (a restart, a reload) wait for no event: make them problems
+ * of their host again (a host the engine knows; the others wait for theirs) so the tick runs
+ * their window out as it does for a live one. */
+static void bind_restored_logs(struct rules_eng *e)
+{
+    const struct rule **logr = NULL;
+    size_t nlogr = 0, n = 0, cap = 0;
+    char **fps = NULL;
+    const struct rule **rv = NULL;
+    struct hmap hosts;
+
+    if (!e->rest_scan) {
+        return;
+    }
+    e->rest_scan = 0;
+    memset(&hosts, 0, sizeof(hosts));
+    for (size_t i = 0; i < e->rs->nrules && e->restore.n > 0; i++) {
+        if (e->rs->rules[i].kind == RULE_LOG) {
+            logr = wp_xrealloc(logr, (nlogr + 1) * sizeof(*logr));
+            logr[nlogr++] = &e->rs->rules[i];
+        }
+    }
+    for (size_t b = 0; b < e->restore.cap && nlogr > 0; b++) {
+        for (const struct hent *en = e->restore.b[b]; en != NULL; en = en->next) {
+            const char *bar = strchr(en->key, '|');
+            size_t nl = bar != NULL ? (size_t)(bar - en->key) : 0;
+            for (size_t k = 0; k < nlogr; k++) {
+                if (nl > 0 && strncmp(logr[k]->name, en->key, nl) == 0 &&
+                    logr[k]->name[nl] == '\0') {
+                    if (n == cap) {
+                        cap = cap == 0 ? 8 : cap * 2;
+                        fps = wp_xrealloc(fps, cap * sizeof(*fps));
+                        rv = wp_xrealloc(rv, cap * sizeof(*rv));
+                    }
+                    fps[n] = wp_xstrdup(en->key);
+                    rv[n++] = logr[k];
+                    break;
+                }
+            }
+        }
+    }
+    for (struct rules_host *h = e->hlist; h != NULL && n > 0; h = h->next) {
+        if (hmap_get(&hosts, h->host) == NULL) {
+            hmap_put(&hosts, h->host, h);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char key[600];
+        fp_rule_host(fps[i], key, sizeof(key));
+        const char *us = strchr(key, '\x1f');
+        struct rules_host *h = us != NULL ? hmap_get(&hosts, us + 1) : NULL;
+        if (h == NULL || hmap_get(&e->probs, fps[i]) != NULL) {
+            free(fps[i]); /* its host is not known yet: a new host scans again */
+            continue;
+        }
+        char *source = fp_label(fps[i], "source");
+        prob_new(e, rv[i], h, NULL, fps[i], source);
+        free(source);
+    }
+    hmap_clear(&hosts, NULL);
+    free(fps);
+    free(rv);
+    free(logr);
 }
 
 static void prob_free(struct prob *p)
@@ -1085,9 +1181,11 @@ void rules_eng_restore(struct rules_eng *e, const char *fp, int state, int64_t s
         p->st = (enum rules_state)state;
         p->since = since_ms;
         p->supp_sync = state_active(state);
+        p->hold_until = p->r->kind == RULE_LOG && state != RS_OK ? -1 : 0;
         active_sync(p);
         return;
     }
+    e->rest_scan = 1;
     struct saved *sv = hmap_get(&e->restore, fp);
     if (sv == NULL) {
         sv = wp_xcalloc(1, sizeof(*sv));
@@ -1110,6 +1208,7 @@ void rules_eng_set(struct rules_eng *e, const struct rule_set *rs)
     free_probs_all(e, 1);
     e->rs = rs;
     index_rules(e);
+    e->rest_scan = 1;
 }
 
 const struct rule_set *rules_eng_rules(const struct rules_eng *e)
@@ -1170,6 +1269,8 @@ struct rules_host *rules_eng_host(struct rules_eng *e, const char *host, const c
         e->hlist = h;
         hmap_put(&e->hosts, key, h);
         e->st.hosts++;
+        /* saved log states of this host may wait for it */
+        e->rest_scan |= e->restore.n > 0;
     }
     return h;
 }
@@ -1390,7 +1491,17 @@ static void log_window_step(struct rules_eng *e, struct prob *p, int64_t at, int
     p->value = (double)p->nev;
     p->has_value = 1;
     int holds = (int64_t)p->nev >= p->r->log_count;
-    step(e, p, holds, !holds, at, now);
+    int recovers = !holds;
+    if (p->hold_until < 0) {
+        p->hold_until = at + p->r->log_window_ms;
+    }
+    if (p->hold_until != 0 && at >= p->hold_until) {
+        p->hold_until = 0; /* the window now holds only matches seen since the restore */
+    }
+    if (p->hold_until != 0 && !holds) {
+        holds = recovers = -1;
+    }
+    step(e, p, holds, recovers, at, now);
 }
 
 void rules_log(struct rules_eng *e, struct rules_host *h, const char *source, const char *text,
@@ -1414,6 +1525,9 @@ void rules_log(struct rules_eng *e, struct rules_host *h, const char *source, co
             continue;
         }
         struct prob *p = prob_get(e, r, h, NULL, &c, source);
+        if (p->key_value == NULL) {
+            p->key_value = wp_xstrdup(source); /* restored from a fingerprint without it */
+        }
         if (p->nev == p->evcap) {
             if (p->nev >= MAX_LOG_EVENTS) {
                 memmove(p->ev, p->ev + 1, (p->nev - 1) * sizeof(*p->ev));
@@ -1606,6 +1720,7 @@ void rules_check(struct rules_eng *e, struct rules_host *h, const char *check,
 
 void rules_eng_tick(struct rules_eng *e, int64_t now)
 {
+    bind_restored_logs(e);
     /* host-wide no-data: make the problems exist for every host */
     for (struct rules_host *h = e->hlist; h != NULL; h = h->next) {
         host_bind(e, h);

@@ -50,7 +50,8 @@ struct rules_eng_stats {
 struct rules_eng *rules_eng_new(const struct rule_set *rs, const struct rules_sink *sink);
 void rules_eng_free(struct rules_eng *e);
 /* A state to resume (from the sink's store at start): applied when the problem with this
- * fingerprint appears. */
+ * fingerprint appears; a log problem's is made a problem again at the next tick when its
+ * host is known (its window runs out by the clock, counted from then). */
 void rules_eng_restore(struct rules_eng *e, const char *fingerprint, int state, int64_t since_ms);
 /* Reload: every series handle becomes invalid (the caller adds its series again); hosts
  * stay valid; problems keep their state across the swap when their fingerprint stays. */

@@ -5,12 +5,14 @@
 # plus 2 s and suppresses the host's other incident; the agent's return resolves the
 # silence. A broken rules file is refused by `watchpost reload` (the loaded rules stay) and
 # by a starting collector, both with file:line:column. A collector restart keeps the open
-# incident (no duplicate). Operators ack and resolve from the CLI.
+# incident (no duplicate). Operators ack and resolve from the CLI. An ORA- log incident open
+# when the collector restarts resolves a window after the restart with no new line.
 . "$(dirname "$0")/lib.sh"
 
 ca_init
 issue agent1
-mkdir -p "$T/rules"
+mkdir -p "$T/rules" "$T/logs"
+: > "$T/logs/alert_orcl.log"
 cat > "$T/rules/site.yaml" <<'YAML'
 rules:
   - name: host_silent
@@ -32,6 +34,10 @@ rules:
     match: {site: par1}
     when: "last > 1000"
     summary: "{host} is in site {label.site}"
+  - name: ora_alert
+    log: {pattern: "ORA-00600", count: 1, window: 10s}
+    key: [source]
+    summary: "Oracle error in {source} on {host}"
   - name: site_other
     metric: selftest.v0
     match: {site: lyon}
@@ -39,7 +45,8 @@ rules:
 YAML
 collector_config "incidents:" "  rules: [$T/rules/site.yaml]" "  flap_changes: 50"
 start_collector
-AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}"
+AGENT_PROBES="  - {kind: selftest, interval: 1s, series: 1, fields: 1}
+  - {kind: logtail, name: ora, interval: 1s, paths: [\"$T/logs/alert_orcl.log\"], cursor_file: $T/agent1/logtail-ora.cursor, start_at: beginning, rules: [{name: ora, pattern: \"ORA-[0-9]+\", severity: critical}]}"
 AGENT_LABELS="{site: par1}" agent_config agent1
 start_agent agent1
 
@@ -117,6 +124,23 @@ inc resolve "$ID" --by "Li Wei" --note "threshold raised" || fail "resolve faile
 [ "$(inc_field selftest_high status)" = resolved ] || fail "resolve not recorded"
 inc show "$ID" > "$T/show2"
 grep -q "Li Wei" "$T/show2" || fail "the timeline lacks the operator"
+
+# ---- a log incident open across a collector restart resolves after its window ---------------
+stop agent1
+AGENT_LABELS="{site: par1}" agent_config agent1 # the restarted collector's port
+start_agent agent1
+connected() { [ "$(cstat agents_connected)" = 1 ]; }
+wait_for 20 "agent1 connected" connected
+echo "ORA-00600: internal error code, arguments: [kdsgrp1], [], [], []" >> "$T/logs/alert_orcl.log"
+wait_for 20 "ora_alert incident opened" inc_has ora_alert status open
+ORA_ID=$(inc_field ora_alert id)
+stop collector
+start_collector
+[ "$(inc_field ora_alert status)" = open ] || fail "the ORA- incident did not survive the restart"
+# its window (10 s) counts from the restart; before the fix it stayed open for good
+wait_for 30 "ora_alert resolved a window after the restart" inc_has ora_alert status resolved
+[ "$(inc_field ora_alert id)" = "$ORA_ID" ] || fail "a second ora_alert incident was opened"
+log "ora_alert $ORA_ID open across the restart, resolved after its window"
 
 "$BIN_CLI" status --state-dir "$T/state" > "$T/status"
 grep -q '^incidents_opened ' "$T/status" || fail "status lacks incidents_opened"

@@ -874,6 +874,182 @@ static void test_restart_after_suppression_ended(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- a log problem across a restart or a reload ---------------------------------------- */
+
+static const char *const ORA_RULES =
+    "maintenance:\n"
+    "  - {name: patch, hosts: [db-1], from: \"2026-01-01T00:25:00Z\","
+    " to: \"2026-01-01T00:35:00Z\"}\n"
+    "rules:\n"
+    "  - name: oracle_alert_errors\n"
+    "    log: {pattern: \"ORA-(00600|07445|04031|01555|00257)\", count: 1, window: 10m}\n"
+    "    match: {source: {glob: \"*alert_*.log\"}}\n"
+    "    key: [source]\n"
+    "    impact: high\n"
+    "    summary: \"Oracle error in {source} on {host}\"\n"
+    "  - name: ora_bursts\n"
+    "    log: {pattern: \"ORA-04030\", count: 3, window: 10m}\n"
+    "    impact: medium\n"
+    "  - name: db_down\n"
+    "    check: {status: critical, consecutive: 1}\n"
+    "    impact: high\n";
+
+#define ORA_SRC  "/u01/app/oracle/diag/rdbms/orcl/trace/alert_orcl.log"
+#define ORA_FP   "oracle_alert_errors|db-1|source=" ORA_SRC
+#define BURST_FP "ora_bursts|db-1|source=" ORA_SRC
+
+static int is_open(struct inc_store *st, const char *fp)
+{
+    struct inc_row row;
+    memset(&row, 0, sizeof(row));
+    int rc = inc_find_open(st, fp, &row);
+    inc_row_cleanup(&row);
+    assert_true(rc == 0 || rc == WP_ENOTFOUND);
+    return rc == 0;
+}
+
+static int count_state(void *arg, const char *fp, int state, int64_t since)
+{
+    (void)fp;
+    (void)state;
+    (void)since;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int nstates_of(struct inc_store *st)
+{
+    int n = 0;
+    assert_int_equal(inc_state_each(st, count_state, &n), 0);
+    return n;
+}
+
+/* A new engine on the store's saved states, its host known (the registry's agent). */
+static struct rules_eng *restarted(const struct rule_set *rs, const struct rules_sink *sink,
+                                   struct inc_store *st, int64_t now, struct rules_host **h)
+{
+    struct rules_eng *e = rules_eng_new(rs, sink);
+    assert_int_equal(inc_state_each(st, st_restore, e), 0);
+    *h = rules_eng_host(e, "db-1", "db-1", NULL, now);
+    return e;
+}
+
+/* A log problem resolves when its window passes without a matching line: live, after a
+ * collector restart (restored from rule_state: its window counts from the restart, since
+ * the matches before it are not known; its suppression is checked at the first pass), and
+ * after a reload; a check problem restored after a restart waits for its next result.
+ * Real incidents.db. */
+static void test_log_window_runs_out_after_restart(void **state)
+{
+    char dir[] = "/tmp/wp-rules-eval-XXXXXX";
+    struct inc_store *st = NULL;
+    struct rule_set *rs = NULL;
+    struct wp_conf_err err;
+    struct rules_host *h = NULL;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    char *path = wp_xasprintf("%s/incidents.db", dir);
+    assert_int_equal(inc_open(path, NULL, &st), 0);
+    memset(&err, 0, sizeof(err));
+    if (rules_parse("ora.yaml", ORA_RULES, strlen(ORA_RULES), &err, &rs) < 0) {
+        fail_msg("rules did not parse: %s", err.msg);
+    }
+    struct rules_sink sink = {.arg = st,
+                              .fire = st_fire,
+                              .clear = st_clear,
+                              .suppress = st_suppress,
+                              .state_put = st_state_put,
+                              .state_del = st_state_del};
+
+    /* live: the ORA- line leaves the window 10 min later and the incident resolves */
+    struct rules_eng *e = rules_eng_new(rs, &sink);
+    h = rules_eng_host(e, "db-1", "db-1", NULL, T0);
+    rules_log(e, h, ORA_SRC, "ORA-00600: internal error code", T0);
+    assert_true(is_open(st, ORA_FP));
+    rules_eng_tick(e, T0 + 10 * MIN_MS - 1000);
+    assert_true(is_open(st, ORA_FP));
+    rules_eng_tick(e, T0 + 10 * MIN_MS);
+    assert_false(is_open(st, ORA_FP));
+    assert_int_equal(nstates_of(st), 0);
+
+    /* a restart while it fires (a second line at 00:25, the stop at 00:27, the start at
+     * 00:40): the first pass keeps it; a whole window after the start without a match
+     * resolves it; the rule's state goes with it */
+    int64_t t = T0 + 20 * MIN_MS;
+    rules_log(e, h, ORA_SRC, "ORA-04030: out of process memory", t);
+    rules_log(e, h, ORA_SRC, "ORA-04030: out of process memory", t + 2 * MIN_MS);
+    rules_log(e, h, ORA_SRC, "ORA-04030: out of process memory", t + 3 * MIN_MS);
+    rules_log(e, h, ORA_SRC, "ORA-00600: internal error code", t + 5 * MIN_MS);
+    assert_true(is_open(st, ORA_FP));
+    assert_true(is_open(st, BURST_FP));
+    rules_check(e, h, "oracle", CHECK_CRITICAL, "ORA-12541: no listener", t + 6 * MIN_MS);
+    assert_true(is_open(st, "db_down|db-1|check=oracle"));
+    rules_eng_tick(e, t + 7 * MIN_MS);
+    assert_int_equal(nstates_of(st), 3);
+    struct tl tl;
+    assert_int_equal(open_supp(st, ORA_FP, &tl), 1); /* in the window "patch" */
+    rules_eng_free(e);
+
+    int64_t t1 = T0 + 40 * MIN_MS;
+    e = restarted(rs, &sink, st, t1, &h);
+    rules_eng_tick(e, t1);
+    assert_true(is_open(st, ORA_FP));
+    /* "patch" ended while the collector was down: lifted at the first pass, no line needed */
+    assert_int_equal(open_supp(st, ORA_FP, &tl), 0);
+    assert_non_null(strstr(tl.text, "unsuppressed: suppression ended while the collector"));
+    assert_true(is_open(st, BURST_FP));
+    /* one ORA-04030 after the start: three were in the window before it, so no verdict */
+    rules_log(e, h, ORA_SRC, "ORA-04030: out of process memory", t1 + MIN_MS);
+    assert_true(is_open(st, BURST_FP));
+    rules_eng_tick(e, t1 + 10 * MIN_MS - 1000);
+    assert_true(is_open(st, ORA_FP));
+    assert_true(is_open(st, BURST_FP));
+    rules_eng_tick(e, t1 + 10 * MIN_MS);
+    assert_false(is_open(st, ORA_FP));
+    assert_false(is_open(st, BURST_FP)); /* one match in its window is not three */
+    /* the check's problem waits for its next result (silence resolves nothing) */
+    rules_eng_tick(e, t1 + HOUR_MS);
+    assert_true(is_open(st, "db_down|db-1|check=oracle"));
+    assert_int_equal(nstates_of(st), 1);
+    rules_check(e, h, "oracle", CHECK_OK, "", t1 + HOUR_MS + 1000);
+    assert_false(is_open(st, "db_down|db-1|check=oracle"));
+    assert_int_equal(nstates_of(st), 0);
+
+    /* a restart, and a new match after it: open until a window after that match */
+    t = T0 + 2 * HOUR_MS;
+    rules_log(e, h, ORA_SRC, "ORA-00257: archiver error", t);
+    assert_true(is_open(st, ORA_FP));
+    rules_eng_free(e);
+    e = restarted(rs, &sink, st, t + MIN_MS, &h);
+    rules_eng_tick(e, t + MIN_MS);
+    rules_log(e, h, ORA_SRC, "ORA-00257: archiver error", t + 5 * MIN_MS);
+    rules_eng_tick(e, t + 11 * MIN_MS);
+    assert_true(is_open(st, ORA_FP));
+    rules_eng_tick(e, t + 15 * MIN_MS);
+    assert_false(is_open(st, ORA_FP));
+    assert_int_equal(nstates_of(st), 0);
+
+    /* a reload keeps the firing state (not its matches): a window after it, resolved */
+    t = T0 + 3 * HOUR_MS;
+    rules_log(e, h, ORA_SRC, "ORA-07445: exception encountered", t);
+    assert_true(is_open(st, ORA_FP));
+    rules_eng_set(e, rs);
+    rules_eng_tick(e, t + MIN_MS);
+    assert_true(is_open(st, ORA_FP));
+    rules_eng_tick(e, t + 11 * MIN_MS);
+    assert_false(is_open(st, ORA_FP));
+    assert_int_equal(nstates_of(st), 0);
+
+    rules_eng_free(e);
+    rules_free(rs);
+    inc_close(st);
+    free(path);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -891,6 +1067,7 @@ int main(void)
         cmocka_unit_test(test_forecast_linear_fill),
         cmocka_unit_test(test_restart_mid_for),
         cmocka_unit_test(test_restart_after_suppression_ended),
+        cmocka_unit_test(test_log_window_runs_out_after_restart),
     };
     setenv("TZ", "UTC", 1);
     return cmocka_run_group_tests(tests, NULL, NULL);
