@@ -145,11 +145,11 @@ static const struct wp_opt collector_item_opts[] = {
 };
 
 static int decode_collectors(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                             struct wp_conf_err *err);
-static void free_collectors(void *field);
+                             const void *arg, struct wp_conf_err *err);
+static void free_collectors(void *field, const void *arg);
 static int decode_probes(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err);
-static void free_probes(void *field);
+                         const void *arg, struct wp_conf_err *err);
+static void free_probes(void *field, const void *arg);
 
 /* collectors and probes fill several fields, so their custom decoders get the whole conf */
 static const struct wp_opt top_opts[] = {
@@ -190,7 +190,7 @@ static const struct wp_opt top_opts[] = {
 };
 
 static int decode_collectors(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                             struct wp_conf_err *err)
+                             const void *arg, struct wp_conf_err *err)
 {
     struct agent_conf *c = field;
     size_t n = wp_conf_seq_len(doc, node);
@@ -198,6 +198,7 @@ static int decode_collectors(struct wp_conf_doc *doc, struct wp_conf_node *node,
     char path[48];
     int rc = 0;
 
+    (void)arg;
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err,
                               "collectors: expected a list like [\"collector.example:7443\"]");
@@ -243,10 +244,11 @@ out:
     return rc;
 }
 
-static void free_collectors(void *field)
+static void free_collectors(void *field, const void *arg)
 {
     struct agent_conf *c = field;
 
+    (void)arg;
     /* entries past ncollectors were never filled (decoding stopped there) */
     for (size_t i = 0; i < c->ncollectors; i++) {
         free(c->collectors[i].host);
@@ -306,12 +308,13 @@ static struct wp_probe *find_reusable(const struct agent_conf *c, const struct w
 }
 
 static int decode_probes(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err)
+                         const void *arg, struct wp_conf_err *err)
 {
     struct agent_conf *c = field;
     size_t n = wp_conf_seq_len(doc, node);
     char known[256];
 
+    (void)arg;
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err, "probes: expected a list like [{kind: host}]");
     }
@@ -368,10 +371,11 @@ static int decode_probes(struct wp_conf_doc *doc, struct wp_conf_node *node, voi
     return 0;
 }
 
-static void free_probes(void *field)
+static void free_probes(void *field, const void *arg)
 {
     struct agent_conf *c = field;
 
+    (void)arg;
     for (size_t i = 0; i < c->nprobes; i++) {
         if (c->probe_reused == NULL || !c->probe_reused[i]) {
             wp_probe_free(c->probes[i]); /* borrowed ones belong to the old config */

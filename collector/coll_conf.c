@@ -109,8 +109,8 @@ static const struct wp_opt journal_opts[] = {
 };
 
 static int decode_archives(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                           struct wp_conf_err *err);
-static void free_archives(void *field);
+                           const void *arg, struct wp_conf_err *err);
+static void free_archives(void *field, const void *arg);
 
 static const struct wp_opt rrd_opts[] = {
     {.name = "dir",
@@ -474,13 +474,14 @@ static size_t *narchives_of(void *field)
 }
 
 static int decode_archives(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                           struct wp_conf_err *err)
+                           const void *arg, struct wp_conf_err *err)
 {
     struct wp_rrd_archive **arch = field;
     size_t *narch = narchives_of(field);
     size_t n = wp_conf_seq_len(doc, node);
     char path[48];
 
+    (void)arg;
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err,
                               "rrd.archives: expected a list like [{cf: AVERAGE, span: 25h}]");
@@ -518,11 +519,12 @@ static int decode_archives(struct wp_conf_doc *doc, struct wp_conf_node *node, v
     return 0;
 }
 
-static void free_archives(void *field)
+static void free_archives(void *field, const void *arg)
 {
     struct wp_rrd_archive **arch = field;
     size_t *narch = narchives_of(field);
 
+    (void)arg;
     for (size_t i = 0; *arch != NULL && i < *narch; i++) {
         /* cf is const for rrdw's readers, but the conf owns the copy */
         free((char *)(uintptr_t)(*arch)[i].cf);

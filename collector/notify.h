@@ -148,8 +148,8 @@ struct notify_conf {
 /* Decode the `notify:` section (WP_OPT_CUSTOM in collector.yaml); secrets are read here.
  * *out stays NULL when the section is absent. */
 int notify_conf_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err);
-void notify_conf_free(void *field);
+                       const void *arg, struct wp_conf_err *err);
+void notify_conf_free(void *field, const void *arg);
 /* The option tables, for docs/CONFIG.md: "top", "destinations", "routes". */
 const struct wp_opt *notify_conf_opts(const char *which);
 

@@ -175,9 +175,9 @@ static const struct wp_opt route_opts[] = {
 #define NC(f) offsetof(struct notify_conf, f)
 
 static int decode_dests(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err);
+                        const void *arg, struct wp_conf_err *err);
 static int decode_routes(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err);
+                         const void *arg, struct wp_conf_err *err);
 
 static const struct wp_opt top_opts[] = {
     {.name = "destinations", .type = WP_OPT_CUSTOM,
@@ -270,11 +270,12 @@ static void route_free(struct notify_route *r)
     free(r->dest_idx);
 }
 
-void notify_conf_free(void *field)
+void notify_conf_free(void *field, const void *arg)
 {
     struct notify_conf **pc = field;
     struct notify_conf *c = *pc;
 
+    (void)arg;
     if (c == NULL) {
         return;
     }
@@ -480,11 +481,12 @@ static int route_check(struct wp_conf_doc *doc, struct wp_conf_node *it, struct 
 
 /* field is &c->dests / &c->routes: the counts sit at fixed distances in struct notify_conf. */
 static int decode_dests(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     struct notify_conf *c = (struct notify_conf *)(void *)((char *)field - NC(dests));
     char path[64];
 
+    (void)arg;
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err,
                               "notify.destinations: expected a list of {name, kind, url, ...}");
@@ -504,11 +506,12 @@ static int decode_dests(struct wp_conf_doc *doc, struct wp_conf_node *node, void
 }
 
 static int decode_routes(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err)
+                         const void *arg, struct wp_conf_err *err)
 {
     struct notify_conf *c = (struct notify_conf *)(void *)((char *)field - NC(routes));
     char path[64];
 
+    (void)arg;
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err, "notify.routes: expected a list of {..., to: [...]}");
     }
@@ -527,13 +530,14 @@ static int decode_routes(struct wp_conf_doc *doc, struct wp_conf_node *node, voi
 }
 
 int notify_conf_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err)
+                       const void *arg, struct wp_conf_err *err)
 {
     struct notify_conf **pc = field;
     struct notify_conf *c = NULL;
     struct wp_conf_node *dn = NULL, *rn = NULL;
     int rc = 0;
 
+    (void)arg;
     if (!wp_conf_is_map(node)) {
         return wp_conf_errorf(doc, node, err,
                               "notify: expected a map with destinations: and routes:");

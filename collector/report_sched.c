@@ -385,8 +385,8 @@ static int kind_period(const struct rsched_kconf *k, int64_t due_ms, const char 
  * ------------------------------------------------------------------------ */
 
 static int decode_kinds(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err);
-static void free_kinds(void *field);
+                        const void *arg, struct wp_conf_err *err);
+static void free_kinds(void *field, const void *arg);
 
 static const struct wp_opt kind_opts[] = {
     {.name = "kind",
@@ -574,13 +574,14 @@ static int decode_limits(struct wp_conf_doc *doc, struct wp_conf_node *it, struc
 }
 
 static int decode_kinds(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     struct rsched_kconf **arr = field;
     size_t *n = nkinds_of(field);
     size_t len = wp_conf_seq_len(doc, node);
     char path[48];
 
+    (void)arg;
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err,
                               "reports.kinds: expected a list like [{kind: weekly, at: "
@@ -642,11 +643,12 @@ static int decode_kinds(struct wp_conf_doc *doc, struct wp_conf_node *node, void
     return 0;
 }
 
-static void free_kinds(void *field)
+static void free_kinds(void *field, const void *arg)
 {
     struct rsched_kconf **arr = field;
     size_t *n = nkinds_of(field);
 
+    (void)arg;
     for (size_t i = 0; *arr != NULL && i < *n; i++) {
         wp_opts_free(kind_opts, &(*arr)[i]);
     }
@@ -656,13 +658,14 @@ static void free_kinds(void *field)
 }
 
 int rsched_conf_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err)
+                       const void *arg, struct wp_conf_err *err)
 {
     struct rsched_conf **out = field;
     struct rsched_conf *c = wp_xcalloc(1, sizeof(*c));
     char bad[64];
     unsigned fmts = 0;
 
+    (void)arg;
     *out = c; /* freed by rsched_conf_free on error too */
     if (!wp_conf_is_map(node)) {
         return wp_conf_errorf(doc, node, err, "reports: expected a map (docs/REPORTS.md)");
@@ -721,11 +724,12 @@ int rsched_conf_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void 
     return 0;
 }
 
-void rsched_conf_free(void *field)
+void rsched_conf_free(void *field, const void *arg)
 {
     struct rsched_conf **pc = field;
     struct rsched_conf *c = *pc;
 
+    (void)arg;
     if (c == NULL) {
         return;
     }

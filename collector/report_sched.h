@@ -94,8 +94,8 @@ struct rsched_conf {
 /* `reports:` (WP_OPT_CUSTOM in collector.yaml). *out stays NULL when the
  * section is absent. */
 int rsched_conf_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err);
-void rsched_conf_free(void *field);
+                       const void *arg, struct wp_conf_err *err);
+void rsched_conf_free(void *field, const void *arg);
 /* Finish after the whole file is read: archive dir default and paths,
  * recipients checked against notify: (an email destination name or an address).
  * node: the `reports:` node. */

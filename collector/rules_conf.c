@@ -1153,11 +1153,12 @@ static int decode_number(struct wp_conf_doc *doc, struct wp_conf_node *node, dou
 }
 
 static int decode_above(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     double *v = field;
     int rc = decode_number(doc, node, v, "line_share.above", err);
 
+    (void)arg;
     if (rc == 0 && !(*v > 0 && *v <= 100)) {
         rc = wp_conf_errorf(doc, node, err,
                             "line_share.above: expected a percentage above 0 and at most 100, "
@@ -1168,11 +1169,12 @@ static int decode_above(struct wp_conf_doc *doc, struct wp_conf_node *node, void
 }
 
 static int decode_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     double *v = field;
     int rc = decode_number(doc, node, v, "line_mass.share", err);
 
+    (void)arg;
     if (rc == 0 && !(*v > 0 && *v <= 100)) {
         rc = wp_conf_errorf(doc, node, err,
                             "line_mass.share: expected a percentage above 0 and at most 100, "
@@ -1183,8 +1185,9 @@ static int decode_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void
 }
 
 static int decode_limit(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
+    (void)arg;
     return decode_number(doc, node, field, "forecast.limit", err);
 }
 
@@ -1364,7 +1367,7 @@ static int valid_rule_name(const char *s)
 }
 
 static int decode_match(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     struct rule *r = field;
     static const char *const ops[] = {"eq", "not", "glob", "not_glob", "re", "not_re"};
@@ -1374,6 +1377,7 @@ static int decode_match(struct wp_conf_doc *doc, struct wp_conf_node *node, void
     char path[160];
     size_t n = map_len(node);
 
+    (void)arg;
     if (is_null(node)) {
         return 0;
     }
@@ -1447,12 +1451,13 @@ static int decode_match(struct wp_conf_doc *doc, struct wp_conf_node *node, void
 }
 
 static int decode_log(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                      struct wp_conf_err *err)
+                      const void *arg, struct wp_conf_err *err)
 {
     struct rule *r = field;
     struct log_in li;
     int rc = 0;
 
+    (void)arg;
     memset(&li, 0, sizeof(li));
     rc = wp_opts_apply(doc, node, log_opts, &li, "log", err);
     if (rc < 0) {
@@ -1479,12 +1484,13 @@ out:
 }
 
 static int decode_line_state(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                             struct wp_conf_err *err)
+                             const void *arg, struct wp_conf_err *err)
 {
     struct rule *r = field;
     struct line_state_in ls;
     int rc = 0;
 
+    (void)arg;
     memset(&ls, 0, sizeof(ls));
     rc = wp_opts_apply(doc, node, line_state_opts, &ls, "line_state", err);
     if (rc < 0) {
@@ -1507,12 +1513,13 @@ out:
 }
 
 static int decode_line_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                             struct wp_conf_err *err)
+                             const void *arg, struct wp_conf_err *err)
 {
     struct rule *r = field;
     struct line_share_in ls;
     int rc = 0;
 
+    (void)arg;
     memset(&ls, 0, sizeof(ls));
     rc = wp_opts_apply(doc, node, line_share_opts, &ls, "line_share", err);
     if (rc < 0) {
@@ -1534,12 +1541,13 @@ out:
 }
 
 static int decode_line_mass(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                            struct wp_conf_err *err)
+                            const void *arg, struct wp_conf_err *err)
 {
     struct rule *r = field;
     struct line_mass_in lm;
     int rc = 0;
 
+    (void)arg;
     memset(&lm, 0, sizeof(lm));
     rc = wp_opts_apply(doc, node, line_mass_opts, &lm, "line_mass", err);
     if (rc < 0) {
@@ -1575,12 +1583,13 @@ out:
 }
 
 static int decode_check(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     struct rule *r = field;
     struct check_in ci;
     int rc = 0;
 
+    (void)arg;
     memset(&ci, 0, sizeof(ci));
     rc = wp_opts_apply(doc, node, check_opts, &ci, "check", err);
     if (rc < 0) {
@@ -1593,12 +1602,13 @@ static int decode_check(struct wp_conf_doc *doc, struct wp_conf_node *node, void
 }
 
 static int decode_forecast(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                           struct wp_conf_err *err)
+                           const void *arg, struct wp_conf_err *err)
 {
     struct rule *r = field;
     struct forecast_in fi;
     int rc = 0;
 
+    (void)arg;
     memset(&fi, 0, sizeof(fi));
     rc = wp_opts_apply(doc, node, forecast_opts, &fi, "forecast", err);
     if (rc < 0) {
@@ -1625,13 +1635,14 @@ struct rule_in {
 };
 
 static int decode_name(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err)
+                       const void *arg, struct wp_conf_err *err)
 {
     struct rule_in *ri = field;
     const struct rule_set *rs = ri->L->rs;
     const char *name = wp_conf_scalar(node);
     char got[GOT_MAX * 4 + 16];
 
+    (void)arg;
     if (name == NULL || is_null(node)) {
         return wp_conf_errorf(doc, node, err, "name: expected a rule name, got %s",
                               describe(node, got, sizeof(got)));
@@ -1673,46 +1684,51 @@ static int decode_expr(struct wp_conf_doc *doc, struct wp_conf_node *node, const
 }
 
 static int decode_when(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err)
+                       const void *arg, struct wp_conf_err *err)
 {
     struct rule_in *ri = field;
 
+    (void)arg;
     return decode_expr(doc, node, "when", &ri->r.when, err);
 }
 
 static int decode_recover(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
+                          const void *arg, struct wp_conf_err *err)
 {
     struct rule_in *ri = field;
     int rc = decode_expr(doc, node, "recover", &ri->r.recover, err);
 
+    (void)arg;
     ri->r.has_recover = rc == 0;
     return rc;
 }
 
 static int decode_impact(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err)
+                         const void *arg, struct wp_conf_err *err)
 {
     struct rule_in *ri = field;
 
+    (void)arg;
     return decode_level(doc, node, &ri->r.impact, "impact", err);
 }
 
 static int decode_urgency(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
+                          const void *arg, struct wp_conf_err *err)
 {
     struct rule_in *ri = field;
 
+    (void)arg;
     return decode_level(doc, node, &ri->r.urgency, "urgency", err);
 }
 
 static int decode_nodata(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err)
+                         const void *arg, struct wp_conf_err *err)
 {
     struct rule_in *ri = field;
     const char *s = wp_conf_scalar(node);
     char got[GOT_MAX * 4 + 16];
 
+    (void)arg;
     if (s == NULL || wp_parse_duration_ms(s, &ri->r.nodata_ms) < 0) {
         return wp_conf_errorf(doc, node, err, "nodata: expected a duration like 2m, got %s",
                               describe(node, got, sizeof(got)));

@@ -747,9 +747,10 @@ int wp_parse_hhmm(const char *s, int allow_24, int *out)
 }
 
 int wp_conf_capture_node(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err)
+                         const void *arg, struct wp_conf_err *err)
 {
     (void)doc;
+    (void)arg;
     (void)err;
     *(struct wp_conf_node **)field = node;
     return 0;
@@ -1106,7 +1107,7 @@ static int decode_node(struct wp_conf_doc *doc, yaml_node_t *v, const struct wp_
         if (o->custom == NULL) {
             return errorf_mark(doc->name, &v->start_mark, err, "%s: no decoder", path);
         }
-        return o->custom(doc, wnode(v), f, err);
+        return o->custom(doc, wnode(v), f, o->arg, err);
     default:
         break;
     }
@@ -1282,7 +1283,7 @@ void wp_opts_free(const struct wp_opt *opts, void *base)
             break;
         case WP_OPT_CUSTOM:
             if (o->custom_free != NULL) {
-                o->custom_free(f);
+                o->custom_free(f, o->arg);
             }
             break;
         default:

@@ -166,8 +166,8 @@ struct exec_perf {
 };
 
 static int decode_checks(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err);
-static void free_checks(void *field);
+                         const void *arg, struct wp_conf_err *err);
+static void free_checks(void *field, const void *arg);
 
 static const struct wp_opt exec_opts[] = {
     {.name = "timeout",
@@ -250,11 +250,12 @@ static void check_free_fields(struct exec_check *c)
     free(c->envp);
 }
 
-static void free_checks(void *field)
+static void free_checks(void *field, const void *arg)
 {
     struct exec_checks **pc = field;
     struct exec_checks *cs = *pc;
 
+    (void)arg;
     if (cs == NULL) {
         return;
     }
@@ -365,14 +366,15 @@ static int check_item_take(struct wp_conf_doc *doc, struct wp_conf_node *it, con
 }
 
 static int decode_checks(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err)
+                         const void *arg, struct wp_conf_err *err)
 {
     struct exec_checks **pc = field;
     struct exec_checks *cs = NULL;
     size_t n = wp_conf_seq_len(doc, node);
     char path[48];
 
-    free_checks(field); /* a key given twice */
+    (void)arg;
+    free_checks(field, NULL); /* a key given twice */
     if (!wp_conf_is_seq(node) || n == 0) {
         return wp_conf_errorf(doc, node, err,
                               "checks: expected a non-empty list like [{name: load, command: "

@@ -56,12 +56,12 @@ struct files_targets {
 };
 
 struct files_ctx {
-    struct files_targets targets; /* decoded by decode_targets (the registry frees it) */
+    struct files_targets targets; /* decoded by wp_probe_targets_decode (the registry frees it) */
 };
 
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err);
-static void free_targets(void *field);
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err);
+static void free_target(void *item);
 
 #define TO(f) offsetof(struct files_target, f)
 
@@ -91,14 +91,25 @@ static const struct wp_opt target_opts[] = {
     WP_OPT_TABLE_END,
 };
 
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: db_dump, path: \"/backup/db1-*.dmp\", max_age: 26h}]",
+    .opts = target_opts,
+    .size = sizeof(struct files_target),
+    .name_off = TO(name),
+    .name_max = FILES_NAME_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 static const struct wp_opt files_opts[] = {
     {.name = "targets",
      .type = WP_OPT_CUSTOM,
      .help = "files to judge: [{name, path, max_age, min_size}]",
      .offset = offsetof(struct files_ctx, targets),
      .required = 1,
-     .custom = decode_targets,
-     .custom_free = free_targets},
+     .custom = wp_probe_targets_decode,
+     .custom_free = wp_probe_targets_free,
+     .arg = &targets_spec},
     WP_OPT_TABLE_END,
 };
 
@@ -126,27 +137,6 @@ static void free_target(void *item)
     struct files_target *t = item;
 
     free(t->check);
-}
-
-static const struct wp_probe_targets_spec targets_spec = {
-    .example = "[{name: db_dump, path: \"/backup/db1-*.dmp\", max_age: 26h}]",
-    .opts = target_opts,
-    .size = sizeof(struct files_target),
-    .name_off = TO(name),
-    .name_max = FILES_NAME_MAX,
-    .check = check_target,
-    .item_free = free_target,
-};
-
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
-{
-    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
-}
-
-static void free_targets(void *field)
-{
-    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* ---- formatting ---- */

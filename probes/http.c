@@ -132,8 +132,10 @@ struct http_run {
 };
 
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err);
-static void free_targets(void *field);
+                          const void *arg, struct wp_conf_err *err);
+static int target_check(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err);
+static void free_target(void *item);
 
 static const char *const method_names[] = {"GET", "HEAD", NULL};
 
@@ -223,6 +225,16 @@ static const struct wp_opt target_opts[] = {
     WP_OPT_TABLE_END,
 };
 
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: web, url: \"https://example.org/\"}]",
+    .opts = target_opts,
+    .size = sizeof(struct http_target),
+    .name_off = TO(name),
+    .name_max = HTTP_NAME_MAX,
+    .check = target_check,
+    .item_free = free_target,
+};
+
 static const struct wp_opt http_opts[] = {
     {.name = "targets",
      .type = WP_OPT_CUSTOM,
@@ -230,7 +242,8 @@ static const struct wp_opt http_opts[] = {
      .offset = offsetof(struct http_ctx, targets),
      .required = 1,
      .custom = decode_targets,
-     .custom_free = free_targets},
+     .custom_free = wp_probe_targets_free,
+     .arg = &targets_spec},
     WP_OPT_TABLE_END,
 };
 
@@ -431,28 +444,13 @@ static void free_target(void *item)
     curl_slist_free_all(t->hdrs);
 }
 
-static const struct wp_probe_targets_spec targets_spec = {
-    .example = "[{name: web, url: \"https://example.org/\"}]",
-    .opts = target_opts,
-    .size = sizeof(struct http_target),
-    .name_off = TO(name),
-    .name_max = HTTP_NAME_MAX,
-    .check = target_check,
-    .item_free = free_target,
-};
-
 static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
+                          const void *arg, struct wp_conf_err *err)
 {
     if (http_global_init() < 0) {
         return wp_conf_errorf(doc, node, err, "targets: libcurl failed to initialise");
     }
-    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
-}
-
-static void free_targets(void *field)
-{
-    wp_probe_targets_free(&targets_spec, field);
+    return wp_probe_targets_decode(doc, node, field, arg, err);
 }
 
 /* ---- one transfer ---- */

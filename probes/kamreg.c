@@ -156,8 +156,8 @@ struct kr_run {
 };
 
 static int decode_exts(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err);
-static void free_exts(void *field);
+                       const void *arg, struct wp_conf_err *err);
+static void free_exts(void *field, const void *arg);
 
 #define EO(f) offsetof(struct kr_ext, f)
 
@@ -271,13 +271,14 @@ static int aor_ok(const char *s)
 }
 
 static int decode_exts(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                       struct wp_conf_err *err)
+                       const void *arg, struct wp_conf_err *err)
 {
     struct kr_exts *es = field;
     size_t n = wp_conf_seq_len(doc, node);
     char path[48];
     int rc = 0;
 
+    (void)arg;
     if (!wp_conf_is_seq(node) || n == 0) {
         return wp_conf_errorf(doc, node, err,
                               "extensions: expected a list like [\"2001\", {name: \"3001\", "
@@ -287,7 +288,7 @@ static int decode_exts(struct wp_conf_doc *doc, struct wp_conf_node *node, void 
         return wp_conf_errorf(doc, node, err, "extensions: %zu extensions, at most %d", n,
                               KR_EXTS_MAX);
     }
-    free_exts(es);
+    free_exts(es, NULL);
     es->v = wp_xcalloc(n, sizeof(*es->v));
     for (size_t i = 0; i < n; i++) {
         struct wp_conf_node *it = wp_conf_seq_at(doc, node, i);
@@ -333,10 +334,11 @@ static int decode_exts(struct wp_conf_doc *doc, struct wp_conf_node *node, void 
     return 0;
 }
 
-static void free_exts(void *field)
+static void free_exts(void *field, const void *arg)
 {
     struct kr_exts *es = field;
 
+    (void)arg;
     for (size_t i = 0; i < es->n; i++) {
         wp_opts_free(ext_opts, &es->v[i]);
         free(es->v[i].inst);

@@ -251,10 +251,11 @@ static const struct wp_opt rule_opts[] = {
     WP_OPT_TABLE_END,
 };
 
-static void rules_in_free(void *field)
+static void rules_in_free(void *field, const void *arg)
 {
     struct lt_rules_in *ri = field;
 
+    (void)arg;
     for (size_t i = 0; i < ri->n; i++) {
         wp_opts_free(rule_opts, &ri->v[i]);
     }
@@ -264,13 +265,14 @@ static void rules_in_free(void *field)
 }
 
 static int decode_rules(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     struct lt_rules_in *ri = field;
     size_t n = 0;
     char label[32];
 
-    rules_in_free(ri);
+    (void)arg;
+    rules_in_free(ri, NULL);
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err,
                               "rules: expected a list like [{name: x, pattern: \"ORA-\\d+\"}]");

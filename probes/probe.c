@@ -377,8 +377,9 @@ static void free_items(const struct wp_probe_targets_spec *spec, char *v, size_t
     free(v);
 }
 
-void wp_probe_targets_free(const struct wp_probe_targets_spec *spec, void *field)
+void wp_probe_targets_free(void *field, const void *arg)
 {
+    const struct wp_probe_targets_spec *spec = arg;
     struct probe_targets ts;
 
     memcpy(&ts, field, sizeof(ts));
@@ -386,16 +387,16 @@ void wp_probe_targets_free(const struct wp_probe_targets_spec *spec, void *field
     memset(field, 0, sizeof(ts));
 }
 
-int wp_probe_targets_decode(struct wp_conf_doc *doc, struct wp_conf_node *node,
-                            struct wp_conf_err *err, const struct wp_probe_targets_spec *spec,
-                            void *field)
+int wp_probe_targets_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                            const void *arg, struct wp_conf_err *err)
 {
+    const struct wp_probe_targets_spec *spec = arg;
     size_t len = wp_conf_seq_len(doc, node);
     struct probe_targets ts = {NULL, 0};
     char *items = NULL;
     char path[48];
 
-    wp_probe_targets_free(spec, field);
+    wp_probe_targets_free(field, spec);
     if (!wp_conf_is_seq(node) || len == 0) {
         return wp_conf_errorf(doc, node, err, "targets: expected a list like %s", spec->example);
     }

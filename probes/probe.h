@@ -168,16 +168,16 @@ struct wp_probe_targets_spec {
     void (*item_free)(void *item);
 };
 /*
- * The custom decode and free of a probe's option "targets" call these with their field, a
- * struct { T *v; size_t n; } in the probe's ctx (that layout: the item array, then the
- * count). Decode replaces what field held with the items of node, a list (spec); on error
- * it leaves nothing (v NULL, n 0) and err names the item and key. 0 or WP_ECONFIG.
+ * The custom decode and free of a probe's option "targets": .custom and .custom_free, with
+ * .arg the probe's struct wp_probe_targets_spec (arg here). field is a struct { T *v;
+ * size_t n; } in the probe's ctx (that layout: the item array, then the count). Decode
+ * replaces what field held with the items of node, a list (spec); on error it leaves
+ * nothing (v NULL, n 0) and err names the item and key. 0 or WP_ECONFIG.
  */
-int wp_probe_targets_decode(struct wp_conf_doc *doc, struct wp_conf_node *node,
-                            struct wp_conf_err *err, const struct wp_probe_targets_spec *spec,
-                            void *field);
+int wp_probe_targets_decode(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                            const void *arg, struct wp_conf_err *err);
 /* Free the items of field (spec->item_free, then the options) and the array; v NULL, n 0. */
-void wp_probe_targets_free(const struct wp_probe_targets_spec *spec, void *field);
+void wp_probe_targets_free(void *field, const void *arg);
 /* "host:port", or "[host]:port" for an IPv6 address (malloc'd). */
 char *wp_probe_hostport(const char *host, int64_t port);
 

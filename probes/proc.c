@@ -166,8 +166,8 @@ struct proc_ctx {
 };
 
 static int decode_matches(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err);
-static void free_matches(void *field);
+                          const void *arg, struct wp_conf_err *err);
+static void free_matches(void *field, const void *arg);
 
 static const struct wp_opt proc_opts[] = {
     {.name = "root",
@@ -400,13 +400,14 @@ static int match_build(struct wp_conf_doc *doc, struct wp_conf_node *it, const c
 }
 
 static int decode_matches(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
+                          const void *arg, struct wp_conf_err *err)
 {
     struct proc_matches *ms = field;
     size_t n = wp_conf_seq_len(doc, node);
     char path[32];
 
-    free_matches(field); /* a key given twice */
+    (void)arg;
+    free_matches(field, NULL); /* a key given twice */
     if (!wp_conf_is_seq(node) || n == 0) {
         return wp_conf_errorf(doc, node, err,
                               "match: expected a list like [{name: tomcat, comm: java}]");
@@ -433,10 +434,11 @@ static int decode_matches(struct wp_conf_doc *doc, struct wp_conf_node *node, vo
     return 0;
 }
 
-static void free_matches(void *field)
+static void free_matches(void *field, const void *arg)
 {
     struct proc_matches *ms = field;
 
+    (void)arg;
     for (size_t i = 0; i < ms->n; i++) {
         match_clear(&ms->v[i]);
     }

@@ -212,9 +212,9 @@ struct sc_call {
     uint8_t rtpbuf[SC_RTP_MAX];
 };
 
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err);
-static void free_targets(void *field);
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err);
+static void free_target(void *item);
 
 #define TGT(f) offsetof(struct sc_target, f)
 
@@ -301,6 +301,17 @@ static const struct wp_opt target_opts[] = {
     WP_OPT_TABLE_END,
 };
 
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: hotline, uri: \"sip:4000@10.1.2.3\"}]",
+    .opts = target_opts,
+    .size = sizeof(struct sc_target),
+    .name_off = TGT(name),
+    .name_max = SC_NAME_MAX,
+    .max = SC_TARGETS_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 #define CO(f) offsetof(struct sc_ctx, f)
 
 static const struct wp_opt sc_opts[] = {
@@ -310,8 +321,9 @@ static const struct wp_opt sc_opts[] = {
              "interval, timeout, dead_air, listen, slow_answer, forward_to, forward_within}]",
      .offset = CO(targets),
      .required = 1,
-     .custom = decode_targets,
-     .custom_free = free_targets},
+     .custom = wp_probe_targets_decode,
+     .custom_free = wp_probe_targets_free,
+     .arg = &targets_spec},
     {.name = "group",
      .type = WP_OPT_STR,
      .def = "sip",
@@ -488,28 +500,6 @@ static void free_target(void *item)
     free(t->ruri);
     free(t->dhost);
     explicit_bzero(t->password, sizeof(t->password));
-}
-
-static const struct wp_probe_targets_spec targets_spec = {
-    .example = "[{name: hotline, uri: \"sip:4000@10.1.2.3\"}]",
-    .opts = target_opts,
-    .size = sizeof(struct sc_target),
-    .name_off = TGT(name),
-    .name_max = SC_NAME_MAX,
-    .max = SC_TARGETS_MAX,
-    .check = check_target,
-    .item_free = free_target,
-};
-
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
-{
-    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
-}
-
-static void free_targets(void *field)
-{
-    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* ---- helpers ---- */

@@ -113,7 +113,7 @@ struct sip_targets {
 };
 
 struct sip_ctx {
-    struct sip_targets targets; /* decoded by decode_targets (the registry frees it) */
+    struct sip_targets targets; /* decoded by wp_probe_targets_decode (the registry frees it) */
     char *group;
     int64_t timeout_ms;
     int64_t down_after;
@@ -144,14 +144,12 @@ struct sip_run {
     double rtt_s;
 };
 
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err);
-static void free_targets(void *field);
-static int decode_group(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err);
-static int decode_from_user(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                            struct wp_conf_err *err);
-static void free_name(void *field);
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err);
+static void free_target(void *item);
+static int decode_name(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                       const void *arg, struct wp_conf_err *err);
+static void free_name(void *field, const void *arg);
 
 #define TGT(f) offsetof(struct sip_target, f)
 
@@ -186,6 +184,17 @@ static const struct wp_opt target_opts[] = {
     WP_OPT_TABLE_END,
 };
 
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: \"8001\", host: 10.1.2.31, port: 5060}]",
+    .opts = target_opts,
+    .size = sizeof(struct sip_target),
+    .name_off = TGT(name),
+    .name_max = SIP_NAME_MAX,
+    .max = SIP_TARGETS_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 #define CO(f) offsetof(struct sip_ctx, f)
 
 static const struct wp_opt sip_opts[] = {
@@ -194,14 +203,16 @@ static const struct wp_opt sip_opts[] = {
      .help = "SIP endpoints to qualify: [{name, host, port, user, transport}]",
      .offset = CO(targets),
      .required = 1,
-     .custom = decode_targets,
-     .custom_free = free_targets},
+     .custom = wp_probe_targets_decode,
+     .custom_free = wp_probe_targets_free,
+     .arg = &targets_spec},
     {.name = "group",
      .type = WP_OPT_CUSTOM,
      .help = "state group of the targets (a hotline, a queue); default sip",
      .offset = CO(group),
-     .custom = decode_group,
-     .custom_free = free_name},
+     .custom = decode_name,
+     .custom_free = free_name,
+     .arg = "group"},
     {.name = "timeout",
      .type = WP_OPT_DURATION,
      .def = "2s",
@@ -227,8 +238,9 @@ static const struct wp_opt sip_opts[] = {
      .type = WP_OPT_CUSTOM,
      .help = "user part of the From and Contact URIs; default watchpost",
      .offset = CO(from_user),
-     .custom = decode_from_user,
-     .custom_free = free_name},
+     .custom = decode_name,
+     .custom_free = free_name,
+     .arg = "from_user"},
     WP_OPT_TABLE_END,
 };
 
@@ -288,32 +300,13 @@ static void free_target(void *item)
     free(t->info);
 }
 
-static const struct wp_probe_targets_spec targets_spec = {
-    .example = "[{name: \"8001\", host: 10.1.2.31, port: 5060}]",
-    .opts = target_opts,
-    .size = sizeof(struct sip_target),
-    .name_off = TGT(name),
-    .name_max = SIP_NAME_MAX,
-    .max = SIP_TARGETS_MAX,
-    .check = check_target,
-    .item_free = free_target,
-};
-
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
+/* group and from_user: a name (it goes into SIP headers and state records); arg is the
+ * option's name, for the message. */
+static int decode_name(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                       const void *arg, struct wp_conf_err *err)
 {
-    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
-}
-
-static void free_targets(void *field)
-{
-    wp_probe_targets_free(&targets_spec, field);
-}
-
-/* group and from_user: a name (it goes into SIP headers and state records). */
-static int decode_name(struct wp_conf_doc *doc, struct wp_conf_node *node, char **dst,
-                       const char *what, struct wp_conf_err *err)
-{
+    const char *what = arg;
+    char **dst = field;
     const char *s = wp_conf_scalar(node);
 
     if (s == NULL || !wp_probe_name_ok(s, SIP_NAME_MAX)) {
@@ -326,22 +319,11 @@ static int decode_name(struct wp_conf_doc *doc, struct wp_conf_node *node, char 
     return 0;
 }
 
-static int decode_group(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
-{
-    return decode_name(doc, node, field, "group", err);
-}
-
-static int decode_from_user(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                            struct wp_conf_err *err)
-{
-    return decode_name(doc, node, field, "from_user", err);
-}
-
-static void free_name(void *field)
+static void free_name(void *field, const void *arg)
 {
     char **s = field;
 
+    (void)arg;
     free(*s);
     *s = NULL;
 }

@@ -55,7 +55,7 @@ struct tcp_targets {
 };
 
 struct tcp_ctx {
-    struct tcp_targets targets; /* decoded by decode_targets (the registry frees it) */
+    struct tcp_targets targets; /* decoded by wp_probe_targets_decode (the registry frees it) */
 };
 
 /* One connection attempt of a sample. */
@@ -73,9 +73,9 @@ struct tcp_run {
     double connect_s;
 };
 
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err);
-static void free_targets(void *field);
+static int check_target(struct wp_conf_doc *doc, struct wp_conf_node *it, const char *path,
+                        void *item, struct wp_conf_err *err);
+static void free_target(void *item);
 
 #define TO(f) offsetof(struct tcp_target, f)
 
@@ -107,14 +107,25 @@ static const struct wp_opt target_opts[] = {
     WP_OPT_TABLE_END,
 };
 
+static const struct wp_probe_targets_spec targets_spec = {
+    .example = "[{name: db, host: 127.0.0.1, port: 5432}]",
+    .opts = target_opts,
+    .size = sizeof(struct tcp_target),
+    .name_off = TO(name),
+    .name_max = TCP_NAME_MAX,
+    .check = check_target,
+    .item_free = free_target,
+};
+
 static const struct wp_opt tcp_opts[] = {
     {.name = "targets",
      .type = WP_OPT_CUSTOM,
      .help = "ports to connect to: [{name, host, port, timeout}]",
      .offset = offsetof(struct tcp_ctx, targets),
      .required = 1,
-     .custom = decode_targets,
-     .custom_free = free_targets},
+     .custom = wp_probe_targets_decode,
+     .custom_free = wp_probe_targets_free,
+     .arg = &targets_spec},
     WP_OPT_TABLE_END,
 };
 
@@ -143,27 +154,6 @@ static void free_target(void *item)
 
     free(t->check);
     free(t->where);
-}
-
-static const struct wp_probe_targets_spec targets_spec = {
-    .example = "[{name: db, host: 127.0.0.1, port: 5432}]",
-    .opts = target_opts,
-    .size = sizeof(struct tcp_target),
-    .name_off = TO(name),
-    .name_max = TCP_NAME_MAX,
-    .check = check_target,
-    .item_free = free_target,
-};
-
-static int decode_targets(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          struct wp_conf_err *err)
-{
-    return wp_probe_targets_decode(doc, node, err, &targets_spec, field);
-}
-
-static void free_targets(void *field)
-{
-    wp_probe_targets_free(&targets_spec, field);
 }
 
 /* ---- connecting ---- */

@@ -86,12 +86,13 @@ static size_t *narch_of(void *field)
 }
 
 static int decode_archives(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                           struct wp_conf_err *err)
+                           const void *arg, struct wp_conf_err *err)
 {
     struct fz_archive **a = field;
     size_t n = wp_conf_seq_len(doc, node);
     char path[48];
 
+    (void)arg;
     if (!wp_conf_is_seq(node)) {
         return wp_conf_errorf(doc, node, err, "rrd.archives: expected a list");
     }
@@ -108,10 +109,11 @@ static int decode_archives(struct wp_conf_doc *doc, struct wp_conf_node *node, v
     return 0;
 }
 
-static void free_archives(void *field)
+static void free_archives(void *field, const void *arg)
 {
     struct fz_archive **a = field;
 
+    (void)arg;
     free(*a);
     *a = NULL;
     *narch_of(field) = 0;

@@ -45,11 +45,12 @@ struct sample {
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
 static int custom_upper(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     const char *s = wp_conf_scalar(node);
     char **out = field;
 
+    (void)arg;
     if (s == NULL) {
         return wp_conf_errorf(doc, node, err, "c: expected a scalar");
     }
@@ -63,10 +64,11 @@ static int custom_upper(struct wp_conf_doc *doc, struct wp_conf_node *node, void
     return 0;
 }
 
-static void custom_free(void *field)
+static void custom_free(void *field, const void *arg)
 {
     char **p = field;
 
+    (void)arg;
     free(*p);
     *p = NULL;
 }

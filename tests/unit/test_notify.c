@@ -43,10 +43,10 @@ static int decode(const char *yaml, struct notify_conf **out, struct wp_conf_err
         return rc;
     }
     *out = NULL;
-    rc = notify_conf_decode(doc, wp_conf_root(doc), out, err);
+    rc = notify_conf_decode(doc, wp_conf_root(doc), out, NULL, err);
     wp_conf_free(doc);
     if (rc < 0) {
-        notify_conf_free(out);
+        notify_conf_free(out, NULL);
     }
     return rc;
 }
@@ -185,7 +185,7 @@ static void routing(void **state)
     assert_string_equal(route(c, 2, "capacity", "app-1", 3, 22, &h), "desk duty vendor ");
     assert_string_equal(route(c, 4, "telephony", "pbx-2", 0, 22, &h), "desk tel ");
     assert_string_equal(route(c, 4, "telephony", "app-2", 2, 22, &h), "desk ");
-    notify_conf_free(&c);
+    notify_conf_free(&c, NULL);
 }
 
 /* ---- rendering ------------------------------------------------------------------------------ */
@@ -282,7 +282,7 @@ static void webhook_templates(void **state)
     assert_int_equal(notify_json_pick("{\"items\": []}", 13, "items.0.id", id, sizeof(id)),
                      WP_ENOTFOUND);
     assert_int_equal(notify_json_pick("not json", 8, "id", id, sizeof(id)), WP_ENOTFOUND);
-    notify_conf_free(&c);
+    notify_conf_free(&c, NULL);
 }
 
 static void pagerduty_body(void **state)
@@ -318,7 +318,7 @@ static void pagerduty_body(void **state)
     assert_null(json_object_get(b, "payload"));
     json_decref(b);
     notify_request_free(&rq);
-    notify_conf_free(&c);
+    notify_conf_free(&c, NULL);
 }
 
 /* ---- the outbox follows the timeline -------------------------------------------------------- */
@@ -365,7 +365,7 @@ static void outbox_cursor(void **state)
     assert_int_equal((int)n.queued, 3);
     outbox_close(ob);
     inc_close(st);
-    notify_conf_free(&c);
+    notify_conf_free(&c, NULL);
     free(path);
 }
 
@@ -587,7 +587,7 @@ static void outbox_after_suppression(void **state)
     rows_free(&rs);
     outbox_close(ob);
     inc_close(st);
-    notify_conf_free(&c);
+    notify_conf_free(&c, NULL);
     free(path);
 }
 
@@ -725,7 +725,7 @@ static void ticketless_followups(void **state)
     rows_free(&rs);
     outbox_close(ob);
     inc_close(st);
-    notify_conf_free(&c);
+    notify_conf_free(&c, NULL);
     free(path);
 }
 

@@ -212,7 +212,8 @@ static int decode(const char *yaml, struct rsched_conf **out, struct wp_conf_err
     *out = NULL;
     memset(err, 0, sizeof(*err));
     assert_int_equal(wp_conf_parse("collector.yaml", yaml, strlen(yaml), err, &doc), 0);
-    rc = rsched_conf_decode(doc, wp_conf_map_get(doc, wp_conf_root(doc), "reports"), out, err);
+    rc = rsched_conf_decode(doc, wp_conf_map_get(doc, wp_conf_root(doc), "reports"), out, NULL,
+                            err);
     wp_conf_free(doc);
     return rc;
 }
@@ -240,13 +241,13 @@ static void test_limits(void **state)
     assert_true(k->lim.cpu_pct == 90);
     assert_false(rsched_conf_kind(c, "weekly")->has_limits);
     assert_null(rsched_conf_kind(c, "nosuch"));
-    rsched_conf_free(&c);
+    rsched_conf_free(&c, NULL);
 
     /* without limits: the defaults, and the scheduler passes none */
     assert_int_equal(decode("reports:\n  kinds: [{kind: inspection}]\n", &c, &err), 0);
     assert_false(rsched_conf_kind(c, "inspection")->has_limits);
     assert_true(rsched_conf_kind(c, "inspection")->lim.disk_pct == 90);
-    rsched_conf_free(&c);
+    rsched_conf_free(&c, NULL);
 }
 
 static void test_limits_bad(void **state)
@@ -277,7 +278,7 @@ static void test_limits_bad(void **state)
         if (strncmp(err.msg, bad[i].want, strlen(bad[i].want)) != 0) {
             fail_msg("case %zu: got \"%s\", want \"%s\"", i, err.msg, bad[i].want);
         }
-        rsched_conf_free(&c);
+        rsched_conf_free(&c, NULL);
     }
 }
 

@@ -38,11 +38,12 @@ struct wp_strlist {
 
 struct wp_opt;
 
-/* A custom decoder: node is the option's value; base is the struct holding the field. */
+/* A custom decoder: node is the option's value, field the option's field, arg the option's
+ * arg (settings one decoder shares between tables, e.g. a probe's targets spec). */
 typedef int (*wp_opt_custom_fn)(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                                struct wp_conf_err *err);
-/* Frees what a custom decoder allocated in field. */
-typedef void (*wp_opt_free_fn)(void *field);
+                                const void *arg, struct wp_conf_err *err);
+/* Frees what a custom decoder allocated in field; arg is the option's arg. */
+typedef void (*wp_opt_free_fn)(void *field, const void *arg);
 
 struct wp_opt {
     const char *name;
@@ -56,9 +57,10 @@ struct wp_opt {
     const struct wp_opt *sub;      /* SECTION */
     wp_opt_custom_fn custom;       /* CUSTOM */
     wp_opt_free_fn custom_free;    /* CUSTOM */
+    const void *arg;               /* CUSTOM: passed to custom and custom_free */
 };
 
-#define WP_OPT_TABLE_END {NULL, WP_OPT_END, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL}
+#define WP_OPT_TABLE_END {NULL, WP_OPT_END, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL}
 
 /* Load and parse a YAML file. A syntax error fills err with file:line:column. */
 int wp_conf_load(const char *path, struct wp_conf_err *err, struct wp_conf_doc **out);
@@ -119,7 +121,7 @@ int wp_parse_hhmm(const char *s, int allow_24, int *out);
 /* A WP_OPT_CUSTOM decoder that stores the node itself (a struct wp_conf_node * field, owned
  * by the document) for the caller to decode later. */
 int wp_conf_capture_node(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         struct wp_conf_err *err);
+                         const void *arg, struct wp_conf_err *err);
 
 void wp_strlist_free(struct wp_strlist *l);
 
