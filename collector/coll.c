@@ -156,6 +156,21 @@ static void tick_cb(uv_timer_t *t)
             }
         }
     }
+    if (s->outbox != NULL && s->conf->notify != NULL &&
+        (s->outbox_prune_more ||
+         wp_clock_mono_ms() - s->last_outbox_prune_ms >= LINES_PRUNE_EVERY_MS)) {
+        /* like events.db: bounded batches, one a second while there is more */
+        const struct notify_conf *nc = s->conf->notify;
+        s->last_outbox_prune_ms = wp_clock_mono_ms();
+        int n = outbox_prune(s->outbox, wp_clock_now_ms(), nc->keep_ms, nc->keep_dead_ms, 1000,
+                             &s->outbox_prune_more);
+        if (n > 0) {
+            WP_INFO("collector", "notification outbox: %d finished messages dropped", n);
+        } else if (n < 0) {
+            s->outbox_prune_more = 0;
+            WP_WARN("collector", "pruning the outbox: %s", outbox_errmsg(s->outbox));
+        }
+    }
     if (s->lines != NULL &&
         wp_clock_mono_ms() - s->last_linerrd_ms >= COLL_LINERRD_STEP_S * 1000) {
         s->last_linerrd_ms = wp_clock_mono_ms();

@@ -77,6 +77,8 @@ struct coll_server {
     struct coll_events *events; /* checks and log events (events.db, events.h) */
     int64_t last_events_prune_ms;
     int events_prune_more; /* the last prune hit its batch limit: go on next tick */
+    int64_t last_outbox_prune_ms;
+    int outbox_prune_more; /* the same for the notification outbox */
     struct outbox *outbox;    /* notification outbox (incidents.db), NULL without notify: */
     struct deliver *deliver;
     struct rsched *reports;   /* scheduled reports (report_sched.c), NULL without reports: */

@@ -139,6 +139,8 @@ struct notify_conf {
     int64_t max_age_ms;  /* retry until a message is this old, then dead-letter it */
     int64_t backoff_min_ms, backoff_max_ms;
     int64_t retry_after_max_ms;
+    int64_t keep_ms;      /* ended messages (sent, skipped, coalesced, digested) kept */
+    int64_t keep_dead_ms; /* dead letters kept this long (retry them before) */
     struct notify_dest *dests;
     size_t ndests;
     struct notify_route *routes;

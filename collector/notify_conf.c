@@ -200,6 +200,12 @@ static const struct wp_opt top_opts[] = {
     {.name = "retry_after_max", .type = WP_OPT_DURATION, .def = "1h",
      .help = "cap on a receiver's Retry-After", .offset = NC(retry_after_max_ms), .min = 1000,
      .max = 86400000},
+    {.name = "keep", .type = WP_OPT_DURATION, .def = "35d",
+     .help = "sent, skipped, coalesced and digested messages are deleted when this old",
+     .offset = NC(keep_ms), .min = 3600000, .max = 3650LL * 86400000},
+    {.name = "keep_dead", .type = WP_OPT_DURATION, .def = "90d",
+     .help = "dead letters are deleted when this old (retry them before)",
+     .offset = NC(keep_dead_ms), .min = 3600000, .max = 3650LL * 86400000},
     WP_OPT_TABLE_END,
 };
 

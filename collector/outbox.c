@@ -121,6 +121,7 @@ struct outbox {
     int (*in_group)(void *arg, const char *group, const char *host);
     void *group_arg;
     sqlite3_stmt *st[S_COUNT];
+    int64_t prune_after; /* outbox_prune() goes on after this id */
     char err[512];
 };
 
@@ -1171,4 +1172,130 @@ void *notify_inc_from_ctx(const char *ctx, struct notify_inc *m)
 void notify_inc_free(void *handle)
 {
     json_decref(handle);
+}
+
+/* Retention. Queued messages are never deleted, nor anything of a (destination, incident)
+ * that still has one (delivery order, and outbox_open_state() looking before it). Of the
+ * others, the rows the history checks return are kept however old: per (destination,
+ * incident), the newest announcing and the newest ending message not skipped (told(), which
+ * decides what an unsuppression or reopen sends) and the newest open that went out or was
+ * given up (outbox_open_state()). Those checks only ever take the max id of a set, and
+ * every new message has a larger id, so their answers are the same after a prune as before.
+ * Incident 0 (digests, report mails) has no such history. outbox_remote (ticket ids) is
+ * left alone.
+ *
+ * A call looks at the next max rows by id after the last one it looked at (the kept history
+ * is looked at again on every pass, so the work of a call is bounded by rows looked at, not
+ * rows deleted), and stops deleting when PRUNE_BYTES of bodies went (report mails are big:
+ * freeing a row reads its overflow pages). */
+#define PRUNE_BYTES (64 << 20)
+
+int outbox_prune(struct outbox *ob, int64_t now_ms, int64_t keep_ms, int64_t keep_dead_ms,
+                 size_t max, int *more)
+{
+    static const char window_sql[] =
+        "SELECT count(*), max(id) FROM (SELECT id FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2)";
+    static const char sel_sql[] =
+        "SELECT o.id, coalesce(length(o.body), 0) FROM outbox o WHERE o.id > ?3 AND o.id <= ?4"
+        " AND ((+o.state IN ('sent', 'skipped', 'coalesced', 'digested') AND o.created_ms < ?1)"
+        " OR (+o.state = 'dead' AND o.created_ms < ?2))"
+        " AND (o.incident_id = 0 OR ("
+        " NOT EXISTS (SELECT 1 FROM outbox q WHERE q.incident_id = o.incident_id"
+        " AND q.dest = o.dest AND q.state = 'queued')"
+        " AND o.id IS NOT (SELECT max(w.id) FROM outbox w WHERE w.incident_id = o.incident_id"
+        " AND w.dest = o.dest AND w.state != 'skipped'"
+        " AND w.event IN ('open', 'reopen', 'update', 'escalate'))"
+        " AND o.id IS NOT (SELECT max(w.id) FROM outbox w WHERE w.incident_id = o.incident_id"
+        " AND w.dest = o.dest AND w.state != 'skipped' AND w.event IN ('resolve', 'close'))"
+        " AND o.id IS NOT (SELECT max(w.id) FROM outbox w WHERE w.incident_id = o.incident_id"
+        " AND w.dest = o.dest AND w.event = 'open'"
+        " AND w.state IN ('queued', 'sent', 'dead'))))"
+        " ORDER BY o.id";
+    sqlite3_stmt *s = NULL;
+    int64_t *ids = NULL, *lens = NULL, seen = 0, hi = 0;
+    size_t n = 0, done = 0;
+    int rc = 0;
+
+    *more = 0;
+    if (max == 0) {
+        return 0;
+    }
+    if (sqlite3_prepare_v2(ob->h, window_sql, -1, &s, NULL) != SQLITE_OK) {
+        return dberr(ob, "prune");
+    }
+    sqlite3_bind_int64(s, 1, ob->prune_after);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        rc = dberr(ob, "prune");
+        sqlite3_finalize(s);
+        return rc;
+    }
+    seen = sqlite3_column_int64(s, 0);
+    hi = sqlite3_column_int64(s, 1);
+    sqlite3_finalize(s);
+    if (seen == 0) {
+        ob->prune_after = 0; /* at the end: the next pass starts over */
+        return 0;
+    }
+    ids = wp_xcalloc(max, sizeof(*ids));
+    lens = wp_xcalloc(max, sizeof(*lens));
+    if (sqlite3_prepare_v2(ob->h, sel_sql, -1, &s, NULL) != SQLITE_OK) {
+        rc = dberr(ob, "prune");
+        goto out;
+    }
+    sqlite3_bind_int64(s, 1, now_ms - keep_ms);
+    sqlite3_bind_int64(s, 2, now_ms - keep_dead_ms);
+    sqlite3_bind_int64(s, 3, ob->prune_after);
+    sqlite3_bind_int64(s, 4, hi);
+    while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(s, 0);
+        lens[n++] = sqlite3_column_int64(s, 1);
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : dberr(ob, "prune");
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc < 0) {
+        goto out;
+    }
+    if (n > 0) {
+        int64_t bytes = 0;
+        if (sqlite3_exec(ob->h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(ob->h, "DELETE FROM outbox WHERE id = ?1", -1, &s, NULL) !=
+                SQLITE_OK) {
+            rc = dberr(ob, "prune");
+            sqlite3_exec(ob->h, "ROLLBACK", NULL, NULL, NULL);
+            goto out;
+        }
+        for (; done < n && (done == 0 || bytes + lens[done] <= PRUNE_BYTES); done++) {
+            sqlite3_reset(s);
+            sqlite3_bind_int64(s, 1, ids[done]);
+            if (sqlite3_step(s) != SQLITE_DONE) {
+                rc = dberr(ob, "prune");
+                break;
+            }
+            bytes += lens[done];
+        }
+        sqlite3_finalize(s);
+        s = NULL;
+        if (rc < 0 || sqlite3_exec(ob->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            rc = rc < 0 ? rc : dberr(ob, "prune");
+            sqlite3_exec(ob->h, "ROLLBACK", NULL, NULL, NULL);
+            goto out;
+        }
+    }
+    if (done < n) {
+        ob->prune_after = ids[done - 1]; /* the byte budget ran out: go on from there */
+        *more = 1;
+    } else if ((size_t)seen == max) {
+        ob->prune_after = hi;
+        *more = 1;
+    } else {
+        ob->prune_after = 0;
+    }
+    rc = (int)done;
+out:
+    sqlite3_finalize(s);
+    free(ids);
+    free(lens);
+    return rc;
 }

@@ -118,6 +118,16 @@ int outbox_list(struct outbox *ob, const char *state, size_t limit,
                 int (*fn)(void *arg, const struct outbox_msg *m), void *arg);
 int outbox_requeue(struct outbox *ob, int64_t id, int64_t now_ms, char *err, size_t errlen);
 
+/* Retention, a bounded step of it: look at the next max messages by id (going on where the
+ * last call stopped, starting over after the end) and delete those that ended (sent, skipped,
+ * coalesced, digested) before now_ms - keep_ms, or went dead before now_ms - keep_dead_ms (by
+ * created_ms), at most 64 MiB of bodies a call. Never a queued one, nor any of a (destination,
+ * incident) with a queued one, nor the newest of a (destination, incident) that told() and
+ * outbox_open_state() look up (what the destination was told). *more: call again (the pass
+ * is not through). Returns the number deleted, or <0. */
+int outbox_prune(struct outbox *ob, int64_t now_ms, int64_t keep_ms, int64_t keep_dead_ms,
+                 size_t max, int *more);
+
 struct outbox_counts {
     uint64_t queued, sent, dead, coalesced, skipped, digested;
     int64_t oldest_queued_ms; /* created_ms of the oldest queued message, 0 = none */

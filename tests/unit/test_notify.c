@@ -591,6 +591,165 @@ static void outbox_after_suppression(void **state)
     free(path);
 }
 
+/* ---- retention --------------------------------------------------------------------------- */
+
+static void queue_report(struct outbox *ob, const char *event_id, int64_t now)
+{
+    assert_int_equal(outbox_queue_rendered(ob, event_id, "desk", "weekly/2026-W48", "report", "{}",
+                                           "POST", "http://x/", "", "body", 4, NULL, now),
+                     0);
+}
+
+/* The id of the newest message of incident inc (0: reports) with this event_id prefix. */
+static int64_t msg_id(struct outbox *ob, int64_t inc, const char *event, struct ob_rows *rs)
+{
+    char buf[512];
+    rows_of(ob, inc, NULL, rs, buf, sizeof(buf));
+    for (size_t i = 0; i < rs->n; i++) {
+        if (strcmp(rs->r[i].event, event) == 0) {
+            return rs->r[i].id;
+        }
+    }
+    fail_msg("no %s message of incident %lld", event, (long long)inc);
+    return 0;
+}
+
+/* Finished messages go after `keep`, dead letters after `keep_dead`, queued ones never; of an
+ * incident's history the newest messages that tell what a destination was told stay, so an
+ * announcement after a suppression or a reopen is still right after a prune. */
+static void outbox_retention(void **state)
+{
+    (void)state;
+    char *path = wp_xasprintf("%s/retention.db", tmpdir);
+    struct notify_conf *c = decode_ok(
+        "destinations:\n"
+        "  - {name: desk, kind: webhook, url: 'http://x/',\n"
+        "     requests: {open: {body: '{}'}, update: {body: '{}'}, resolve: {body: '{}'}}}\n"
+        "routes:\n  - {to: [desk]}\n");
+    struct inc_store *st = NULL;
+    struct outbox *ob = NULL;
+    struct ob_rows rs = {0};
+    char buf[512], err[256];
+    int64_t a = 0, b = 0;
+    int more = -1;
+    const int64_t day = 86400000, keep = 35 * day, keep_dead = 90 * day;
+    const int64_t t0 = 1796026021000;
+
+    assert_int_equal(c->keep_ms, keep); /* the defaults */
+    assert_int_equal(c->keep_dead_ms, keep_dead);
+    assert_int_equal(inc_open(path, NULL, &st), 0);
+    assert_int_equal(outbox_open(path, c, &ob), 0);
+    struct inc_signal sig = {.fingerprint = "a|h", .rule = "r", .host = "h", .impact = 1,
+                             .urgency = 1, .category = "c", .summary = "s", .values_json = "{}"};
+
+    /* a queued open is never pruned, however old */
+    assert_int_equal(inc_fire(st, &sig, t0, &a), 1);
+    assert_int_equal(outbox_generate(ob, t0, 100), 1);
+    assert_int_equal(outbox_prune(ob, t0 + 1000 * day, keep, keep_dead, 100, &more), 0);
+    assert_int_equal(more, 0);
+    assert_string_equal(rows_of(ob, a, "queued", &rs, buf, sizeof(buf)), "desk:open");
+    /* open, ack, resolve: sent */
+    assert_int_equal(outbox_sent(ob, msg_id(ob, a, "open", &rs), 200, "", t0 + 1000), 0);
+    assert_int_equal(inc_ack(st, a, "alice", "on it", t0 + 2000, err, sizeof(err)), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 2000, 100), 1);
+    /* while the ack is queued nothing of (desk, a) goes: delivery order, open state */
+    assert_int_equal(outbox_prune(ob, t0 + 100 * day, keep, keep_dead, 100, &more), 0);
+    assert_int_equal(outbox_sent(ob, msg_id(ob, a, "ack", &rs), 200, "", t0 + 3000), 0);
+    assert_int_equal(inc_clear(st, "a|h", t0 + 4000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 4000, 100), 1);
+    assert_int_equal(outbox_sent(ob, msg_id(ob, a, "resolve", &rs), 200, "", t0 + 5000), 0);
+    assert_string_equal(rows_of(ob, a, "sent", &rs, buf, sizeof(buf)),
+                        "desk:resolve desk:ack desk:open");
+    /* younger than keep: nothing */
+    assert_int_equal(outbox_prune(ob, t0 + keep - day, keep, keep_dead, 100, &more), 0);
+    assert_string_equal(rows_of(ob, a, "sent", &rs, buf, sizeof(buf)),
+                        "desk:resolve desk:ack desk:open");
+    /* older: the ack goes; the open (what announced it, and the open a follow-up's ticket
+     * came from) and the resolve (what ended it) stay */
+    assert_int_equal(outbox_prune(ob, t0 + keep + day, keep, keep_dead, 100, &more), 1);
+    assert_int_equal(more, 0);
+    assert_string_equal(rows_of(ob, a, NULL, &rs, buf, sizeof(buf)), "desk:resolve desk:open");
+    assert_int_equal(outbox_prune(ob, t0 + 1000 * day, keep, keep_dead, 100, &more), 0);
+    /* it fires again within the reopen window (the prune above ran as if it were later: the
+     * store keeps no clock): the desk knew it ended, so a reopen, not a second open */
+    int64_t a2 = 0;
+    assert_int_equal(inc_fire(st, &sig, t0 + 6000, &a2), 1);
+    assert_int_equal(a2, a);
+    assert_int_equal(outbox_generate(ob, t0 + 6000, 100), 1);
+    assert_string_equal(rows_of(ob, a, "queued", &rs, buf, sizeof(buf)), "desk:reopen");
+
+    /* an incident opened during maintenance, its open skipped and pruned: the lift still
+     * announces it (nothing announced it), once; after a second suppression and a prune that
+     * keeps the open that went out, nothing again */
+    sig.fingerprint = "b|h";
+    assert_int_equal(inc_fire(st, &sig, t0 + 10000, &b), 1);
+    assert_int_equal(inc_suppress(st, "b|h", 1, "maintenance DB patching", t0 + 10000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 11000, 100), 0);
+    assert_string_equal(rows_of(ob, b, "skipped", &rs, buf, sizeof(buf)), "desk:open");
+    assert_int_equal(outbox_prune(ob, t0 + keep + day, keep, keep_dead, 100, &more), 1);
+    assert_string_equal(rows_of(ob, b, NULL, &rs, buf, sizeof(buf)), "");
+    assert_int_equal(inc_suppress(st, "b|h", 0, "no longer", t0 + 20000), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 20000, 100), 1);
+    assert_string_equal(rows_of(ob, b, "queued", &rs, buf, sizeof(buf)), "desk:open");
+    assert_int_equal(outbox_sent(ob, msg_id(ob, b, "open", &rs), 200, "", t0 + 21000), 0);
+    assert_int_equal(inc_suppress(st, "b|h", 1, "parent on h", t0 + 30000), 0);
+    assert_int_equal(inc_suppress(st, "b|h", 0, "no longer", t0 + 31000), 0);
+    assert_int_equal(outbox_prune(ob, t0 + 3 * keep, keep, keep_dead, 100, &more), 0);
+    assert_int_equal(outbox_generate(ob, t0 + 32000, 100), 0);
+    assert_string_equal(rows_of(ob, b, NULL, &rs, buf, sizeof(buf)), "desk:open");
+
+    /* report mails (incident 0): sent ones go after keep, a dead letter after keep_dead, a
+     * queued one never */
+    const int64_t t1 = t0 + 400 * day;
+    queue_report(ob, "r-sent", t1);
+    queue_report(ob, "r-dead", t1);
+    queue_report(ob, "r-queued", t1);
+    rows_of(ob, 0, NULL, &rs, buf, sizeof(buf));
+    assert_int_equal(rs.n, 3);
+    assert_int_equal(outbox_sent(ob, rs.r[2].id, 250, "", t1 + 1000), 0);
+    assert_int_equal(outbox_dead(ob, rs.r[1].id, 550, "mailbox full", t1 + 1000), 0);
+    assert_int_equal(outbox_prune(ob, t1 + keep + day, keep, keep_dead, 100, &more), 1);
+    assert_string_equal(rows_of(ob, 0, "dead", &rs, buf, sizeof(buf)), "desk:report");
+    assert_int_equal(outbox_prune(ob, t1 + keep_dead - day, keep, keep_dead, 100, &more), 0);
+    assert_int_equal(outbox_prune(ob, t1 + keep_dead + day, keep, keep_dead, 100, &more), 1);
+    assert_string_equal(rows_of(ob, 0, NULL, &rs, buf, sizeof(buf)), "desk:report");
+    assert_string_equal(rs.r[0].state, "queued");
+
+    /* bounded batches: at most max a call, and whether there is more */
+    const int64_t t2 = t1 + 10 * day;
+    for (int i = 0; i < 5; i++) {
+        char ev[32];
+        snprintf(ev, sizeof(ev), "batch-%d", i);
+        queue_report(ob, ev, t2);
+    }
+    rows_of(ob, 0, "queued", &rs, buf, sizeof(buf));
+    assert_int_equal(rs.n, 6);
+    for (size_t i = 0; i < 5; i++) { /* newest first: all but r-queued */
+        assert_int_equal(outbox_sent(ob, rs.r[i].id, 250, "", t2 + 1000), 0);
+    }
+    /* a call looks at 2 messages: the pass over the table takes several, each deleting at
+     * most 2, the last one saying it is through */
+    int calls = 0, deleted = 0, rc;
+    do {
+        rc = outbox_prune(ob, t2 + keep + day, keep, keep_dead, 2, &more);
+        assert_true(rc >= 0 && rc <= 2);
+        deleted += rc;
+        calls++;
+    } while (more && calls < 100);
+    assert_int_equal(more, 0);
+    assert_int_equal(deleted, 5);
+    assert_true(calls >= 3);
+    assert_int_equal(outbox_prune(ob, t2 + keep + day, keep, keep_dead, 100, &more), 0);
+    assert_string_equal(rows_of(ob, 0, NULL, &rs, buf, sizeof(buf)), "desk:report");
+    assert_string_equal(rs.r[0].event_id, "r-queued");
+
+    rows_free(&rs);
+    outbox_close(ob);
+    inc_close(st);
+    notify_conf_free(&c, NULL);
+    free(path);
+}
+
 /* ---- follow-ups of a ticket that was never created ---------------------------------------- */
 
 struct tlx {
@@ -757,6 +916,7 @@ int main(void)
         cmocka_unit_test(outbox_cursor),
         cmocka_unit_test(outbox_after_suppression),
         cmocka_unit_test(ticketless_followups),
+        cmocka_unit_test(outbox_retention),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
