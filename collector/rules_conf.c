@@ -1122,10 +1122,12 @@ out:
 
 /* ---- rules ---- */
 
+/* The custom decoder of impact and urgency: arg is the key for the error. */
 static int decode_level(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        const char *what, struct wp_conf_err *err)
+                        const void *arg, struct wp_conf_err *err)
 {
     static const char *const names[] = {"high", "medium", "low"};
+    const char *what = arg;
     const char *s = wp_conf_scalar(node);
     char got[GOT_MAX * 4 + 16];
 
@@ -1139,56 +1141,34 @@ static int decode_level(struct wp_conf_doc *doc, struct wp_conf_node *node, void
                           describe(node, got, sizeof(got)));
 }
 
-static int decode_number(struct wp_conf_doc *doc, struct wp_conf_node *node, double *out,
-                         const char *what, struct wp_conf_err *err)
+/* A custom decoder of a number (a double field): arg is the key path for the error. */
+static int decode_number(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                         const void *arg, struct wp_conf_err *err)
 {
+    const char *what = arg;
     char got[GOT_MAX * 4 + 16];
     const char *s = wp_conf_scalar(node);
 
-    if (s == NULL || is_null(node) || parse_number(s, out) < 0) {
+    if (s == NULL || is_null(node) || parse_number(s, field) < 0) {
         return wp_conf_errorf(doc, node, err, "%s: expected a number, got %s", what,
                               describe(node, got, sizeof(got)));
     }
     return 0;
 }
 
-static int decode_above(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        const void *arg, struct wp_conf_err *err)
+/* decode_number for a percentage above 0 and at most 100: arg is the key path. */
+static int decode_percent(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
+                          const void *arg, struct wp_conf_err *err)
 {
     double *v = field;
-    int rc = decode_number(doc, node, v, "line_share.above", err);
+    int rc = decode_number(doc, node, v, arg, err);
 
-    (void)arg;
     if (rc == 0 && !(*v > 0 && *v <= 100)) {
         rc = wp_conf_errorf(doc, node, err,
-                            "line_share.above: expected a percentage above 0 and at most 100, "
-                            "got %g",
-                            *v);
+                            "%s: expected a percentage above 0 and at most 100, got %g",
+                            (const char *)arg, *v);
     }
     return rc;
-}
-
-static int decode_share(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        const void *arg, struct wp_conf_err *err)
-{
-    double *v = field;
-    int rc = decode_number(doc, node, v, "line_mass.share", err);
-
-    (void)arg;
-    if (rc == 0 && !(*v > 0 && *v <= 100)) {
-        rc = wp_conf_errorf(doc, node, err,
-                            "line_mass.share: expected a percentage above 0 and at most 100, "
-                            "got %g",
-                            *v);
-    }
-    return rc;
-}
-
-static int decode_limit(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                        const void *arg, struct wp_conf_err *err)
-{
-    (void)arg;
-    return decode_number(doc, node, field, "forecast.limit", err);
 }
 
 struct log_in {
@@ -1260,7 +1240,8 @@ static const struct wp_opt line_share_opts[] = {
      .help = "percent of the group's lines, above 0 and at most 100",
      .offset = offsetof(struct line_share_in, above),
      .required = 1,
-     .custom = decode_above},
+     .custom = decode_percent,
+     .arg = "line_share.above"},
     WP_OPT_TABLE_END,
 };
 
@@ -1282,7 +1263,8 @@ static const struct wp_opt line_mass_opts[] = {
      .help = "percent of the group's lines that changed, above 0 and at most 100 (default "
              "80)",
      .offset = offsetof(struct line_mass_in, share),
-     .custom = decode_share},
+     .custom = decode_percent,
+     .arg = "line_mass.share"},
     {.name = "within",
      .type = WP_OPT_DURATION,
      .def = "60s",
@@ -1336,7 +1318,8 @@ static const struct wp_opt forecast_opts[] = {
      .help = "the value the trend must not reach",
      .offset = offsetof(struct forecast_in, limit),
      .required = 1,
-     .custom = decode_limit},
+     .custom = decode_number,
+     .arg = "forecast.limit"},
     {.name = "within",
      .type = WP_OPT_DURATION,
      .help = "how far ahead",
@@ -1703,24 +1686,6 @@ static int decode_recover(struct wp_conf_doc *doc, struct wp_conf_node *node, vo
     return rc;
 }
 
-static int decode_impact(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                         const void *arg, struct wp_conf_err *err)
-{
-    struct rule_in *ri = field;
-
-    (void)arg;
-    return decode_level(doc, node, &ri->r.impact, "impact", err);
-}
-
-static int decode_urgency(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
-                          const void *arg, struct wp_conf_err *err)
-{
-    struct rule_in *ri = field;
-
-    (void)arg;
-    return decode_level(doc, node, &ri->r.urgency, "urgency", err);
-}
-
 static int decode_nodata(struct wp_conf_doc *doc, struct wp_conf_node *node, void *field,
                          const void *arg, struct wp_conf_err *err)
 {
@@ -1816,11 +1781,15 @@ static const struct wp_opt rule_opts[] = {
     {.name = "impact",
      .type = WP_OPT_CUSTOM,
      .help = "high, medium or low (default medium)",
-     .custom = decode_impact},
+     .offset = offsetof(struct rule_in, r.impact),
+     .custom = decode_level,
+     .arg = "impact"},
     {.name = "urgency",
      .type = WP_OPT_CUSTOM,
      .help = "high, medium or low (default medium)",
-     .custom = decode_urgency},
+     .offset = offsetof(struct rule_in, r.urgency),
+     .custom = decode_level,
+     .arg = "urgency"},
     {.name = "category",
      .type = WP_OPT_STR,
      .def = "general",
