@@ -77,6 +77,34 @@ static const char *one_line(const char *s, char *buf, size_t n)
     return buf;
 }
 
+/* getopt_long over argv ("c:h" and longopts): own() takes the subcommand's options (0 when
+ * taken, 2 after saying why, -1 when not its own), cli_std_opt() the rest, and no argument may
+ * be left. -1 when the subcommand goes on, else its exit code. */
+static int parse_opts(int argc, char **argv, const struct option *longopts, struct cli_std *so,
+                      void (*usage)(FILE *f), int (*own)(void *ctx, int o, const char *arg),
+                      void *ctx)
+{
+    int o, stop;
+
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        stop = own(ctx, o, optarg);
+        if (stop < 0) {
+            stop = cli_std_opt(so, o, optarg, usage);
+        } else if (stop == 0) {
+            continue;
+        }
+        if (stop >= 0) {
+            return stop;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
 /* ---- checks ---- */
 
 struct checks_show {
@@ -110,6 +138,37 @@ static int check_cb(void *arg, const struct coll_check *c)
     return 0;
 }
 
+struct checks_opts {
+    const char *host;
+    int status;
+};
+
+static int checks_opt(void *ctx, int o, const char *arg)
+{
+    struct checks_opts *c = ctx;
+
+    switch (o) {
+    case 'H':
+        c->host = arg;
+        return 0;
+    case 's':
+        c->status = strcmp(arg, "problem") == 0 ? STATUS_PROBLEM : -1;
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(arg, status_names[i]) == 0) {
+                c->status = i;
+            }
+        }
+        if (c->status == -1) {
+            fprintf(stderr, "checks: --status takes critical, warning, unknown, ok or "
+                            "problem\n");
+            return 2;
+        }
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 int cli_checks(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -119,42 +178,17 @@ int cli_checks(int argc, char **argv)
         CLI_STD_LONGOPTS,
     };
     struct cli_std so = {.cmd = "checks"};
+    struct checks_opts co = {NULL, -1};
     struct checks_show sh = {.status = -1};
-    const char *host = NULL;
     struct coll_conf *conf = NULL;
     struct coll_events *ev = NULL;
     int rc = 1;
-    int o, stop;
+    int stop;
 
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (o) {
-        case 'H':
-            host = optarg;
-            break;
-        case 's':
-            sh.status = strcmp(optarg, "problem") == 0 ? STATUS_PROBLEM : -1;
-            for (int i = 0; i < 4; i++) {
-                if (strcmp(optarg, status_names[i]) == 0) {
-                    sh.status = i;
-                }
-            }
-            if (sh.status == -1) {
-                fprintf(stderr, "checks: --status takes critical, warning, unknown, ok or "
-                                "problem\n");
-                return 2;
-            }
-            break;
-        default:
-            if ((stop = cli_std_opt(&so, o, optarg, checks_usage)) >= 0) {
-                return stop;
-            }
-        }
+    if ((stop = parse_opts(argc, argv, longopts, &so, checks_usage, checks_opt, &co)) >= 0) {
+        return stop;
     }
-    if (optind < argc) {
-        checks_usage(stderr);
-        return 2;
-    }
+    sh.status = co.status;
     sh.csv = so.csv;
     ev = open_store(&so, &conf, check_cols);
     if (ev == NULL) {
@@ -163,7 +197,7 @@ int cli_checks(int argc, char **argv)
     if (!sh.csv) {
         printf(CHECK_ROW, "HOST", "CHECK", "STATUS", "SINCE", "LAST", "OUTPUT");
     }
-    if (coll_events_checks_each(ev, host, sh.status >= 0 ? sh.status : -1, check_cb, &sh) < 0) {
+    if (coll_events_checks_each(ev, co.host, sh.status >= 0 ? sh.status : -1, check_cb, &sh) < 0) {
         fprintf(stderr, "checks: %s\n", coll_events_errmsg(ev));
         goto out;
     }
@@ -208,6 +242,38 @@ static int log_cb(void *arg, const struct coll_logevent *e)
     return 0;
 }
 
+struct log_opts {
+    const char *host, *since, *rule;
+    long limit;
+};
+
+static int log_opt(void *ctx, int o, const char *arg)
+{
+    struct log_opts *l = ctx;
+    char *end = NULL;
+
+    switch (o) {
+    case 'H':
+        l->host = arg;
+        return 0;
+    case 'S':
+        l->since = arg;
+        return 0;
+    case 'r':
+        l->rule = arg;
+        return 0;
+    case 'n':
+        l->limit = strtol(arg, &end, 10);
+        if (*end != '\0' || l->limit <= 0 || l->limit > 1000000) {
+            fprintf(stderr, "logevents: --limit takes a number from 1 to 1000000\n");
+            return 2;
+        }
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 int cli_logevents(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -220,45 +286,17 @@ int cli_logevents(int argc, char **argv)
     };
     struct cli_std so = {.cmd = "logevents"};
     struct log_show sh = {0, 0};
-    const char *host = NULL, *since = "24h", *rule = NULL;
+    struct log_opts lo = {NULL, "24h", NULL, 100};
     struct coll_conf *conf = NULL;
     struct coll_events *ev = NULL;
     int64_t since_ms = 0;
-    long limit = 100;
-    char *end = NULL;
     int rc = 1;
-    int o, stop;
+    int stop;
 
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (o) {
-        case 'H':
-            host = optarg;
-            break;
-        case 'S':
-            since = optarg;
-            break;
-        case 'r':
-            rule = optarg;
-            break;
-        case 'n':
-            limit = strtol(optarg, &end, 10);
-            if (*end != '\0' || limit <= 0 || limit > 1000000) {
-                fprintf(stderr, "logevents: --limit takes a number from 1 to 1000000\n");
-                return 2;
-            }
-            break;
-        default:
-            if ((stop = cli_std_opt(&so, o, optarg, logevents_usage)) >= 0) {
-                return stop;
-            }
-        }
+    if ((stop = parse_opts(argc, argv, longopts, &so, logevents_usage, log_opt, &lo)) >= 0) {
+        return stop;
     }
-    if (optind < argc) {
-        logevents_usage(stderr);
-        return 2;
-    }
-    if (cli_parse_since(since, wp_clock_now_ms(), &since_ms) < 0) {
+    if (cli_parse_since(lo.since, wp_clock_now_ms(), &since_ms) < 0) {
         fprintf(stderr, "logevents: --since takes a duration like 24h or 7d, or a local time "
                         "YYYY-MM-DD[THH:MM]\n");
         return 2;
@@ -271,13 +309,15 @@ int cli_logevents(int argc, char **argv)
     if (!sh.csv) {
         printf(LOG_ROW, "TIME", "HOST", "SEVERITY", "RULE", "SOURCE", "TEXT");
     }
-    if (coll_events_log_rule_each(ev, host, rule, since_ms, (size_t)limit, log_cb, &sh) < 0) {
+    if (coll_events_log_rule_each(ev, lo.host, lo.rule, since_ms, (size_t)lo.limit, log_cb, &sh) <
+        0) {
         fprintf(stderr, "logevents: %s\n", coll_events_errmsg(ev));
         goto out;
     }
     if (!sh.csv) {
         printf("%zu event%s%s\n", sh.rows, sh.rows == 1 ? "" : "s",
-               sh.rows == (size_t)limit ? " (the limit: older ones not shown, see --limit)" : "");
+               sh.rows == (size_t)lo.limit ? " (the limit: older ones not shown, see --limit)"
+                                           : "");
     }
     rc = 0;
 out:
