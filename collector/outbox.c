@@ -652,15 +652,12 @@ static void msg_of(sqlite3_stmt *s, struct outbox_msg *m)
     m->rcpt = sqlite3_column_type(s, 19) == SQLITE_NULL ? NULL : col_text(s, 19);
 }
 
-int outbox_due(struct outbox *ob, int64_t now_ms, size_t max,
-               int (*fn)(void *arg, const struct outbox_msg *m), void *arg)
+/* fn for each row of s (the MSG_COLS) until it returns nonzero; the rows read. */
+static int msgs_each(sqlite3_stmt *s, int (*fn)(void *arg, const struct outbox_msg *m), void *arg)
 {
     struct outbox_msg m;
     int n = 0;
 
-    sqlite3_stmt *s = stmt(ob, S_DUE);
-    sqlite3_bind_int64(s, 1, now_ms);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
     while (sqlite3_step(s) == SQLITE_ROW) {
         msg_of(s, &m);
         n++;
@@ -668,6 +665,16 @@ int outbox_due(struct outbox *ob, int64_t now_ms, size_t max,
             break;
         }
     }
+    return n;
+}
+
+int outbox_due(struct outbox *ob, int64_t now_ms, size_t max,
+               int (*fn)(void *arg, const struct outbox_msg *m), void *arg)
+{
+    sqlite3_stmt *s = stmt(ob, S_DUE);
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    int n = msgs_each(s, fn, arg);
     sqlite3_reset(s);
     return n;
 }
@@ -1012,8 +1019,7 @@ int outbox_list(struct outbox *ob, const char *state, size_t limit,
                 int (*fn)(void *arg, const struct outbox_msg *m), void *arg)
 {
     sqlite3_stmt *s = NULL;
-    struct outbox_msg m;
-    int n = 0;
+    int n;
 
     if (sqlite3_prepare_v2(ob->h,
                            "SELECT " MSG_COLS " FROM outbox WHERE (?1 IS NULL OR state = ?1)"
@@ -1023,13 +1029,7 @@ int outbox_list(struct outbox *ob, const char *state, size_t limit,
     }
     bind_text(s, 1, state);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        msg_of(s, &m);
-        n++;
-        if (fn(arg, &m) != 0) {
-            break;
-        }
-    }
+    n = msgs_each(s, fn, arg);
     sqlite3_finalize(s);
     return n;
 }
